@@ -1,0 +1,334 @@
+//! Typed configuration: built-in defaults, then a TOML file (`--config`), then `VW_*` environment
+//! variables (nested keys joined by `__`, e.g. `VW_AUTH__ACCESS_TTL_SECS`), then command-line flags.
+//! Production mode refuses settings that are only safe on a developer's machine.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The password every demo account gets in development. Documented in README.md; production
+/// refuses to run while an account still carries the demo flag.
+pub const DEV_DEMO_PASSWORD: &str = "vw-demo-2026";
+
+/// Key ids of generated development keys start with this, so production can recognise them.
+pub const DEV_KEY_PREFIX: &str = "dev-";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A value that must never reach a log: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mode: Mode,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Where the embedded database, generated development keys and stored files live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in the data directory.
+    pub database_url: Option<Secret>,
+    /// Database connection pool size.
+    pub database_max_connections: u32,
+    /// The address users reach the service at (links in documents and QR codes).
+    pub public_url: Option<String>,
+    /// `pretty` or `json`; defaults to pretty in development and JSON in production.
+    pub log_format: Option<LogFormat>,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    /// Seed the demo data when `serve` starts in development on an empty database.
+    pub auto_seed: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes (signed PDFs are uploaded, so it is generous).
+    pub body_limit_bytes: usize,
+    /// A request that takes longer is answered with 503 `timeout`.
+    pub request_timeout_secs: u64,
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a trusted
+    /// load balancer that overwrites the header).
+    pub trust_forwarded_for: bool,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Signing keys for access tokens (ES256, PKCS#8 PEM). The first entry whose `active` is true
+    /// signs; every entry verifies, so a key can be rotated out gradually. Empty in development:
+    /// a key is generated under `data_dir/keys/`.
+    pub jwt_keys: Vec<JwtKeyConfig>,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    /// Token issuer and audience, pinned on verification.
+    pub issuer: String,
+    pub audience: String,
+    /// Login attempts allowed per account and per source address within the window.
+    pub login_attempts_per_account: u32,
+    pub login_attempts_per_address: u32,
+    pub login_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    pub kid: String,
+    pub private_key_file: PathBuf,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Development,
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            public_url: None,
+            log_format: None,
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            auto_seed: true,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 32 * 1024 * 1024,
+            request_timeout_secs: 30,
+            trust_forwarded_for: false,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_keys: Vec::new(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 14 * 24 * 3600,
+            issuer: "virtual-window".into(),
+            audience: "virtual-window-api".into(),
+            login_attempts_per_account: 5,
+            login_attempts_per_address: 30,
+            login_window_secs: 15 * 60,
+        }
+    }
+}
+
+/// Values given on the command line; they override file and environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// Top-level keys read from `VW_*` variables; other `VW_` variables (such as the test script's
+/// `VW_TEST_POSTGRES_URL`) are not configuration and are ignored.
+const ENV_KEYS: &[&str] = &[
+    "mode",
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "public_url",
+    "log_format",
+    "http",
+    "auth",
+    "auto_seed",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(String),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("unsafe configuration for production: {setting}: {reason}")]
+    Unsafe {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("VW_")
+                .split("__")
+                .filter(|k| ENV_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
+        );
+        if let Some(v) = overrides.listen {
+            figment = figment.merge(("listen", v.to_string()));
+        }
+        if let Some(v) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", v));
+        }
+        if let Some(v) = &overrides.database_url {
+            figment = figment.merge(("database_url", v));
+        }
+        let cfg: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Ok(cfg)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("virtual-window.db").display()
+            ),
+        }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.mode {
+            Mode::Development => LogFormat::Pretty,
+            Mode::Production => LogFormat::Json,
+        })
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    /// Settings that production must not run with. Checks that need the database (demo accounts
+    /// with the development password) are made at start-up by the service.
+    pub fn check_production(&self) -> Result<(), ConfigError> {
+        if self.mode != Mode::Production {
+            return Ok(());
+        }
+        if self.auth.jwt_keys.is_empty() {
+            return Err(ConfigError::Unsafe {
+                setting: "auth.jwt_keys",
+                reason: "no token signing key is configured (development generates one; production must name its own key files)".into(),
+            });
+        }
+        if !self.auth.jwt_keys.iter().any(|k| k.active) {
+            return Err(ConfigError::Unsafe {
+                setting: "auth.jwt_keys",
+                reason: "no key is marked active".into(),
+            });
+        }
+        let dev_keys = self.keys_dir();
+        for k in &self.auth.jwt_keys {
+            if k.kid.starts_with(DEV_KEY_PREFIX) || k.private_key_file.starts_with(&dev_keys) {
+                return Err(ConfigError::Unsafe {
+                    setting: "auth.jwt_keys",
+                    reason: format!("key `{}` is a generated development key", k.kid),
+                });
+            }
+        }
+        if self.auto_seed {
+            return Err(ConfigError::Unsafe {
+                setting: "auto_seed",
+                reason: "demo data with the development password must not be loaded; set auto_seed = false".into(),
+            });
+        }
+        if self.database_url.is_none() {
+            return Err(ConfigError::Unsafe {
+                setting: "database_url",
+                reason: "production must name its database explicitly".into(),
+            });
+        }
+        if self.public_url.is_none() {
+            return Err(ConfigError::Unsafe {
+                setting: "public_url",
+                reason: "the address printed in documents and QR codes must be configured".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let cfg = Config {
+            database_url: Some(Secret::new("postgres://u:hunter2@db/vw")),
+            ..Config::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn production_names_the_wrong_setting() {
+        let cfg = Config {
+            mode: Mode::Production,
+            ..Config::default()
+        };
+        let err = cfg.check_production().unwrap_err().to_string();
+        assert!(err.contains("auth.jwt_keys"), "{err}");
+    }
+}

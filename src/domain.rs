@@ -1,0 +1,8 @@
+//! Pure domain types of Virtual Window: roles, duties and exact quantities that every other room
+//! builds on. Nothing here touches storage, HTTP or the clock.
+
+pub mod measure;
+pub mod roles;
+
+pub use measure::{Area, Money};
+pub use roles::{Duty, Role};

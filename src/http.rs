@@ -1,0 +1,139 @@
+//! The HTTP room: the axum router, the access rule of every endpoint, and the middleware every
+//! request passes (request id, tracing, metrics, timeout, body limit, panic guard). Handlers are
+//! thin: they parse, call a service, and render.
+
+pub mod access;
+pub mod accounts;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod inventory;
+pub mod metrics;
+pub mod openapi;
+
+pub use access::{Access, Endpoint};
+pub use error::{ApiError, ApiResult};
+
+use crate::domain::Role;
+use crate::services::Services;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState {
+            services,
+            metrics: Arc::new(metrics::Metrics::new()),
+        }
+    }
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+
+/// Every endpoint with its access rule, in one place. The router, the OpenAPI document (`x-roles`)
+/// and the authorisation matrix test are all built from this table.
+pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+    use Access::*;
+    vec![
+        (Endpoint::new(Method::GET, "/healthz", Public), get(health::healthz)),
+        (Endpoint::new(Method::GET, "/readyz", Public), get(health::readyz)),
+        (Endpoint::new(Method::GET, "/metrics", Public), get(health::metrics)),
+        (Endpoint::new(Method::GET, "/api/openapi.json", Public), get(openapi::document_json)),
+        (Endpoint::new(Method::GET, "/docs", Public), get(openapi::docs_page)),
+        (Endpoint::new(Method::POST, "/api/v1/auth/login", Public), post(accounts::login)),
+        (Endpoint::new(Method::POST, "/api/v1/auth/refresh", Public), post(accounts::refresh)),
+        (Endpoint::new(Method::POST, "/api/v1/auth/logout", Public), post(accounts::logout)),
+        (Endpoint::new(Method::GET, "/api/v1/me", Authenticated), get(accounts::me)),
+        (Endpoint::new(Method::GET, "/api/v1/users", Roles(ADMIN)), get(accounts::list_users)),
+        (Endpoint::new(Method::POST, "/api/v1/users", Roles(ADMIN)), post(accounts::create_user)),
+        (Endpoint::new(Method::GET, "/api/v1/users/{id}", Authenticated), get(accounts::get_user)),
+        (
+            Endpoint::new(Method::GET, "/api/v1/organisations/{id}", Roles(&[Role::Admin, Role::Reviewer, Role::Developer])),
+            get(accounts::get_organisation),
+        ),
+        (Endpoint::new(Method::GET, "/api/v1/projects", Public), get(inventory::list_projects)),
+        (Endpoint::new(Method::GET, "/api/v1/projects/{id}/units", Public), get(inventory::project_units)),
+    ]
+}
+
+/// Builds the application with the same middleware in tests and in production.
+pub fn app(state: AppState) -> Router {
+    let cfg = state.services.config.clone();
+    let mut router = Router::new();
+    for (endpoint, method_router) in endpoints() {
+        let guarded = method_router.route_layer(middleware::from_fn_with_state(
+            (state.clone(), endpoint.access),
+            access::guard,
+        ));
+        router = router.route(endpoint.path, guarded);
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(cfg.http.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_secs(cfg.http.request_timeout_secs.max(1)),
+            timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // The path only: query strings may carry personal data.
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "请求处理超时，请稍后再试。",
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_such_endpoint", "没有这个接口。")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "该接口不支持此请求方法。",
+    )
+}

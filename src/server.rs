@@ -1,0 +1,109 @@
+//! Start-up and shutdown: logging, the database and its migrations, keys, the production safety
+//! checks, the development seed, and a server that finishes in-flight requests on SIGTERM/SIGINT.
+
+use crate::config::{Config, LogFormat, Mode};
+use crate::http::{AppState, app};
+use crate::services::{Services, seed, tokens::Keyring};
+use crate::store;
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+pub fn init_logging(cfg: &Config) {
+    let filter = EnvFilter::try_from_env("VW_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second call (tests, or a command that logs twice) is harmless: the first subscriber stays.
+    let _ = match cfg.log_format() {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Opens the store, applies migrations, loads keys and checks production safety.
+pub async fn prepare(cfg: Arc<Config>) -> anyhow::Result<Services> {
+    cfg.check_production()?;
+    if cfg.database_url.is_none() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    }
+    let store = store::open(&cfg.database_url(), cfg.database_max_connections)
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("applying migrations")?;
+    let keyring = Keyring::load(&cfg).context("loading token signing keys")?;
+    let services = Services::new(cfg.clone(), store, keyring);
+    if cfg.mode == Mode::Production {
+        let demo = services.store.count_active_demo_users().await?;
+        if demo > 0 {
+            bail!(
+                "unsafe configuration for production: accounts: {demo} demo account(s) with the development password are active; disable them first"
+            );
+        }
+    }
+    Ok(services)
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let services = prepare(cfg.clone()).await?;
+    if cfg.mode == Mode::Development && cfg.auto_seed && services.store.count_users().await? == 0 {
+        let outcome = seed::load(&services).await?;
+        tracing::info!(?outcome, "loaded the development seed");
+        print_demo_accounts(&cfg);
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, mode = ?cfg.mode, database = services.store.backend().as_str(), "serving");
+    eprintln!("Virtual Window is serving on http://{local} (API docs: http://{local}/docs)");
+    let router = app(AppState::new(services));
+    let grace = Duration::from_secs(cfg.http.shutdown_grace_secs);
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal());
+    // In-flight requests get the grace period; after that the process exits anyway.
+    tokio::select! {
+        res = server => res.context("server")?,
+        _ = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("grace period over; exiting with requests still running");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_demo_accounts(cfg: &Config) {
+    eprintln!(
+        "Demo accounts (password `{}`): admin, yj-drafter, yj-confirmer, buyer-zhang, buyer-li, buyer-wang, rc-first, rc-second, rc-recorder — sign in at {}/docs",
+        crate::config::DEV_DEMO_PASSWORD,
+        cfg.public_url()
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,58 @@
+//! The workflow room: everything the service does, behind plain async functions that the HTTP
+//! handlers, the CLI and the tests all call. Authorisation on objects (whose data this is) is
+//! decided here, not only in the router.
+
+pub mod accounts;
+pub mod error;
+pub mod inventory;
+pub mod ratelimit;
+pub mod seed;
+pub mod tokens;
+
+pub use error::{Error, FieldError};
+
+use crate::config::Config;
+use crate::domain::{Duty, Role};
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Everything a request needs, shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<tokens::Keyring>,
+    pub limiter: Arc<ratelimit::LoginLimiter>,
+}
+
+impl Services {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, tokens: tokens::Keyring) -> Self {
+        let limiter = ratelimit::LoginLimiter::new(&config.auth);
+        Services {
+            config,
+            store,
+            tokens: Arc::new(tokens),
+            limiter: Arc::new(limiter),
+        }
+    }
+}
+
+/// The authenticated caller of a request, taken from a verified access token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub role: Role,
+    pub duties: Vec<Duty>,
+    pub organisation_id: Option<String>,
+    /// Where the request came from, for the audit trail.
+    pub source: Option<String>,
+}
+
+impl Caller {
+    pub fn is(&self, role: Role) -> bool {
+        self.role == role
+    }
+    pub fn has_duty(&self, duty: Duty) -> bool {
+        self.duties.contains(&duty)
+    }
+}

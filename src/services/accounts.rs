@@ -1,0 +1,419 @@
+//! Accounts and sessions: login, token refresh and logout, and the account records an
+//! administrator manages. Passwords are hashed with Argon2id off the async runtime.
+
+use super::tokens::{new_refresh_token, refresh_hash};
+use super::{Caller, Error, FieldError, Services};
+use crate::audit;
+use crate::domain::{Duty, Role, roles};
+use crate::store::{NewAuditEvent, NewRefreshToken, Organisation, RefreshOutcome, User};
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub user: UserView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub duties: Vec<Duty>,
+    pub organisation_id: Option<String>,
+    /// A demo account from the development seed.
+    pub demo: bool,
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrganisationView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub uscc: Option<String>,
+}
+
+impl From<Organisation> for OrganisationView {
+    fn from(o: Organisation) -> Self {
+        OrganisationView {
+            id: o.id,
+            kind: o.kind,
+            name: o.name,
+            uscc: o.uscc,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub role: Role,
+    #[serde(default)]
+    pub duties: Vec<Duty>,
+    #[serde(default)]
+    pub organisation_id: Option<String>,
+}
+
+pub fn view(u: &User) -> Result<UserView, Error> {
+    Ok(UserView {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        role: u.role.parse().map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
+        duties: roles::duties_from_column(&u.duties).map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
+        organisation_id: u.organisation_id.clone(),
+        demo: u.demo,
+        disabled: u.disabled,
+        created_at: u.created_at,
+    })
+}
+
+fn invalid_credentials() -> Error {
+    Error::Unauthenticated {
+        code: "invalid_credentials",
+        message: "用户名或密码不正确。".into(),
+    }
+}
+
+/// A hash of a password nobody has, verified when the account does not exist so that the answer
+/// takes as long as for a real account.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub async fn hash_password(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        openssl::rand::rand_bytes(&mut salt).context("random salt")?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+    .await
+    .context("password hashing task")?
+    .map_err(Error::Internal)
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, Error> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok::<_, anyhow::Error>(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .context("password verification task")?
+    .map_err(Error::Internal)
+}
+
+pub async fn login(
+    s: &Services,
+    username: &str,
+    password: &str,
+    source: &str,
+) -> Result<TokenPair, Error> {
+    if let Err(wait) = s.limiter.admit(username, source) {
+        return Err(Error::RateLimited {
+            code: "too_many_login_attempts",
+            message: format!("登录尝试过于频繁，请在 {wait} 秒后再试。"),
+            retry_after_secs: wait,
+        });
+    }
+    let user = s.store.user_by_username(username).await?;
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => match DUMMY_HASH.get() {
+            Some(h) => h.clone(),
+            None => {
+                let h = hash_password("dummy password that matches nothing".into()).await?;
+                DUMMY_HASH.get_or_init(|| h).clone()
+            }
+        },
+    };
+    let ok = verify_password(password.to_owned(), hash).await?;
+    let Some(user) = user.filter(|_| ok) else {
+        s.limiter.failed(username);
+        record(s, None, "auth.login_failed", "account", username, source).await?;
+        return Err(invalid_credentials());
+    };
+    s.limiter.succeeded(username);
+    if user.disabled {
+        return Err(Error::forbidden("该账号已停用，请联系管理员。"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let (refresh, refresh_hash) = new_refresh_token();
+    s.store
+        .insert_refresh_token(&NewRefreshToken {
+            id: uuid::Uuid::now_v7().to_string(),
+            family_id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            token_hash: refresh_hash,
+            created_at: now,
+            expires_at: now + time::Duration::seconds(s.tokens.refresh_ttl_secs as i64),
+        })
+        .await?;
+    let pair = token_pair(s, &user, refresh, now)?;
+    record(s, Some(&user), "auth.login", "user", &user.id, source).await?;
+    Ok(pair)
+}
+
+fn token_pair(s: &Services, user: &User, refresh: String, now: OffsetDateTime) -> Result<TokenPair, Error> {
+    let view = view(user)?;
+    let (access, _) = s
+        .tokens
+        .issue_access(&user.id, view.role, view.duties.clone(), user.organisation_id.clone(), now)?;
+    Ok(TokenPair {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: s.tokens.access_ttl_secs,
+        refresh_token: refresh,
+        refresh_expires_in: s.tokens.refresh_ttl_secs,
+        user: view,
+    })
+}
+
+fn invalid_refresh(code: &'static str) -> Error {
+    Error::Unauthenticated {
+        code,
+        message: "登录已失效，请重新登录。".into(),
+    }
+}
+
+/// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a used one
+/// again means it was copied, so its whole family is revoked.
+pub async fn refresh(s: &Services, token: &str, source: &str) -> Result<TokenPair, Error> {
+    let now = OffsetDateTime::now_utc();
+    let (next, next_hash) = new_refresh_token();
+    let outcome = s
+        .store
+        .rotate_refresh_token(
+            &refresh_hash(token),
+            &NewRefreshToken {
+                id: uuid::Uuid::now_v7().to_string(),
+                family_id: String::new(),
+                user_id: String::new(),
+                token_hash: next_hash,
+                created_at: now,
+                expires_at: now + time::Duration::seconds(s.tokens.refresh_ttl_secs as i64),
+            },
+            now,
+        )
+        .await?;
+    let user_id = match outcome {
+        RefreshOutcome::Rotated { user_id } => user_id,
+        RefreshOutcome::Reused => {
+            tracing::warn!("a used refresh token was presented again; its family is revoked");
+            return Err(invalid_refresh("refresh_token_reused"));
+        }
+        RefreshOutcome::Expired | RefreshOutcome::Revoked | RefreshOutcome::Unknown => {
+            return Err(invalid_refresh("invalid_refresh_token"));
+        }
+    };
+    let user = s
+        .store
+        .user(&user_id)
+        .await?
+        .context("refresh token of a missing user")?;
+    if user.disabled {
+        return Err(Error::forbidden("该账号已停用，请联系管理员。"));
+    }
+    let _ = source;
+    token_pair(s, &user, next, now)
+}
+
+pub async fn logout(s: &Services, token: &str, source: &str) -> Result<(), Error> {
+    let now = OffsetDateTime::now_utc();
+    if let Some(user_id) = s.store.revoke_refresh_family(&refresh_hash(token), now).await? {
+        let user = s.store.user(&user_id).await?;
+        record(s, user.as_ref(), "auth.logout", "user", &user_id, source).await?;
+    }
+    Ok(())
+}
+
+pub async fn me(s: &Services, caller: &Caller) -> Result<UserView, Error> {
+    let user = s
+        .store
+        .user(&caller.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该账号"))?;
+    view(&user)
+}
+
+/// One account: administrators see any, everyone else only their own.
+pub async fn get_user(s: &Services, caller: &Caller, id: &str) -> Result<UserView, Error> {
+    if !(caller.is(Role::Admin) || caller.user_id == id) {
+        return Err(Error::not_found("该账号"));
+    }
+    let user = s.store.user(id).await?.ok_or_else(|| Error::not_found("该账号"))?;
+    view(&user)
+}
+
+pub async fn list_users(s: &Services, caller: &Caller) -> Result<Vec<UserView>, Error> {
+    if !caller.is(Role::Admin) {
+        return Err(Error::forbidden("只有管理员可以查看账号列表。"));
+    }
+    s.store.users().await?.iter().map(view).collect()
+}
+
+/// An organisation: administrators and reviewers see any, developers only their own.
+pub async fn get_organisation(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<OrganisationView, Error> {
+    let allowed = match caller.role {
+        Role::Admin | Role::Reviewer => true,
+        Role::Developer => caller.organisation_id.as_deref() == Some(id),
+        Role::Buyer => false,
+    };
+    if !allowed {
+        return Err(Error::not_found("该机构"));
+    }
+    let org = s
+        .store
+        .organisation(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该机构"))?;
+    Ok(org.into())
+}
+
+pub fn validate_new_user(req: &NewUserRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let name_ok = req.username.len() >= 3
+        && req.username.len() <= 64
+        && req
+            .username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if !name_ok {
+        errors.push(FieldError::new(
+            "username",
+            "format",
+            "用户名须为 3–64 位小写字母、数字或 . _ -。",
+        ));
+    }
+    let display = req.display_name.trim();
+    if display.is_empty() || display.chars().count() > 64 || display.chars().any(char::is_control) {
+        errors.push(FieldError::new("display_name", "length", "显示名称须为 1–64 个字符。"));
+    }
+    if req.password.chars().count() < 12 || req.password.len() > 256 {
+        errors.push(FieldError::new("password", "too_short", "密码至少 12 个字符。"));
+    }
+    let allowed = req.role.allowed_duties();
+    for (i, d) in req.duties.iter().enumerate() {
+        if !allowed.contains(d) {
+            errors.push(FieldError::new(
+                format!("duties[{i}]"),
+                "not_allowed_for_role",
+                format!("角色 {} 不能担任职责 {}。", req.role, d),
+            ));
+        }
+    }
+    if req.role == Role::Developer && req.duties.is_empty() {
+        errors.push(FieldError::new("duties", "required", "开发企业人员须指定拟签或确认职责。"));
+    }
+    match (req.role.needs_organisation(), &req.organisation_id) {
+        (true, None) => errors.push(FieldError::new(
+            "organisation_id",
+            "required",
+            "开发企业人员须属于一个开发企业。",
+        )),
+        (false, Some(_)) if req.role == Role::Buyer => errors.push(FieldError::new(
+            "organisation_id",
+            "not_allowed_for_role",
+            "买受人账号不属于任何机构。",
+        )),
+        _ => {}
+    }
+    errors
+}
+
+pub async fn create_user(s: &Services, caller: &Caller, req: NewUserRequest) -> Result<UserView, Error> {
+    if !caller.is(Role::Admin) {
+        return Err(Error::forbidden("只有管理员可以创建账号。"));
+    }
+    let errors = validate_new_user(&req);
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    if let Some(org_id) = &req.organisation_id {
+        let org = s.store.organisation(org_id).await?;
+        let fits = match (&org, req.role) {
+            (Some(o), Role::Developer) => o.kind == "developer",
+            (Some(o), Role::Reviewer) => o.kind == "registration_centre",
+            (Some(_), _) => true,
+            (None, _) => false,
+        };
+        if !fits {
+            return Err(Error::invalid(vec![FieldError::new(
+                "organisation_id",
+                "unknown_or_wrong_kind",
+                "机构不存在，或与角色不符。",
+            )]));
+        }
+    }
+    if s.store.user_by_username(&req.username).await?.is_some() {
+        return Err(Error::conflict("username_taken", "用户名已被使用。"));
+    }
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: req.username,
+        display_name: req.display_name.trim().to_owned(),
+        role: req.role.as_str().to_owned(),
+        duties: roles::duties_to_column(&req.duties),
+        organisation_id: req.organisation_id,
+        password_hash: hash_password(req.password).await?,
+        demo: false,
+        disabled: false,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    s.store.insert_user(&user).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict { .. } => Error::conflict("username_taken", "用户名已被使用。"),
+        other => other.into(),
+    })?;
+    let actor = s.store.user(&caller.user_id).await?;
+    record(s, actor.as_ref(), "user.create", "user", &user.id, caller.source.as_deref().unwrap_or("")).await?;
+    view(&user)
+}
+
+async fn record(
+    s: &Services,
+    actor: Option<&User>,
+    action: &str,
+    object_kind: &str,
+    object_id: &str,
+    source: &str,
+) -> Result<(), Error> {
+    audit::append(
+        s.store.as_ref(),
+        NewAuditEvent {
+            at: OffsetDateTime::now_utc(),
+            actor_id: actor.map(|u| u.id.clone()),
+            actor_role: actor.map(|u| u.role.clone()),
+            action: action.into(),
+            object_kind: object_kind.into(),
+            object_id: object_id.into(),
+            object_hash: None,
+            source: (!source.is_empty()).then(|| source.to_owned()),
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    Ok(())
+}

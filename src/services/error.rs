@@ -1,0 +1,112 @@
+//! The one error the services return. Each carries a stable machine code (never renamed: clients
+//! branch on it) and a message in Chinese for the person in front of the screen. Internal causes
+//! stay in the log.
+
+use crate::store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The field, as a JSON path into the request (`buyers[0].id_number`).
+    pub field: String,
+    /// The rule that failed (`required`, `checksum`, `too_long`, …).
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{code}: {message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        fields: Vec<FieldError>,
+    },
+    #[error("{code}: {message}")]
+    Unauthenticated { code: &'static str, message: String },
+    #[error("{code}: {message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{code}: {message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{code}: {message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{code}: {message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{code}: {message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(fields: Vec<FieldError>) -> Self {
+        Error::Invalid {
+            code: "validation_failed",
+            message: "提交的数据未通过校验，请按字段提示修改。".into(),
+            fields,
+        }
+    }
+    pub fn not_found(what: &str) -> Self {
+        Error::NotFound {
+            code: "not_found",
+            message: format!("未找到{what}，或您无权查看。"),
+        }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::Forbidden {
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { code, .. }
+            | Error::Unauthenticated { code, .. }
+            | Error::Forbidden { code, .. }
+            | Error::NotFound { code, .. }
+            | Error::Conflict { code, .. }
+            | Error::RateLimited { code, .. }
+            | Error::Unavailable { code, .. } => code,
+            Error::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { constraint } => Error::Conflict {
+                code: "conflict",
+                message: format!("数据与已有记录冲突（{}）。", short_constraint(&constraint)),
+            },
+            other => Error::Internal(other.into()),
+        }
+    }
+}
+
+/// SQLite reports "UNIQUE constraint failed: users.username"; keep only the column part so no
+/// value reaches the client.
+fn short_constraint(c: &str) -> &str {
+    c.rsplit(": ").next().unwrap_or(c)
+}

@@ -1,0 +1,302 @@
+//! Storage: one trait for everything the services keep, with an embedded SQLite implementation
+//! (the default) and a PostgreSQL one for production and scale-out. Both run the same contract
+//! test suite (tests/it/store.rs). The trait speaks in plain rows; the services give them meaning.
+
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use time::{Date, OffsetDateTime};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness or check constraint refused the write; `constraint` names it where the
+    /// database says (PostgreSQL does, SQLite gives the columns).
+    #[error("constraint violated: {constraint}")]
+    Conflict { constraint: String },
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored value is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && (db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation())
+        {
+            return StoreError::Conflict {
+                constraint: db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned()),
+            };
+        }
+        StoreError::Database(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Organisation {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub uscc: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub duties: String,
+    pub organisation_id: Option<String>,
+    pub password_hash: String,
+    pub demo: bool,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// What happened when a refresh token was presented.
+#[derive(Clone, Debug)]
+pub enum RefreshOutcome {
+    /// The token was live: it is now used and `new` replaces it in the same family.
+    Rotated { user_id: String },
+    /// The token had been used before: someone replayed it, so the whole family is now revoked.
+    Reused,
+    Expired,
+    Revoked,
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewAuditEvent {
+    pub at: OffsetDateTime,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub object_kind: String,
+    pub object_id: String,
+    pub object_hash: Option<String>,
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub at: OffsetDateTime,
+    pub actor_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub object_kind: String,
+    pub object_id: String,
+    pub object_hash: Option<String>,
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+/// Computes an audit entry's hash from its sequence number, the previous entry's hash and the
+/// entry itself. The audit room owns the formula; the store only calls it inside its lock.
+pub type AuditSealer = dyn Fn(i64, &str, &NewAuditEvent) -> String + Send + Sync;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Project {
+    pub id: String,
+    pub developer_id: String,
+    pub name: String,
+    pub town: String,
+    pub parcel_code: String,
+    pub land_certificate_no: String,
+    pub land_use: String,
+    pub land_term_end: Date,
+    pub planning_permit_no: String,
+    pub construction_permit_no: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Permit {
+    pub id: String,
+    pub project_id: String,
+    pub number: String,
+    pub authority: String,
+    pub issued_on: Date,
+    pub escrow_bank: String,
+    pub escrow_account_name: String,
+    pub escrow_account_no: String,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Building {
+    pub id: String,
+    pub project_id: String,
+    pub number: i32,
+    pub name: String,
+    pub floors_above: i32,
+    pub floors_below: i32,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Unit {
+    pub id: String,
+    pub project_id: String,
+    pub building_id: String,
+    pub permit_id: Option<String>,
+    pub room_no: String,
+    pub floor: i32,
+    pub unit_number: String,
+    pub use_type: String,
+    pub gross_area: i64,
+    pub internal_area: i64,
+    pub shared_area: i64,
+    pub storey_height_mm: i32,
+    pub filed_price_fen: i64,
+    pub status: String,
+    pub seized: bool,
+    pub mortgaged: bool,
+    pub objection: bool,
+    pub manual_hold: bool,
+    pub version: i64,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A whole development (project, permit, buildings, units) written in one transaction, so a seed
+/// or an import either lands completely or not at all.
+#[derive(Clone, Debug)]
+pub struct Development {
+    pub project: Project,
+    pub permits: Vec<Permit>,
+    pub buildings: Vec<Building>,
+    pub units: Vec<Unit>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies every pending migration.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// The database answers and every migration this build knows is applied.
+    async fn ready(&self) -> StoreResult<MigrationStatus>;
+
+    async fn insert_organisation(&self, org: &Organisation) -> StoreResult<()>;
+    async fn organisation(&self, id: &str) -> StoreResult<Option<Organisation>>;
+    async fn organisation_by_uscc(&self, uscc: &str) -> StoreResult<Option<Organisation>>;
+
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    async fn count_users(&self) -> StoreResult<i64>;
+    async fn count_active_demo_users(&self) -> StoreResult<i64>;
+
+    async fn insert_refresh_token(&self, token: &NewRefreshToken) -> StoreResult<()>;
+    /// Atomically marks the token with `token_hash` used and stores `next` in its family.
+    /// A second use of the same token revokes the family instead.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        next: &NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<RefreshOutcome>;
+    /// Revokes the family of the token with this hash; returns the user it belonged to.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
+
+    /// Appends to the hash chain; the sealer computes the new entry's hash under the chain lock.
+    async fn append_audit(
+        &self,
+        event: &NewAuditEvent,
+        sealer: &AuditSealer,
+    ) -> StoreResult<AuditEvent>;
+    async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+
+    async fn insert_development(&self, dev: &Development) -> StoreResult<()>;
+    async fn projects(&self) -> StoreResult<Vec<Project>>;
+    async fn project(&self, id: &str) -> StoreResult<Option<Project>>;
+    async fn permits(&self, project_id: &str) -> StoreResult<Vec<Permit>>;
+    async fn buildings(&self, project_id: &str) -> StoreResult<Vec<Building>>;
+    async fn units(&self, project_id: &str) -> StoreResult<Vec<Unit>>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub known: usize,
+    pub applied: usize,
+}
+
+impl MigrationStatus {
+    pub fn complete(&self) -> bool {
+        self.applied >= self.known
+    }
+}
+
+/// Opens the database named by the URL: `sqlite:` for the embedded store, `postgres:` or
+/// `postgresql:` for PostgreSQL.
+pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(
+            postgres::PgStore::open(url, max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

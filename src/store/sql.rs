@@ -1,0 +1,423 @@
+//! The SQL both databases share. The statements are portable (`$n` placeholders work in SQLite
+//! and PostgreSQL alike), so one macro expands the same method bodies for each pool type and the
+//! two implementations cannot drift apart. What differs (connecting, tuning, migrations) lives in
+//! sqlite.rs and postgres.rs.
+
+pub(crate) const ORG_COLS: &str = "id, kind, name, uscc, created_at";
+pub(crate) const USER_COLS: &str = "id, username, display_name, role, duties, organisation_id, password_hash, demo, disabled, created_at";
+pub(crate) const REFRESH_COLS: &str =
+    "id, family_id, user_id, token_hash, created_at, expires_at, used_at, revoked_at";
+pub(crate) const AUDIT_COLS: &str = "seq, prev_hash, hash, at, actor_id, actor_role, action, object_kind, object_id, object_hash, source, detail";
+pub(crate) const PROJECT_COLS: &str = "id, developer_id, name, town, parcel_code, land_certificate_no, land_use, land_term_end, planning_permit_no, construction_permit_no, created_at";
+pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_on, escrow_bank, escrow_account_name, escrow_account_no, status, created_at";
+pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
+pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
+
+/// Expands `impl Store` for a store struct with a `pool` field and a `MIGRATOR` static.
+macro_rules! impl_store {
+    ($store:ty, $backend:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                MIGRATOR.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ready(&self) -> $crate::store::StoreResult<$crate::store::MigrationStatus> {
+                use sqlx::Row;
+                let known = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).count();
+                let has_table: i64 = sqlx::query(HAS_MIGRATIONS_TABLE)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                let applied = if has_table > 0 {
+                    let n: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.pool)
+                        .await?
+                        .try_get(0)?;
+                    n as usize
+                } else {
+                    0
+                };
+                Ok($crate::store::MigrationStatus { known, applied })
+            }
+
+            async fn insert_organisation(
+                &self,
+                o: &$crate::store::Organisation,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO organisations (id, kind, name, uscc, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&o.id)
+                .bind(&o.kind)
+                .bind(&o.name)
+                .bind(&o.uscc)
+                .bind(o.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn organisation(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Organisation>> {
+                let sql = format!("SELECT {} FROM organisations WHERE id = $1", $crate::store::sql::ORG_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn organisation_by_uscc(
+                &self,
+                uscc: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Organisation>> {
+                let sql = format!("SELECT {} FROM organisations WHERE uscc = $1", $crate::store::sql::ORG_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(uscc).fetch_optional(&self.pool).await?)
+            }
+
+            async fn insert_user(&self, u: &$crate::store::User) -> $crate::store::StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    $crate::store::sql::USER_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&u.id)
+                    .bind(&u.username)
+                    .bind(&u.display_name)
+                    .bind(&u.role)
+                    .bind(&u.duties)
+                    .bind(&u.organisation_id)
+                    .bind(&u.password_hash)
+                    .bind(u.demo)
+                    .bind(u.disabled)
+                    .bind(u.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn user(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
+                let sql = format!("SELECT {} FROM users WHERE id = $1", $crate::store::sql::USER_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn user_by_username(
+                &self,
+                username: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::User>> {
+                let sql = format!("SELECT {} FROM users WHERE username = $1", $crate::store::sql::USER_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(username).fetch_optional(&self.pool).await?)
+            }
+
+            async fn users(&self) -> $crate::store::StoreResult<Vec<$crate::store::User>> {
+                let sql = format!("SELECT {} FROM users ORDER BY username", $crate::store::sql::USER_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.pool).await?)
+            }
+
+            async fn count_users(&self) -> $crate::store::StoreResult<i64> {
+                use sqlx::Row;
+                Ok(sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?.try_get(0)?)
+            }
+
+            async fn count_active_demo_users(&self) -> $crate::store::StoreResult<i64> {
+                use sqlx::Row;
+                Ok(sqlx::query("SELECT COUNT(*) FROM users WHERE demo AND NOT disabled")
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?)
+            }
+
+            async fn insert_refresh_token(
+                &self,
+                t: &$crate::store::NewRefreshToken,
+            ) -> $crate::store::StoreResult<()> {
+                insert_refresh(&mut *self.pool.acquire().await?, t).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                token_hash: &str,
+                next: &$crate::store::NewRefreshToken,
+                now: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<$crate::store::RefreshOutcome> {
+                use $crate::store::RefreshOutcome;
+                let mut tx = self.pool.begin().await?;
+                // The conditional UPDATE is the compare-and-set: of two concurrent uses of one
+                // token exactly one sees used_at NULL and wins.
+                let claimed = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(now)
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let sql = format!("SELECT {} FROM refresh_tokens WHERE token_hash = $1", $crate::store::sql::REFRESH_COLS);
+                let row: Option<$crate::store::RefreshToken> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else {
+                    return Ok(RefreshOutcome::Unknown);
+                };
+                if claimed == 1 {
+                    let mut next = next.clone();
+                    next.family_id = row.family_id.clone();
+                    next.user_id = row.user_id.clone();
+                    insert_refresh(&mut *tx, &next).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Rotated { user_id: row.user_id });
+                }
+                let outcome = if row.revoked_at.is_some() {
+                    RefreshOutcome::Revoked
+                } else if row.used_at.is_some() {
+                    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                        .bind(now)
+                        .bind(&row.family_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    RefreshOutcome::Reused
+                } else {
+                    RefreshOutcome::Expired
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                token_hash: &str,
+                now: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                let mut tx = self.pool.begin().await?;
+                let sql = format!("SELECT {} FROM refresh_tokens WHERE token_hash = $1", $crate::store::sql::REFRESH_COLS);
+                let row: Option<$crate::store::RefreshToken> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { return Ok(None) };
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&row.family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(row.user_id))
+            }
+
+            async fn append_audit(
+                &self,
+                e: &$crate::store::NewAuditEvent,
+                sealer: &$crate::store::AuditSealer,
+            ) -> $crate::store::StoreResult<$crate::store::AuditEvent> {
+                use sqlx::Row;
+                let mut tx = self.pool.begin().await?;
+                // Writing the head row first takes the lock that orders every append.
+                let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let seq: i64 = head.try_get(0)?;
+                let prev_hash: String = head.try_get(1)?;
+                let hash = sealer(seq, &prev_hash, e);
+                let sql = format!(
+                    "INSERT INTO audit_events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    $crate::store::sql::AUDIT_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(seq)
+                    .bind(&prev_hash)
+                    .bind(&hash)
+                    .bind(e.at)
+                    .bind(&e.actor_id)
+                    .bind(&e.actor_role)
+                    .bind(&e.action)
+                    .bind(&e.object_kind)
+                    .bind(&e.object_id)
+                    .bind(&e.object_hash)
+                    .bind(&e.source)
+                    .bind(&e.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::store::AuditEvent {
+                    seq,
+                    prev_hash,
+                    hash,
+                    at: e.at,
+                    actor_id: e.actor_id.clone(),
+                    actor_role: e.actor_role.clone(),
+                    action: e.action.clone(),
+                    object_kind: e.object_kind.clone(),
+                    object_id: e.object_id.clone(),
+                    object_hash: e.object_hash.clone(),
+                    source: e.source.clone(),
+                    detail: e.detail.clone(),
+                })
+            }
+
+            async fn audit_events(
+                &self,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEvent>> {
+                let sql = format!(
+                    "SELECT {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    $crate::store::sql::AUDIT_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after_seq).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_development(
+                &self,
+                d: &$crate::store::Development,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let p = &d.project;
+                let sql = format!(
+                    "INSERT INTO projects ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    $crate::store::sql::PROJECT_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&p.id)
+                    .bind(&p.developer_id)
+                    .bind(&p.name)
+                    .bind(&p.town)
+                    .bind(&p.parcel_code)
+                    .bind(&p.land_certificate_no)
+                    .bind(&p.land_use)
+                    .bind(p.land_term_end)
+                    .bind(&p.planning_permit_no)
+                    .bind(&p.construction_permit_no)
+                    .bind(p.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let sql = format!(
+                    "INSERT INTO presale_permits ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    $crate::store::sql::PERMIT_COLS
+                );
+                for m in &d.permits {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(&m.id)
+                        .bind(&m.project_id)
+                        .bind(&m.number)
+                        .bind(&m.authority)
+                        .bind(m.issued_on)
+                        .bind(&m.escrow_bank)
+                        .bind(&m.escrow_account_name)
+                        .bind(&m.escrow_account_no)
+                        .bind(&m.status)
+                        .bind(m.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = format!(
+                    "INSERT INTO buildings ({}) VALUES ($1, $2, $3, $4, $5, $6)",
+                    $crate::store::sql::BUILDING_COLS
+                );
+                for b in &d.buildings {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(&b.id)
+                        .bind(&b.project_id)
+                        .bind(b.number)
+                        .bind(&b.name)
+                        .bind(b.floors_above)
+                        .bind(b.floors_below)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let sql = format!(
+                    "INSERT INTO units ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                    $crate::store::sql::UNIT_COLS
+                );
+                for u in &d.units {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(&u.id)
+                        .bind(&u.project_id)
+                        .bind(&u.building_id)
+                        .bind(&u.permit_id)
+                        .bind(&u.room_no)
+                        .bind(u.floor)
+                        .bind(&u.unit_number)
+                        .bind(&u.use_type)
+                        .bind(u.gross_area)
+                        .bind(u.internal_area)
+                        .bind(u.shared_area)
+                        .bind(u.storey_height_mm)
+                        .bind(u.filed_price_fen)
+                        .bind(&u.status)
+                        .bind(u.seized)
+                        .bind(u.mortgaged)
+                        .bind(u.objection)
+                        .bind(u.manual_hold)
+                        .bind(u.version)
+                        .bind(u.updated_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn projects(&self) -> $crate::store::StoreResult<Vec<$crate::store::Project>> {
+                let sql = format!("SELECT {} FROM projects ORDER BY name, id", $crate::store::sql::PROJECT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.pool).await?)
+            }
+
+            async fn project(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::Project>> {
+                let sql = format!("SELECT {} FROM projects WHERE id = $1", $crate::store::sql::PROJECT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn permits(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Permit>> {
+                let sql = format!(
+                    "SELECT {} FROM presale_permits WHERE project_id = $1 ORDER BY number",
+                    $crate::store::sql::PERMIT_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn buildings(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Building>> {
+                let sql = format!(
+                    "SELECT {} FROM buildings WHERE project_id = $1 ORDER BY number",
+                    $crate::store::sql::BUILDING_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn units(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Unit>> {
+                let sql = format!(
+                    "SELECT {} FROM units WHERE project_id = $1 ORDER BY building_id, floor, room_no",
+                    $crate::store::sql::UNIT_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+            }
+        }
+
+        async fn insert_refresh<'c, E>(
+            conn: E,
+            t: &$crate::store::NewRefreshToken,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.id)
+            .bind(&t.family_id)
+            .bind(&t.user_id)
+            .bind(&t.token_hash)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use impl_store;
