@@ -212,7 +212,10 @@ impl Config {
         figment = figment.merge(
             Env::prefixed("VW_")
                 .split("__")
-                .filter(|k| ENV_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
+                .filter(|k| {
+                    let top = k.as_str().split('.').next().unwrap_or("").to_ascii_lowercase();
+                    ENV_KEYS.contains(&top.as_str())
+                }),
         );
         if let Some(v) = overrides.listen {
             figment = figment.merge(("listen", v.to_string()));

@@ -62,15 +62,24 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     eprintln!("Virtual Window is serving on http://{local} (API docs: http://{local}/docs)");
     let router = app(AppState::new(services));
     let grace = Duration::from_secs(cfg.http.shutdown_grace_secs);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop_rx.clone();
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal());
+    .with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
     // In-flight requests get the grace period; after that the process exits anyway.
+    let mut deadline = stop_rx;
     tokio::select! {
         res = server => res.context("server")?,
-        _ = async { shutdown_signal().await; tokio::time::sleep(grace).await } => {
+        _ = async { let _ = deadline.wait_for(|stop| *stop).await; tokio::time::sleep(grace).await } => {
             tracing::warn!("grace period over; exiting with requests still running");
         }
     }

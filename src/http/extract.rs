@@ -56,47 +56,41 @@ pub fn payload_too_large() -> ApiError {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+    // Syntax first (into a generic value, which also rejects trailing data), then shape: serde
+    // reports some shape errors (an enum given a number) as syntax errors when done in one pass.
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| ApiError::bad_request("malformed_json", "请求内容不是有效的 JSON。"))?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::bad_request("malformed_json", "请求内容不是有效的 JSON。")
+        let msg = err.into_inner().to_string();
+        if let Some(rest) = msg.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or("");
+            // The path already ends with the unknown key when it is nested.
+            let field = if path == "." || path.is_empty() { name.to_owned() } else { path };
+            ApiError {
+                fields: vec![FieldError::new(field.clone(), "unknown_field", format!("不认识的字段 {field}。"))],
+                ..ApiError::bad_request("unknown_field", format!("请求中含有不认识的字段 {field}。"))
             }
-            _ => {
-                let msg = inner.to_string();
-                if let Some(rest) = msg.strip_prefix("unknown field `") {
-                    let name = rest.split('`').next().unwrap_or("");
-                    // The path already ends with the unknown key when it is nested.
-                    let field = if path == "." || path.is_empty() {
-                        name.to_owned()
-                    } else {
-                        path
-                    };
-                    ApiError {
-                        fields: vec![FieldError::new(field.clone(), "unknown_field", format!("不认识的字段 {field}。"))],
-                        ..ApiError::bad_request("unknown_field", format!("请求中含有不认识的字段 {field}。"))
-                    }
-                } else {
-                    let field = if path == "." { String::new() } else { path };
-                    let rule = if msg.starts_with("missing field") { "required" } else { "type" };
-                    ApiError {
-                        fields: vec![FieldError::new(field, rule, "字段缺失或类型不正确。")],
-                        ..ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid_body",
-                            "请求内容的字段缺失或类型不正确。",
-                        )
-                    }
-                }
+        } else {
+            let missing = msg
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_owned(),
+                (_, Some(name)) => format!("{path}.{name}"),
+                _ => path,
+            };
+            let rule = if missing.is_some() { "required" } else { "type" };
+            ApiError {
+                fields: vec![FieldError::new(field, rule, "字段缺失或类型不正确。")],
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    "请求内容的字段缺失或类型不正确。",
+                )
             }
         }
-    })?;
-    // Trailing data after the JSON value is malformed input too.
-    de.end()
-        .map_err(|_| ApiError::bad_request("malformed_json", "请求内容不是有效的 JSON。"))?;
-    Ok(value)
+    })
 }
 
 /// The authenticated caller, put into the request by the access guard.

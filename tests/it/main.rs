@@ -1,1 +1,11 @@
+//! The one integration test binary (one link on a 2-core machine). Storage tests run on SQLite
+//! and on PostgreSQL (`VW_TEST_POSTGRES_URL`, set by scripts/test); their names say which.
 
+mod helpers;
+
+mod api_auth;
+mod api_errors;
+mod matrix;
+mod openapi;
+mod process;
+mod store;

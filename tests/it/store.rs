@@ -1,0 +1,288 @@
+//! The storage contract: the same suite on SQLite and on PostgreSQL.
+
+use crate::helpers::{Db, open_store, test_db};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use virtual_window::audit::{self, ChainCheck};
+use virtual_window::store::{
+    NewAuditEvent, NewRefreshToken, Organisation, RefreshOutcome, StoreError, User,
+};
+
+crate::on_both_databases!(
+    migrations_apply_and_report_ready,
+    users_and_organisations_round_trip,
+    duplicate_username_is_a_conflict,
+    refresh_tokens_rotate_once_and_detect_reuse,
+    concurrent_refresh_has_one_winner,
+    audit_chain_appends_concurrently_and_verifies,
+    audit_chain_detects_tampering,
+    reopening_keeps_data,
+    seed_loads_every_unit_status,
+);
+
+fn user(name: &str, org: Option<String>) -> User {
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: name.into(),
+        display_name: "张三".into(),
+        role: "developer".into(),
+        duties: "drafter".into(),
+        organisation_id: org,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        demo: false,
+        disabled: false,
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn org() -> Organisation {
+    Organisation {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "developer".into(),
+        name: "东莞市云境置业有限公司".into(),
+        uscc: Some("91441900MA4W0L7N36".into()),
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn refresh(hash: &str, user_id: &str) -> NewRefreshToken {
+    let now = OffsetDateTime::now_utc();
+    NewRefreshToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        family_id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.into(),
+        token_hash: hash.into(),
+        created_at: now,
+        expires_at: now + time::Duration::hours(1),
+    }
+}
+
+fn event(action: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        at: OffsetDateTime::now_utc(),
+        actor_id: Some("u1".into()),
+        actor_role: Some("admin".into()),
+        action: action.into(),
+        object_kind: "user".into(),
+        object_id: "u2".into(),
+        object_hash: None,
+        source: Some("127.0.0.1".into()),
+        detail: r#"{"note":"测试"}"#.into(),
+    }
+}
+
+async fn migrations_apply_and_report_ready(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = virtual_window::store::open(&t.url, 2).await.unwrap();
+    let before = store.ready().await.unwrap();
+    assert_eq!(before.applied, 0);
+    assert!(!before.complete());
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrating twice is a no-op");
+    let after = store.ready().await.unwrap();
+    assert!(after.complete(), "{after:?}");
+    assert_eq!(after.applied, after.known);
+}
+
+async fn users_and_organisations_round_trip(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    let o = org();
+    store.insert_organisation(&o).await.unwrap();
+    let u = user("chen", Some(o.id.clone()));
+    store.insert_user(&u).await.unwrap();
+    let got = store.user_by_username("chen").await.unwrap().unwrap();
+    assert_eq!(got.id, u.id);
+    assert_eq!(got.display_name, "张三", "CJK text round-trips");
+    assert_eq!(got.organisation_id.as_deref(), Some(o.id.as_str()));
+    assert!(!got.demo && !got.disabled);
+    assert_eq!(
+        got.created_at.unix_timestamp(),
+        u.created_at.unix_timestamp()
+    );
+    let got_org = store.organisation_by_uscc("91441900MA4W0L7N36").await.unwrap().unwrap();
+    assert_eq!(got_org.name, o.name);
+    assert!(store.user("nobody").await.unwrap().is_none());
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn duplicate_username_is_a_conflict(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    store.insert_user(&user("same", None)).await.unwrap();
+    let err = store.insert_user(&user("same", None)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // A user pointing at a missing organisation is refused by the foreign key.
+    let err = store.insert_user(&user("orphan", Some("missing".into()))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn refresh_tokens_rotate_once_and_detect_reuse(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    let u = user("r", None);
+    store.insert_user(&u).await.unwrap();
+    store.insert_refresh_token(&refresh("h1", &u.id)).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let out = store.rotate_refresh_token("h1", &refresh("h2", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Rotated { ref user_id } if *user_id == u.id), "{out:?}");
+    // h2 is live and belongs to the same user.
+    let out = store.rotate_refresh_token("h2", &refresh("h3", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Rotated { .. }), "{out:?}");
+    // Presenting h1 again is a replay: the family (h3 included) is revoked.
+    let out = store.rotate_refresh_token("h1", &refresh("h4", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Reused), "{out:?}");
+    let out = store.rotate_refresh_token("h3", &refresh("h5", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Revoked), "{out:?}");
+    let out = store.rotate_refresh_token("nope", &refresh("h6", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Unknown), "{out:?}");
+    // Expiry.
+    let mut old = refresh("e1", &u.id);
+    old.expires_at = now - time::Duration::seconds(1);
+    store.insert_refresh_token(&old).await.unwrap();
+    let out = store.rotate_refresh_token("e1", &refresh("e2", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Expired), "{out:?}");
+    // Logout revokes the family.
+    store.insert_refresh_token(&refresh("l1", &u.id)).await.unwrap();
+    assert_eq!(store.revoke_refresh_family("l1", now).await.unwrap().as_deref(), Some(u.id.as_str()));
+    let out = store.rotate_refresh_token("l1", &refresh("l2", ""), now).await.unwrap();
+    assert!(matches!(out, RefreshOutcome::Revoked), "{out:?}");
+}
+
+async fn concurrent_refresh_has_one_winner(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    let u = user("c", None);
+    store.insert_user(&u).await.unwrap();
+    store.insert_refresh_token(&refresh("shared", &u.id)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .rotate_refresh_token("shared", &refresh(&format!("next{i}"), ""), OffsetDateTime::now_utc())
+                .await
+        }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(RefreshOutcome::Rotated { .. }) => rotated += 1,
+            Ok(_) => {}
+            // SQLite may report a busy database to a loser; it must never be a second winner.
+            Err(StoreError::Database(_)) if db == Db::Sqlite => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one concurrent use of a refresh token wins");
+}
+
+async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            audit::append(store.as_ref(), event(&format!("test.{i}"))).await
+        }));
+    }
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        seqs.insert(t.await.unwrap().unwrap().seq);
+    }
+    assert_eq!(seqs, (1..=20).collect::<BTreeSet<i64>>(), "no gaps, no duplicates");
+    match audit::verify_chain(store.as_ref()).await.unwrap() {
+        ChainCheck::Intact { entries, .. } => assert_eq!(entries, 20),
+        broken => panic!("{broken:?}"),
+    }
+}
+
+async fn audit_chain_detects_tampering(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    for i in 0..3 {
+        audit::append(store.as_ref(), event(&format!("a.{i}"))).await.unwrap();
+    }
+    // Edit an entry behind the service's back.
+    let sql = "UPDATE audit_events SET action = 'forged' WHERE seq = 2";
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+    match audit::verify_chain(store.as_ref()).await.unwrap() {
+        ChainCheck::Broken { seq, .. } => assert_eq!(seq, 2),
+        intact => panic!("tampering not detected: {intact:?}"),
+    }
+}
+
+async fn reopening_keeps_data(db: Db) {
+    let t = test_db(db).await.unwrap();
+    {
+        let store = open_store(&t).await;
+        store.insert_user(&user("keep", None)).await.unwrap();
+        audit::append(store.as_ref(), event("kept")).await.unwrap();
+    }
+    // A restart: open the same database again and apply migrations again.
+    let store = open_store(&t).await;
+    assert!(store.user_by_username("keep").await.unwrap().is_some());
+    assert!(matches!(
+        audit::verify_chain(store.as_ref()).await.unwrap(),
+        ChainCheck::Intact { entries: 1, .. }
+    ));
+}
+
+async fn seed_loads_every_unit_status(db: Db) {
+    let app = crate::helpers::spawn_app(db).await.unwrap();
+    let store = &app.services.store;
+    let projects = store.projects().await.unwrap();
+    assert_eq!(projects.len(), 1);
+    let units = store.units(&projects[0].id).await.unwrap();
+    assert_eq!(units.len(), 3 * 32 * 4);
+    let statuses: BTreeSet<&str> = units.iter().map(|u| u.status.as_str()).collect();
+    for s in ["unreleased", "available", "locked", "signed", "filed", "advance_notice_registered"] {
+        assert!(statuses.contains(s), "status {s} missing from the seed");
+    }
+    assert!(units.iter().any(|u| u.seized), "a unit under court seizure");
+    assert!(units.iter().any(|u| u.mortgaged), "a unit with a construction mortgage");
+    let sample = units
+        .iter()
+        .find(|u| u.unit_number == "441900104002GB00123F00010012")
+        .expect("1栋1203 of DOMAIN.md");
+    assert_eq!((sample.gross_area, sample.internal_area, sample.shared_area), (8936, 7120, 1816));
+    assert_eq!(sample.filed_price_fen, 30_500_00);
+    let re = |n: &str| {
+        n.len() == 28 && n[..12].bytes().all(|b| b.is_ascii_digit()) && &n[19..20] == "F"
+    };
+    assert!(units.iter().all(|u| re(&u.unit_number)));
+    // Seeding again changes nothing.
+    let again = virtual_window::services::seed::load(&app.services).await.unwrap();
+    assert_eq!(again, virtual_window::services::seed::SeedOutcome::AlreadyPresent);
+    assert_eq!(store.count_users().await.unwrap(), 9);
+    let _ = Arc::clone(store);
+}
+
+#[test]
+fn migration_lists_match() {
+    use virtual_window::store::{postgres::PgStore, sqlite::SqliteStore};
+    assert_eq!(SqliteStore::migrations(), PgStore::migrations());
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sqlite = names("migrations/sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, names("migrations/postgres"), "every migration exists for both databases");
+}
