@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "virtual-window", version, about = "虚拟窗口 Virtual Window: online pre-sale contracts, filing and registration")]
+#[command(
+    name = "virtual-window",
+    version,
+    about = "虚拟窗口 Virtual Window: online pre-sale contracts, filing and registration"
+)]
 pub struct Cli {
     /// A TOML configuration file (see docs/configuration.md).
     #[arg(long, global = true)]
@@ -64,7 +68,10 @@ pub fn main() -> ExitCode {
         }
     };
     server::init_logging(&cfg);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -101,7 +108,10 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             let services = server::prepare(Arc::new(cfg)).await?;
             match crate::services::seed::load(&services).await? {
                 crate::services::seed::SeedOutcome::Loaded { users, units } => {
-                    println!("seeded the sample development: {units} units, {users} demo accounts (password `{}`)", crate::config::DEV_DEMO_PASSWORD)
+                    println!(
+                        "seeded the sample development: {units} units, {users} demo accounts (password `{}`)",
+                        crate::config::DEV_DEMO_PASSWORD
+                    )
                 }
                 crate::services::seed::SeedOutcome::AlreadyPresent => {
                     println!("the sample development is already present; nothing changed")
@@ -109,7 +119,9 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { action: AuditCommand::Verify } => {
+        Command::Audit {
+            action: AuditCommand::Verify,
+        } => {
             let services = server::prepare(Arc::new(cfg)).await?;
             match crate::audit::verify_chain(services.store.as_ref()).await? {
                 crate::audit::ChainCheck::Intact { entries, head } => {

@@ -209,14 +209,15 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(
-            Env::prefixed("VW_")
-                .split("__")
-                .filter(|k| {
-                    let top = k.as_str().split('.').next().unwrap_or("").to_ascii_lowercase();
-                    ENV_KEYS.contains(&top.as_str())
-                }),
-        );
+        figment = figment.merge(Env::prefixed("VW_").split("__").filter(|k| {
+            let top = k
+                .as_str()
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            ENV_KEYS.contains(&top.as_str())
+        }));
         if let Some(v) = overrides.listen {
             figment = figment.merge(("listen", v.to_string()));
         }

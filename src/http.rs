@@ -50,24 +50,70 @@ const ADMIN: &[Role] = &[Role::Admin];
 pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
     use Access::*;
     vec![
-        (Endpoint::new(Method::GET, "/healthz", Public), get(health::healthz)),
-        (Endpoint::new(Method::GET, "/readyz", Public), get(health::readyz)),
-        (Endpoint::new(Method::GET, "/metrics", Public), get(health::metrics)),
-        (Endpoint::new(Method::GET, "/api/openapi.json", Public), get(openapi::document_json)),
-        (Endpoint::new(Method::GET, "/docs", Public), get(openapi::docs_page)),
-        (Endpoint::new(Method::POST, "/api/v1/auth/login", Public), post(accounts::login)),
-        (Endpoint::new(Method::POST, "/api/v1/auth/refresh", Public), post(accounts::refresh)),
-        (Endpoint::new(Method::POST, "/api/v1/auth/logout", Public), post(accounts::logout)),
-        (Endpoint::new(Method::GET, "/api/v1/me", Authenticated), get(accounts::me)),
-        (Endpoint::new(Method::GET, "/api/v1/users", Roles(ADMIN)), get(accounts::list_users)),
-        (Endpoint::new(Method::POST, "/api/v1/users", Roles(ADMIN)), post(accounts::create_user)),
-        (Endpoint::new(Method::GET, "/api/v1/users/{id}", Authenticated), get(accounts::get_user)),
         (
-            Endpoint::new(Method::GET, "/api/v1/organisations/{id}", Roles(&[Role::Admin, Role::Reviewer, Role::Developer])),
+            Endpoint::new(Method::GET, "/healthz", Public),
+            get(health::healthz),
+        ),
+        (
+            Endpoint::new(Method::GET, "/readyz", Public),
+            get(health::readyz),
+        ),
+        (
+            Endpoint::new(Method::GET, "/metrics", Public),
+            get(health::metrics),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/openapi.json", Public),
+            get(openapi::document_json),
+        ),
+        (
+            Endpoint::new(Method::GET, "/docs", Public),
+            get(openapi::docs_page),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/auth/login", Public),
+            post(accounts::login),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/auth/refresh", Public),
+            post(accounts::refresh),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/auth/logout", Public),
+            post(accounts::logout),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/me", Authenticated),
+            get(accounts::me),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/users", Roles(ADMIN)),
+            get(accounts::list_users),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/users", Roles(ADMIN)),
+            post(accounts::create_user),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/users/{id}", Authenticated),
+            get(accounts::get_user),
+        ),
+        (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/organisations/{id}",
+                Roles(&[Role::Admin, Role::Reviewer, Role::Developer]),
+            ),
             get(accounts::get_organisation),
         ),
-        (Endpoint::new(Method::GET, "/api/v1/projects", Public), get(inventory::list_projects)),
-        (Endpoint::new(Method::GET, "/api/v1/projects/{id}/units", Public), get(inventory::project_units)),
+        (
+            Endpoint::new(Method::GET, "/api/v1/projects", Public),
+            get(inventory::list_projects),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/projects/{id}/units", Public),
+            get(inventory::project_units),
+        ),
     ]
 }
 
@@ -127,7 +173,11 @@ async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Res
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "no_such_endpoint", "没有这个接口。")
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "没有这个接口。",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

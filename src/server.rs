@@ -14,7 +14,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init_logging(cfg: &Config) {
     let filter = EnvFilter::try_from_env("VW_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second call (tests, or a command that logs twice) is harmless: the first subscriber stays.
     let _ = match cfg.log_format() {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -2,8 +2,8 @@
 //! (the default) and a PostgreSQL one for production and scale-out. Both run the same contract
 //! test suite (tests/it/store.rs). The trait speaks in plain rows; the services give them meaning.
 
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -45,7 +45,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e
-            && (db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation())
+            && (db.is_unique_violation()
+                || db.is_check_violation()
+                || db.is_foreign_key_violation())
         {
             return StoreError::Conflict {
                 constraint: db
@@ -109,7 +111,9 @@ pub struct RefreshToken {
 #[derive(Clone, Debug)]
 pub enum RefreshOutcome {
     /// The token was live: it is now used and `new` replaces it in the same family.
-    Rotated { user_id: String },
+    Rotated {
+        user_id: String,
+    },
     /// The token had been used before: someone replayed it, so the whole family is now revoked.
     Reused,
     Expired,
@@ -291,7 +295,9 @@ impl MigrationStatus {
 /// `postgresql:` for PostgreSQL.
 pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, max_connections).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, max_connections).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(
             postgres::PgStore::open(url, max_connections).await?,

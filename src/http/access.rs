@@ -52,7 +52,11 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(method: Method, path: &'static str, access: Access) -> Self {
-        Endpoint { method, path, access }
+        Endpoint {
+            method,
+            path,
+            access,
+        }
     }
 }
 
@@ -63,13 +67,21 @@ pub async fn guard(
 ) -> Response {
     let (mut parts, body) = req.into_parts();
     let source = client_addr(&parts, state.services.config.http.trust_forwarded_for);
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(str::trim));
+    let bearer = parts.headers.get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(str::trim)
+    });
     let verified = match bearer {
-        None => Err(ApiError::unauthorized("missing_token", "请先登录（缺少访问令牌）。")),
-        Some(None) => Err(ApiError::unauthorized("invalid_token", "访问令牌格式不正确。")),
+        None => Err(ApiError::unauthorized(
+            "missing_token",
+            "请先登录（缺少访问令牌）。",
+        )),
+        Some(None) => Err(ApiError::unauthorized(
+            "invalid_token",
+            "访问令牌格式不正确。",
+        )),
         Some(Some(token)) => match state.services.tokens.verify_access(token) {
             Ok(claims) => Ok(Caller {
                 user_id: claims.sub,
@@ -78,8 +90,13 @@ pub async fn guard(
                 organisation_id: claims.org,
                 source: Some(source.0.clone()),
             }),
-            Err(TokenError::Expired) => Err(ApiError::unauthorized("token_expired", "登录已过期，请重新登录。")),
-            Err(TokenError::Invalid) => Err(ApiError::unauthorized("invalid_token", "访问令牌无效。")),
+            Err(TokenError::Expired) => Err(ApiError::unauthorized(
+                "token_expired",
+                "登录已过期，请重新登录。",
+            )),
+            Err(TokenError::Invalid) => {
+                Err(ApiError::unauthorized("invalid_token", "访问令牌无效。"))
+            }
         },
     };
     match (access, verified) {
@@ -91,7 +108,8 @@ pub async fn guard(
         (_, Err(e)) => return e.into_response(),
         (_, Ok(caller)) => {
             if !access.allows(Some(caller.role)) {
-                return ApiError::forbidden("forbidden_role", "您的角色无权使用该功能。").into_response();
+                return ApiError::forbidden("forbidden_role", "您的角色无权使用该功能。")
+                    .into_response();
             }
             parts.extensions.insert(caller);
         }

@@ -1,10 +1,10 @@
 //! Sign-in, tokens and accounts.
 
+use super::AppState;
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ClientAddr};
-use super::AppState;
-use crate::services::accounts::{self, NewUserRequest, OrganisationView, TokenPair, UserView};
 use crate::services::Caller;
+use crate::services::accounts::{self, NewUserRequest, OrganisationView, TokenPair, UserView};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -34,7 +34,9 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(accounts::login(&state.services, &req.username, &req.password, &addr).await?))
+    Ok(Json(
+        accounts::login(&state.services, &req.username, &req.password, &addr).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -46,7 +48,9 @@ pub async fn refresh(
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenPair>> {
-    Ok(Json(accounts::refresh(&state.services, &req.refresh_token, &addr).await?))
+    Ok(Json(
+        accounts::refresh(&state.services, &req.refresh_token, &addr).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
@@ -68,7 +72,10 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "accounts", security(("bearer" = [])),
     responses((status = 200, body = [UserView]), (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_users(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<UserView>>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<UserView>>> {
     Ok(Json(accounts::list_users(&state.services, &caller).await?))
 }
 
@@ -96,7 +103,9 @@ pub async fn get_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(accounts::get_user(&state.services, &caller, &id).await?))
+    Ok(Json(
+        accounts::get_user(&state.services, &caller, &id).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/organisations/{id}", tag = "accounts", security(("bearer" = [])),
@@ -109,5 +118,7 @@ pub async fn get_organisation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrganisationView>> {
-    Ok(Json(accounts::get_organisation(&state.services, &caller, &id).await?))
+    Ok(Json(
+        accounts::get_organisation(&state.services, &caller, &id).await?,
+    ))
 }

@@ -68,11 +68,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         Problem {
             type_: format!("urn:virtual-window:problem:{}", self.code),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             code: self.code.to_owned(),
             detail: self.message.clone(),
@@ -104,7 +100,11 @@ impl From<services::Error> for ApiError {
     fn from(e: services::Error) -> Self {
         use services::Error as E;
         match e {
-            E::Invalid { code, message, fields } => ApiError {
+            E::Invalid {
+                code,
+                message,
+                fields,
+            } => ApiError {
                 fields,
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             },

@@ -17,8 +17,14 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -66,10 +72,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if let Some(rest) = msg.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or("");
             // The path already ends with the unknown key when it is nested.
-            let field = if path == "." || path.is_empty() { name.to_owned() } else { path };
+            let field = if path == "." || path.is_empty() {
+                name.to_owned()
+            } else {
+                path
+            };
             ApiError {
-                fields: vec![FieldError::new(field.clone(), "unknown_field", format!("不认识的字段 {field}。"))],
-                ..ApiError::bad_request("unknown_field", format!("请求中含有不认识的字段 {field}。"))
+                fields: vec![FieldError::new(
+                    field.clone(),
+                    "unknown_field",
+                    format!("不认识的字段 {field}。"),
+                )],
+                ..ApiError::bad_request(
+                    "unknown_field",
+                    format!("请求中含有不认识的字段 {field}。"),
+                )
             }
         } else {
             let missing = msg
@@ -80,7 +97,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 (_, Some(name)) => format!("{path}.{name}"),
                 _ => path,
             };
-            let rule = if missing.is_some() { "required" } else { "type" };
+            let rule = if missing.is_some() {
+                "required"
+            } else {
+                "type"
+            };
             ApiError {
                 fields: vec![FieldError::new(field, rule, "字段缺失或类型不正确。")],
                 ..ApiError::new(
@@ -135,6 +156,9 @@ impl FromRequestParts<super::AppState> for ClientAddr {
         parts: &mut Parts,
         state: &super::AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(client_addr(parts, state.services.config.http.trust_forwarded_for))
+        Ok(client_addr(
+            parts,
+            state.services.config.http.trust_forwarded_for,
+        ))
     }
 }

@@ -81,10 +81,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
             _ => None,
         };
         if let Some(op) = op {
-            let ext: Extensions = [("x-roles".to_owned(), serde_json::json!(endpoint.access.describe()))]
-                .into_iter()
-                .collect();
-            op.extensions.get_or_insert_with(Default::default).merge(ext);
+            let ext: Extensions = [(
+                "x-roles".to_owned(),
+                serde_json::json!(endpoint.access.describe()),
+            )]
+            .into_iter()
+            .collect();
+            op.extensions
+                .get_or_insert_with(Default::default)
+                .merge(ext);
         }
     }
     doc
@@ -96,6 +101,8 @@ pub async fn document_json() -> Json<utoipa::openapi::OpenApi> {
 
 const DOCS_PAGE: &str = include_str!("../../templates/docs.html");
 
-pub async fn docs_page(axum::extract::State(_): axum::extract::State<AppState>) -> Html<&'static str> {
+pub async fn docs_page(
+    axum::extract::State(_): axum::extract::State<AppState>,
+) -> Html<&'static str> {
     Html(DOCS_PAGE)
 }

@@ -7,8 +7,8 @@ use crate::audit;
 use crate::domain::{Duty, Role, roles};
 use crate::store::{NewAuditEvent, NewRefreshToken, Organisation, RefreshOutcome, User};
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -77,8 +77,12 @@ pub fn view(u: &User) -> Result<UserView, Error> {
         id: u.id.clone(),
         username: u.username.clone(),
         display_name: u.display_name.clone(),
-        role: u.role.parse().map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
-        duties: roles::duties_from_column(&u.duties).map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
+        role: u
+            .role
+            .parse()
+            .map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
+        duties: roles::duties_from_column(&u.duties)
+            .map_err(|e| anyhow::anyhow!("user {}: {e}", u.id))?,
         organisation_id: u.organisation_id.clone(),
         demo: u.demo,
         disabled: u.disabled,
@@ -115,7 +119,11 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
 async fn verify_password(password: String, hash: String) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok::<_, anyhow::Error>(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        Ok::<_, anyhow::Error>(
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
     })
     .await
     .context("password verification task")?
@@ -173,11 +181,20 @@ pub async fn login(
     Ok(pair)
 }
 
-fn token_pair(s: &Services, user: &User, refresh: String, now: OffsetDateTime) -> Result<TokenPair, Error> {
+fn token_pair(
+    s: &Services,
+    user: &User,
+    refresh: String,
+    now: OffsetDateTime,
+) -> Result<TokenPair, Error> {
     let view = view(user)?;
-    let (access, _) = s
-        .tokens
-        .issue_access(&user.id, view.role, view.duties.clone(), user.organisation_id.clone(), now)?;
+    let (access, _) = s.tokens.issue_access(
+        &user.id,
+        view.role,
+        view.duties.clone(),
+        user.organisation_id.clone(),
+        now,
+    )?;
     Ok(TokenPair {
         access_token: access,
         token_type: "Bearer",
@@ -239,7 +256,11 @@ pub async fn refresh(s: &Services, token: &str, source: &str) -> Result<TokenPai
 
 pub async fn logout(s: &Services, token: &str, source: &str) -> Result<(), Error> {
     let now = OffsetDateTime::now_utc();
-    if let Some(user_id) = s.store.revoke_refresh_family(&refresh_hash(token), now).await? {
+    if let Some(user_id) = s
+        .store
+        .revoke_refresh_family(&refresh_hash(token), now)
+        .await?
+    {
         let user = s.store.user(&user_id).await?;
         record(s, user.as_ref(), "auth.logout", "user", &user_id, source).await?;
     }
@@ -260,7 +281,11 @@ pub async fn get_user(s: &Services, caller: &Caller, id: &str) -> Result<UserVie
     if !(caller.is(Role::Admin) || caller.user_id == id) {
         return Err(Error::not_found("该账号"));
     }
-    let user = s.store.user(id).await?.ok_or_else(|| Error::not_found("该账号"))?;
+    let user = s
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该账号"))?;
     view(&user)
 }
 
@@ -310,10 +335,18 @@ pub fn validate_new_user(req: &NewUserRequest) -> Vec<FieldError> {
     }
     let display = req.display_name.trim();
     if display.is_empty() || display.chars().count() > 64 || display.chars().any(char::is_control) {
-        errors.push(FieldError::new("display_name", "length", "显示名称须为 1–64 个字符。"));
+        errors.push(FieldError::new(
+            "display_name",
+            "length",
+            "显示名称须为 1–64 个字符。",
+        ));
     }
     if req.password.chars().count() < 12 || req.password.len() > 256 {
-        errors.push(FieldError::new("password", "too_short", "密码至少 12 个字符。"));
+        errors.push(FieldError::new(
+            "password",
+            "too_short",
+            "密码至少 12 个字符。",
+        ));
     }
     let allowed = req.role.allowed_duties();
     for (i, d) in req.duties.iter().enumerate() {
@@ -326,7 +359,11 @@ pub fn validate_new_user(req: &NewUserRequest) -> Vec<FieldError> {
         }
     }
     if req.role == Role::Developer && req.duties.is_empty() {
-        errors.push(FieldError::new("duties", "required", "开发企业人员须指定拟签或确认职责。"));
+        errors.push(FieldError::new(
+            "duties",
+            "required",
+            "开发企业人员须指定拟签或确认职责。",
+        ));
     }
     match (req.role.needs_organisation(), &req.organisation_id) {
         (true, None) => errors.push(FieldError::new(
@@ -344,7 +381,11 @@ pub fn validate_new_user(req: &NewUserRequest) -> Vec<FieldError> {
     errors
 }
 
-pub async fn create_user(s: &Services, caller: &Caller, req: NewUserRequest) -> Result<UserView, Error> {
+pub async fn create_user(
+    s: &Services,
+    caller: &Caller,
+    req: NewUserRequest,
+) -> Result<UserView, Error> {
     if !caller.is(Role::Admin) {
         return Err(Error::forbidden("只有管理员可以创建账号。"));
     }
@@ -384,11 +425,21 @@ pub async fn create_user(s: &Services, caller: &Caller, req: NewUserRequest) -> 
         created_at: OffsetDateTime::now_utc(),
     };
     s.store.insert_user(&user).await.map_err(|e| match e {
-        crate::store::StoreError::Conflict { .. } => Error::conflict("username_taken", "用户名已被使用。"),
+        crate::store::StoreError::Conflict { .. } => {
+            Error::conflict("username_taken", "用户名已被使用。")
+        }
         other => other.into(),
     })?;
     let actor = s.store.user(&caller.user_id).await?;
-    record(s, actor.as_ref(), "user.create", "user", &user.id, caller.source.as_deref().unwrap_or("")).await?;
+    record(
+        s,
+        actor.as_ref(),
+        "user.create",
+        "user",
+        &user.id,
+        caller.source.as_deref().unwrap_or(""),
+    )
+    .await?;
     view(&user)
 }
 

@@ -62,8 +62,7 @@ pub async fn project_units(s: &Services, project_id: &str) -> Result<Vec<PublicU
         .into_iter()
         .map(|b| (b.id, b.name))
         .collect();
-    Ok(s
-        .store
+    Ok(s.store
         .units(project_id)
         .await?
         .into_iter()

@@ -107,7 +107,10 @@ mod tests {
         l.failed("a");
         l.failed("a");
         assert!(l.admit("a", "ip").is_err());
-        assert!(l.admit("b", "ip").is_ok(), "other accounts are not affected");
+        assert!(
+            l.admit("b", "ip").is_ok(),
+            "other accounts are not affected"
+        );
         l.succeeded("a");
         assert!(l.admit("a", "ip").is_ok());
     }

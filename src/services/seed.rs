@@ -131,9 +131,14 @@ fn date(s: &str) -> anyhow::Result<Date> {
 }
 
 pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
-    let fx: Fixture = toml::from_str(SAMPLE_DEVELOPMENT).context("fixtures/sample-development.toml")?;
+    let fx: Fixture =
+        toml::from_str(SAMPLE_DEVELOPMENT).context("fixtures/sample-development.toml")?;
     let accounts: AccountsFixture = toml::from_str(ACCOUNTS).context("fixtures/accounts.toml")?;
-    let dev_uscc = fx.developer.uscc.clone().context("the developer needs a USCC")?;
+    let dev_uscc = fx
+        .developer
+        .uscc
+        .clone()
+        .context("the developer needs a USCC")?;
     if s.store.organisation_by_uscc(&dev_uscc).await?.is_some() {
         return Ok(SeedOutcome::AlreadyPresent);
     }
@@ -141,7 +146,11 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
     let mut orgs = HashMap::new();
     for (key, kind, o) in [
         ("developer", "developer", &fx.developer),
-        ("registration_centre", "registration_centre", &fx.registration_centre),
+        (
+            "registration_centre",
+            "registration_centre",
+            &fx.registration_centre,
+        ),
         ("operator", "operator", &fx.operator),
     ] {
         let org = Organisation {
@@ -161,7 +170,11 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
 
     for a in &accounts.accounts {
         let organisation_id = match &a.organisation {
-            Some(key) => Some(orgs.get(key).cloned().ok_or_else(|| anyhow!("unknown organisation `{key}`"))?),
+            Some(key) => Some(
+                orgs.get(key)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("unknown organisation `{key}`"))?,
+            ),
             None => None,
         };
         let user = User {
@@ -184,7 +197,11 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
     })
 }
 
-fn development(fx: &Fixture, developer_id: &str, now: OffsetDateTime) -> anyhow::Result<Development> {
+fn development(
+    fx: &Fixture,
+    developer_id: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Development> {
     let p = &fx.project;
     let project = Project {
         id: uuid::Uuid::now_v7().to_string(),
@@ -212,8 +229,11 @@ fn development(fx: &Fixture, developer_id: &str, now: OffsetDateTime) -> anyhow:
         status: m.status.clone(),
         created_at: now,
     };
-    let specials: HashMap<(i32, &str), &UnitFixture> =
-        fx.units.iter().map(|u| ((u.building, u.room.as_str()), u)).collect();
+    let specials: HashMap<(i32, &str), &UnitFixture> = fx
+        .units
+        .iter()
+        .map(|u| ((u.building, u.room.as_str()), u))
+        .collect();
     let mut buildings = Vec::new();
     let mut units = Vec::new();
     for b in &fx.buildings {
@@ -235,12 +255,22 @@ fn development(fx: &Fixture, developer_id: &str, now: OffsetDateTime) -> anyhow:
                     Area::parse(&l.internal)?,
                     Area::parse(&l.shared)?,
                 );
-                anyhow::ensure!(gross.0 == internal.0 + shared.0, "layout {} areas do not add up", l.position);
-                let unit_number = special
-                    .and_then(|s| s.unit_number.clone())
-                    .unwrap_or_else(|| {
-                        format!("{}F{:04}{:04}", p.parcel_code, b.number, floor * 100 + l.position)
-                    });
+                anyhow::ensure!(
+                    gross.0 == internal.0 + shared.0,
+                    "layout {} areas do not add up",
+                    l.position
+                );
+                let unit_number =
+                    special
+                        .and_then(|s| s.unit_number.clone())
+                        .unwrap_or_else(|| {
+                            format!(
+                                "{}F{:04}{:04}",
+                                p.parcel_code,
+                                b.number,
+                                floor * 100 + l.position
+                            )
+                        });
                 let status = match special {
                     Some(s) => s.status.clone(),
                     None if released => "available".into(),
@@ -259,7 +289,10 @@ fn development(fx: &Fixture, developer_id: &str, now: OffsetDateTime) -> anyhow:
                     internal_area: internal.0,
                     shared_area: shared.0,
                     storey_height_mm: fx.storey_height_mm,
-                    filed_price_fen: Money::from_yuan(b.base_price + fx.floor_premium * floor as i64).0,
+                    filed_price_fen: Money::from_yuan(
+                        b.base_price + fx.floor_premium * floor as i64,
+                    )
+                    .0,
                     status,
                     seized: special.is_some_and(|s| s.seized),
                     mortgaged: special.is_some_and(|s| s.mortgaged),

@@ -65,11 +65,18 @@ impl Keyring {
         let mut verifying = HashMap::new();
         let mut signing = None;
         for k in &keys {
-            let pem = std::fs::read(&k.private_key_file)
-                .with_context(|| format!("reading JWT key `{}` from {}", k.kid, k.private_key_file.display()))?;
+            let pem = std::fs::read(&k.private_key_file).with_context(|| {
+                format!(
+                    "reading JWT key `{}` from {}",
+                    k.kid,
+                    k.private_key_file.display()
+                )
+            })?;
             let pkey = PKey::private_key_from_pem(&pem)
                 .with_context(|| format!("JWT key `{}` is not a PEM private key", k.kid))?;
-            let ec = pkey.ec_key().with_context(|| format!("JWT key `{}` is not an EC key", k.kid))?;
+            let ec = pkey
+                .ec_key()
+                .with_context(|| format!("JWT key `{}` is not an EC key", k.kid))?;
             if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
                 bail!("JWT key `{}` must be on curve P-256 (ES256)", k.kid);
             }
@@ -140,12 +147,12 @@ impl Keyring {
             .as_deref()
             .and_then(|kid| self.verifying.get(kid))
             .ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            },
+        )?;
         if data.claims.typ != "access" {
             return Err(TokenError::Invalid);
         }

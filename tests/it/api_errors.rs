@@ -8,10 +8,19 @@ use serde_json::json;
 crate::on_both_databases!(bad_input_gets_its_own_code_and_writes_nothing);
 
 async fn counts(app: &TestApp) -> (i64, usize) {
-    (app.services.store.count_users().await.unwrap(), app.audit_len().await)
+    (
+        app.services.store.count_users().await.unwrap(),
+        app.audit_len().await,
+    )
 }
 
-fn raw(method: Method, path: &str, token: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+fn raw(
+    method: Method,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
     let mut b = Request::builder()
         .method(method)
         .uri(path)
@@ -65,7 +74,10 @@ async fn bad_input_gets_its_own_code_and_writes_nothing(db: Db) {
             "{what}"
         );
         assert_eq!(r.body["status"], status.as_u16(), "{what}");
-        assert!(!r.body["detail"].as_str().unwrap_or("").is_empty(), "{what}: a message for people");
+        assert!(
+            !r.body["detail"].as_str().unwrap_or("").is_empty(),
+            "{what}: a message for people"
+        );
         assert_eq!(counts(&app).await, before, "{what}: nothing is written");
     }
 
@@ -79,7 +91,12 @@ async fn bad_input_gets_its_own_code_and_writes_nothing(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["field"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for expected in [
         ("username", "format"),
@@ -125,7 +142,10 @@ async fn bad_input_gets_its_own_code_and_writes_nothing(db: Db) {
 async fn request_ids_are_set_and_propagated() {
     let app = spawn_app(Db::Sqlite).await.unwrap();
     let r = app.get("/healthz", None).await;
-    let id = r.headers.get("x-request-id").expect("a request id is assigned");
+    let id = r
+        .headers
+        .get("x-request-id")
+        .expect("a request id is assigned");
     assert!(!id.is_empty());
     let req = Request::builder()
         .uri("/healthz")
@@ -141,9 +161,20 @@ async fn metrics_count_requests_by_route_template() {
     let app = spawn_app(Db::Sqlite).await.unwrap();
     let admin = app.token("admin").await;
     let me = app.user_id("admin").await;
-    assert_eq!(app.get(&format!("/api/v1/users/{me}"), Some(&admin)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{me}"), Some(&admin))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let r = app.get("/metrics", None).await;
-    assert!(r.text.contains(r#"http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#), "{}", r.text);
+    assert!(
+        r.text.contains(
+            r#"http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#
+        ),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("http_request_duration_seconds_bucket"));
     assert!(!r.text.contains(&me), "ids never become labels");
 }

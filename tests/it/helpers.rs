@@ -51,9 +51,12 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                 .await
                 .expect("connect to the test PostgreSQL server");
-            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create test database");
+            sqlx::Executor::execute(
+                &mut conn,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+            )
+            .await
+            .expect("create test database");
             let base = admin.rsplit_once('/').expect("URL has a database").0;
             format!("{base}/{name}")
         }
@@ -62,7 +65,9 @@ pub async fn test_db(db: Db) -> Option<TestDb> {
 }
 
 pub async fn open_store(t: &TestDb) -> Arc<dyn Store> {
-    let store = virtual_window::store::open(&t.url, 4).await.expect("open store");
+    let store = virtual_window::store::open(&t.url, 4)
+        .await
+        .expect("open store");
     store.migrate().await.expect("migrate");
     store
 }
@@ -92,10 +97,18 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<T
     let t = test_db(db).await?;
     let mut cfg = test_config(&t);
     tweak(&mut cfg);
-    let services = virtual_window::server::prepare(Arc::new(cfg)).await.expect("prepare");
-    virtual_window::services::seed::load(&services).await.expect("seed");
+    let services = virtual_window::server::prepare(Arc::new(cfg))
+        .await
+        .expect("prepare");
+    virtual_window::services::seed::load(&services)
+        .await
+        .expect("seed");
     let router = app(AppState::new(services.clone()));
-    Some(TestApp { db: t, services, router })
+    Some(TestApp {
+        db: t,
+        services,
+        router,
+    })
 }
 
 pub struct Reply {
@@ -113,16 +126,32 @@ impl Reply {
 
 impl TestApp {
     pub async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.router.clone().oneshot(req).await.expect("router answers");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -176,7 +205,12 @@ impl TestApp {
     }
 
     pub async fn audit_len(&self) -> usize {
-        self.services.store.audit_events(0, 100_000).await.unwrap().len()
+        self.services
+            .store
+            .audit_events(0, 100_000)
+            .await
+            .unwrap()
+            .len()
     }
 }
 

@@ -19,12 +19,19 @@ async fn every_endpoint_allows_exactly_its_roles() {
     ];
     let mut checked = 0;
     for (endpoint, _) in endpoints() {
-        let path = endpoint.path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let path = endpoint
+            .path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000");
         for (role, token) in &callers {
             let body = (endpoint.method == Method::POST).then(|| json!({}));
-            let r = app.call(endpoint.method.clone(), &path, token.as_deref(), body).await;
+            let r = app
+                .call(endpoint.method.clone(), &path, token.as_deref(), body)
+                .await;
             let allowed = endpoint.access.allows(*role);
-            let refused = matches!(r.code(), "missing_token" | "invalid_token" | "forbidden_role");
+            let refused = matches!(
+                r.code(),
+                "missing_token" | "invalid_token" | "forbidden_role"
+            );
             if allowed {
                 assert!(
                     !refused,

@@ -40,16 +40,39 @@ async fn every_route_is_documented_with_its_roles() {
             continue;
         }
         let op = &doc["paths"][e.path][e.method.as_str().to_lowercase()];
-        assert!(op.is_object(), "{} {} is not in the OpenAPI document", e.method, e.path);
-        let roles: Vec<&str> = op["x-roles"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(
+            op.is_object(),
+            "{} {} is not in the OpenAPI document",
+            e.method,
+            e.path
+        );
+        let roles: Vec<&str> = op["x-roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(roles, e.access.describe(), "{} {}", e.method, e.path);
         if e.access != Access::Public {
-            assert!(op["security"].is_array(), "{} {} needs a security requirement", e.method, e.path);
+            assert!(
+                op["security"].is_array(),
+                "{} {} needs a security requirement",
+                e.method,
+                e.path
+            );
         }
         documented += 1;
     }
-    let in_doc: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(in_doc, documented, "the document has no operation the router lacks");
+    let in_doc: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        in_doc, documented,
+        "the document has no operation the router lacks"
+    );
     let page = app.get("/docs", None).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("/api/openapi.json"));

@@ -9,7 +9,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_virtual-window");
 
 /// Runs a command that must finish by itself; a hang fails the test instead of blocking the run.
 fn output_within(mut c: Command, limit: Duration) -> std::process::Output {
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -45,12 +49,17 @@ fn start(data_dir: &std::path::Path) -> Server {
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(60)).expect("the server announces its address");
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server announces its address");
     Server { child, base }
 }
 
 fn terminate(mut s: Server) {
-    let status = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -58,7 +67,10 @@ fn terminate(mut s: Server) {
             assert!(code.success(), "clean exit after SIGTERM: {code:?}");
             return;
         }
-        assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -68,12 +80,30 @@ async fn serve_seeds_answers_stops_and_restarts_without_loss() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
     let http = reqwest::Client::new();
-    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let docs = http.get(format!("{}/docs", server.base)).send().await.unwrap();
+    let docs = http
+        .get(format!("{}/docs", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("虚拟窗口"));
-    for name in ["admin", "yj-drafter", "yj-confirmer", "buyer-zhang", "buyer-li", "buyer-wang", "rc-first", "rc-second", "rc-recorder"] {
+    for name in [
+        "admin",
+        "yj-drafter",
+        "yj-confirmer",
+        "buyer-zhang",
+        "buyer-li",
+        "buyer-wang",
+        "rc-first",
+        "rc-second",
+        "rc-recorder",
+    ] {
         let r = http
             .post(format!("{}/api/v1/auth/login", server.base))
             .json(&serde_json::json!({"username": name, "password": virtual_window::config::DEV_DEMO_PASSWORD}))
@@ -102,7 +132,10 @@ async fn serve_seeds_answers_stops_and_restarts_without_loss() {
         .unwrap();
     assert_eq!(created.status(), 201);
     terminate(server);
-    assert!(dir.path().join("virtual-window.db").exists(), "SQLite file under the data directory");
+    assert!(
+        dir.path().join("virtual-window.db").exists(),
+        "SQLite file under the data directory"
+    );
 
     let server = start(dir.path());
     let r = http
@@ -112,12 +145,21 @@ async fn serve_seeds_answers_stops_and_restarts_without_loss() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "data survives a restart");
-    let ready: serde_json::Value = http.get(format!("{}/readyz", server.base)).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     terminate(server);
 
     let mut c = Command::new(BIN);
-    c.args(["audit", "verify", "--data-dir"]).arg(dir.path()).env("VW_LOG", "warn");
+    c.args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .env("VW_LOG", "warn");
     let out = output_within(c, Duration::from_secs(30));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("audit chain intact"));
@@ -128,7 +170,10 @@ fn production_refuses_development_defaults_and_names_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[(&str, &str)]| {
         let mut c = Command::new(BIN);
-        c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).env("VW_MODE", "production").env("VW_LOG", "error");
+        c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("VW_MODE", "production")
+            .env("VW_LOG", "error");
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -139,16 +184,25 @@ fn production_refuses_development_defaults_and_names_the_setting() {
     assert!(run(&[]).contains("auth.jwt_keys"));
     let key = dir.path().join("prod.pem");
     let pkey = openssl::pkey::PKey::from_ec_key(
-        openssl::ec::EcKey::generate(&openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap(),
     )
     .unwrap();
     std::fs::write(&key, pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let keys = format!("[{{kid=\"prod-1\",private_key_file=\"{}\"}}]", key.display());
+    let keys = format!(
+        "[{{kid=\"prod-1\",private_key_file=\"{}\"}}]",
+        key.display()
+    );
     let err = run(&[("VW_AUTH__JWT_KEYS", &keys)]);
     assert!(err.contains("auto_seed"), "{err}");
     let err = run(&[("VW_AUTH__JWT_KEYS", &keys), ("VW_AUTO_SEED", "false")]);
     assert!(err.contains("database_url"), "{err}");
-    let dev_keys = format!("[{{kid=\"dev-abc\",private_key_file=\"{}\"}}]", key.display());
+    let dev_keys = format!(
+        "[{{kid=\"dev-abc\",private_key_file=\"{}\"}}]",
+        key.display()
+    );
     let err = run(&[("VW_AUTH__JWT_KEYS", &dev_keys), ("VW_AUTO_SEED", "false")]);
     assert!(err.contains("development key"), "{err}");
 }
@@ -157,9 +211,16 @@ fn production_refuses_development_defaults_and_names_the_setting() {
 fn unknown_configuration_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("vw.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nlisten_adress = \"typo\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\nlisten_adress = \"typo\"\n",
+    )
+    .unwrap();
     let mut c = Command::new(BIN);
-    c.args(["migrate", "--data-dir"]).arg(dir.path()).arg("--config").arg(&file);
+    c.args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&file);
     let out = output_within(c, Duration::from_secs(30));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_adress"));

@@ -101,7 +101,11 @@ async fn users_and_organisations_round_trip(db: Db) {
         got.created_at.unix_timestamp(),
         u.created_at.unix_timestamp()
     );
-    let got_org = store.organisation_by_uscc("91441900MA4W0L7N36").await.unwrap().unwrap();
+    let got_org = store
+        .organisation_by_uscc("91441900MA4W0L7N36")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got_org.name, o.name);
     assert!(store.user("nobody").await.unwrap().is_none());
     assert_eq!(store.count_users().await.unwrap(), 1);
@@ -114,7 +118,10 @@ async fn duplicate_username_is_a_conflict(db: Db) {
     let err = store.insert_user(&user("same", None)).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     // A user pointing at a missing organisation is refused by the foreign key.
-    let err = store.insert_user(&user("orphan", Some("missing".into()))).await.unwrap_err();
+    let err = store
+        .insert_user(&user("orphan", Some("missing".into())))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     assert_eq!(store.count_users().await.unwrap(), 1);
 }
@@ -124,30 +131,67 @@ async fn refresh_tokens_rotate_once_and_detect_reuse(db: Db) {
     let store = open_store(&t).await;
     let u = user("r", None);
     store.insert_user(&u).await.unwrap();
-    store.insert_refresh_token(&refresh("h1", &u.id)).await.unwrap();
+    store
+        .insert_refresh_token(&refresh("h1", &u.id))
+        .await
+        .unwrap();
     let now = OffsetDateTime::now_utc();
-    let out = store.rotate_refresh_token("h1", &refresh("h2", ""), now).await.unwrap();
-    assert!(matches!(out, RefreshOutcome::Rotated { ref user_id } if *user_id == u.id), "{out:?}");
+    let out = store
+        .rotate_refresh_token("h1", &refresh("h2", ""), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, RefreshOutcome::Rotated { ref user_id } if *user_id == u.id),
+        "{out:?}"
+    );
     // h2 is live and belongs to the same user.
-    let out = store.rotate_refresh_token("h2", &refresh("h3", ""), now).await.unwrap();
+    let out = store
+        .rotate_refresh_token("h2", &refresh("h3", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Rotated { .. }), "{out:?}");
     // Presenting h1 again is a replay: the family (h3 included) is revoked.
-    let out = store.rotate_refresh_token("h1", &refresh("h4", ""), now).await.unwrap();
+    let out = store
+        .rotate_refresh_token("h1", &refresh("h4", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Reused), "{out:?}");
-    let out = store.rotate_refresh_token("h3", &refresh("h5", ""), now).await.unwrap();
+    let out = store
+        .rotate_refresh_token("h3", &refresh("h5", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Revoked), "{out:?}");
-    let out = store.rotate_refresh_token("nope", &refresh("h6", ""), now).await.unwrap();
+    let out = store
+        .rotate_refresh_token("nope", &refresh("h6", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Unknown), "{out:?}");
     // Expiry.
     let mut old = refresh("e1", &u.id);
     old.expires_at = now - time::Duration::seconds(1);
     store.insert_refresh_token(&old).await.unwrap();
-    let out = store.rotate_refresh_token("e1", &refresh("e2", ""), now).await.unwrap();
+    let out = store
+        .rotate_refresh_token("e1", &refresh("e2", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Expired), "{out:?}");
     // Logout revokes the family.
-    store.insert_refresh_token(&refresh("l1", &u.id)).await.unwrap();
-    assert_eq!(store.revoke_refresh_family("l1", now).await.unwrap().as_deref(), Some(u.id.as_str()));
-    let out = store.rotate_refresh_token("l1", &refresh("l2", ""), now).await.unwrap();
+    store
+        .insert_refresh_token(&refresh("l1", &u.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .revoke_refresh_family("l1", now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(u.id.as_str())
+    );
+    let out = store
+        .rotate_refresh_token("l1", &refresh("l2", ""), now)
+        .await
+        .unwrap();
     assert!(matches!(out, RefreshOutcome::Revoked), "{out:?}");
 }
 
@@ -156,13 +200,20 @@ async fn concurrent_refresh_has_one_winner(db: Db) {
     let store = open_store(&t).await;
     let u = user("c", None);
     store.insert_user(&u).await.unwrap();
-    store.insert_refresh_token(&refresh("shared", &u.id)).await.unwrap();
+    store
+        .insert_refresh_token(&refresh("shared", &u.id))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .rotate_refresh_token("shared", &refresh(&format!("next{i}"), ""), OffsetDateTime::now_utc())
+                .rotate_refresh_token(
+                    "shared",
+                    &refresh(&format!("next{i}"), ""),
+                    OffsetDateTime::now_utc(),
+                )
                 .await
         }));
     }
@@ -176,7 +227,10 @@ async fn concurrent_refresh_has_one_winner(db: Db) {
             Err(e) => panic!("{e:?}"),
         }
     }
-    assert_eq!(rotated, 1, "exactly one concurrent use of a refresh token wins");
+    assert_eq!(
+        rotated, 1,
+        "exactly one concurrent use of a refresh token wins"
+    );
 }
 
 async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
@@ -193,7 +247,11 @@ async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
     for t in tasks {
         seqs.insert(t.await.unwrap().unwrap().seq);
     }
-    assert_eq!(seqs, (1..=20).collect::<BTreeSet<i64>>(), "no gaps, no duplicates");
+    assert_eq!(
+        seqs,
+        (1..=20).collect::<BTreeSet<i64>>(),
+        "no gaps, no duplicates"
+    );
     match audit::verify_chain(store.as_ref()).await.unwrap() {
         ChainCheck::Intact { entries, .. } => assert_eq!(entries, 20),
         broken => panic!("{broken:?}"),
@@ -204,7 +262,9 @@ async fn audit_chain_detects_tampering(db: Db) {
     let t = test_db(db).await.unwrap();
     let store = open_store(&t).await;
     for i in 0..3 {
-        audit::append(store.as_ref(), event(&format!("a.{i}"))).await.unwrap();
+        audit::append(store.as_ref(), event(&format!("a.{i}")))
+            .await
+            .unwrap();
     }
     // Edit an entry behind the service's back.
     let sql = "UPDATE audit_events SET action = 'forged' WHERE seq = 2";
@@ -248,24 +308,41 @@ async fn seed_loads_every_unit_status(db: Db) {
     let units = store.units(&projects[0].id).await.unwrap();
     assert_eq!(units.len(), 3 * 32 * 4);
     let statuses: BTreeSet<&str> = units.iter().map(|u| u.status.as_str()).collect();
-    for s in ["unreleased", "available", "locked", "signed", "filed", "advance_notice_registered"] {
+    for s in [
+        "unreleased",
+        "available",
+        "locked",
+        "signed",
+        "filed",
+        "advance_notice_registered",
+    ] {
         assert!(statuses.contains(s), "status {s} missing from the seed");
     }
     assert!(units.iter().any(|u| u.seized), "a unit under court seizure");
-    assert!(units.iter().any(|u| u.mortgaged), "a unit with a construction mortgage");
+    assert!(
+        units.iter().any(|u| u.mortgaged),
+        "a unit with a construction mortgage"
+    );
     let sample = units
         .iter()
         .find(|u| u.unit_number == "441900104002GB00123F00010012")
         .expect("1栋1203 of DOMAIN.md");
-    assert_eq!((sample.gross_area, sample.internal_area, sample.shared_area), (8936, 7120, 1816));
-    assert_eq!(sample.filed_price_fen, 30_500_00);
-    let re = |n: &str| {
-        n.len() == 28 && n[..12].bytes().all(|b| b.is_ascii_digit()) && &n[19..20] == "F"
-    };
+    assert_eq!(
+        (sample.gross_area, sample.internal_area, sample.shared_area),
+        (8936, 7120, 1816)
+    );
+    assert_eq!(sample.filed_price_fen, 30_500 * 100);
+    let re =
+        |n: &str| n.len() == 28 && n[..12].bytes().all(|b| b.is_ascii_digit()) && &n[19..20] == "F";
     assert!(units.iter().all(|u| re(&u.unit_number)));
     // Seeding again changes nothing.
-    let again = virtual_window::services::seed::load(&app.services).await.unwrap();
-    assert_eq!(again, virtual_window::services::seed::SeedOutcome::AlreadyPresent);
+    let again = virtual_window::services::seed::load(&app.services)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        virtual_window::services::seed::SeedOutcome::AlreadyPresent
+    );
     assert_eq!(store.count_users().await.unwrap(), 9);
     let _ = Arc::clone(store);
 }
@@ -284,5 +361,9 @@ fn migration_lists_match() {
     };
     let sqlite = names("migrations/sqlite");
     assert!(!sqlite.is_empty());
-    assert_eq!(sqlite, names("migrations/postgres"), "every migration exists for both databases");
+    assert_eq!(
+        sqlite,
+        names("migrations/postgres"),
+        "every migration exists for both databases"
+    );
 }
