@@ -7,5 +7,6 @@ mod api_auth;
 mod api_errors;
 mod matrix;
 mod openapi;
+mod pki;
 mod process;
 mod store;

@@ -1,0 +1,441 @@
+//! The PKI: every kind of certificate, checked by OpenSSL's command-line verifier and by
+//! x509-parser; CRLs and revocation; validation failures with their reasons.
+
+use openssl::x509::{X509, X509Crl};
+use std::path::Path;
+use std::process::Command;
+use time::OffsetDateTime;
+use virtual_window::pki::ca::{self, Revoked, Subject};
+use virtual_window::pki::names::pseudonym;
+use virtual_window::pki::{
+    Hierarchy, KeyAlgorithm, Profiles, Purpose, SigningKey, SoftwareKey, Validation,
+    ValidationFailure,
+};
+
+const CRL_BASE: &str = "http://127.0.0.1:8080/pki/crl";
+
+struct Issued {
+    hierarchy: Hierarchy,
+    event: ca::IssuedCertificate,
+    seal: ca::IssuedCertificate,
+    centre: ca::IssuedCertificate,
+    tsa: ca::IssuedCertificate,
+}
+
+fn issue_all(alg: KeyAlgorithm, now: OffsetDateTime) -> Issued {
+    let profiles = Profiles::builtin();
+    let (hierarchy, _) = Hierarchy::create(&profiles, alg, now, CRL_BASE).unwrap();
+    let key = SoftwareKey::generate(alg).unwrap();
+    let issue = |ca_name: &str, profile: &str, subject: Subject| {
+        ca::issue(
+            &profiles,
+            hierarchy.authority(ca_name).unwrap(),
+            profile,
+            &subject,
+            &key,
+            now,
+            CRL_BASE,
+        )
+        .unwrap()
+    };
+    let event = issue(
+        "people-ca",
+        "event",
+        Subject::Person {
+            name: "张伟".into(),
+            pseudonym: pseudonym(b"pseudonym key", "44190019900101001X").unwrap(),
+        },
+    );
+    let seal = issue(
+        "organisations-ca",
+        "organisation-seal",
+        Subject::OrganisationSeal {
+            organisation: "东莞市云境置业有限公司".into(),
+            uscc: "91441900MA4W0L7N36".into(),
+            seal_name: "合同专用章".into(),
+        },
+    );
+    let centre = issue(
+        "organisations-ca",
+        "centre-seal",
+        Subject::OrganisationSeal {
+            organisation: "东莞市不动产登记中心".into(),
+            uscc: "12441900MB2C92110F".into(),
+            seal_name: "不动产登记专用章".into(),
+        },
+    );
+    let tsa = issue(
+        "timestamping-ca",
+        "tsa",
+        Subject::Unit {
+            common_name: "虚拟窗口时间戳服务".into(),
+            organisation: ca::OPERATOR.into(),
+        },
+    );
+    Issued {
+        hierarchy,
+        event,
+        seal,
+        centre,
+        tsa,
+    }
+}
+
+fn write(dir: &Path, name: &str, pem: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, pem).unwrap();
+    p.display().to_string()
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_certificate_kind_verifies_with_openssl_for_its_purpose() {
+    for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048] {
+        let now = OffsetDateTime::now_utc();
+        let i = issue_all(alg, now);
+        let dir = tempfile::tempdir().unwrap();
+        let root = write(dir.path(), "root.pem", &i.hierarchy.root.cert_pem());
+        for (leaf, ca_name, purpose) in [
+            (&i.event, "people-ca", "smimesign"),
+            (&i.seal, "organisations-ca", "smimesign"),
+            (&i.centre, "organisations-ca", "smimesign"),
+            (&i.tsa, "timestamping-ca", "timestampsign"),
+        ] {
+            let ca = write(
+                dir.path(),
+                "ca.pem",
+                &i.hierarchy.authority(ca_name).unwrap().cert_pem(),
+            );
+            let leaf_path = write(dir.path(), "leaf.pem", &leaf.pem());
+            let (ok, out) = openssl(&[
+                "verify",
+                "-x509_strict",
+                "-CAfile",
+                &root,
+                "-untrusted",
+                &ca,
+                "-purpose",
+                purpose,
+                &leaf_path,
+            ]);
+            assert!(ok, "{alg:?} {} for {purpose}: {out}", leaf.profile);
+        }
+        // The TSA certificate is refused for S/MIME-style signing? No: it is refused by any
+        // verifier asking for the timestamping purpose on a signing certificate.
+        let ca = write(
+            dir.path(),
+            "ca.pem",
+            &i.hierarchy.authority("people-ca").unwrap().cert_pem(),
+        );
+        let leaf_path = write(dir.path(), "leaf.pem", &i.event.pem());
+        let (ok, _) = openssl(&[
+            "verify",
+            "-CAfile",
+            &root,
+            "-untrusted",
+            &ca,
+            "-purpose",
+            "timestampsign",
+            &leaf_path,
+        ]);
+        assert!(
+            !ok,
+            "an event certificate is not a time-stamping certificate"
+        );
+    }
+}
+
+#[test]
+fn names_round_trip_in_x509_parser_and_openssl() {
+    use x509_parser::prelude::*;
+    let i = issue_all(KeyAlgorithm::EcdsaP256, OffsetDateTime::now_utc());
+    let (_, cert) = X509Certificate::from_der(&i.event.der).unwrap();
+    let cn = cert.subject().iter_common_name().next().unwrap();
+    assert_eq!(
+        cn.attr_value().tag(),
+        x509_parser::der_parser::asn1_rs::Tag::Utf8String
+    );
+    assert_eq!(cn.as_str().unwrap(), "张伟");
+    let subject = cert.subject().to_string();
+    assert!(
+        !subject.contains("44190019900101001X"),
+        "never the raw ID number: {subject}"
+    );
+    assert!(subject.contains("PSN-"), "{subject}");
+    // Short-lived, with the usages of a signing key.
+    let validity = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+    assert_eq!(
+        validity,
+        31 * 60,
+        "30 minutes plus one minute of back-dating"
+    );
+    let ku = cert.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && ku.non_repudiation() && !ku.key_cert_sign());
+    let (_, tsa) = X509Certificate::from_der(&i.tsa.der).unwrap();
+    let eku = tsa.extended_key_usage().unwrap().unwrap();
+    assert!(eku.critical && eku.value.time_stamping && !eku.value.any);
+    let (_, seal) = X509Certificate::from_der(&i.seal.der).unwrap();
+    assert_eq!(
+        seal.subject()
+            .iter_organization()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "东莞市云境置业有限公司"
+    );
+    let policy = seal
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::CertificatePolicies(p) => Some(p[0].policy_id.as_bytes().to_vec()),
+            _ => None,
+        })
+        .expect("certificate policies");
+    // x509-parser prints 128-bit arcs in hex, so compare the encoding (OpenSSL prints it below).
+    let expected =
+        virtual_window::pki::der::oid("2.25.80410410568930354608029482457162160361.1.2").unwrap();
+    assert_eq!(policy, expected[2..]);
+    let crl_dp = seal
+        .extensions()
+        .iter()
+        .any(|e| e.oid.to_id_string() == "2.5.29.31");
+    assert!(crl_dp, "CRL distribution point");
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "seal.pem", &i.seal.pem());
+    let (ok, out) = openssl(&[
+        "x509",
+        "-in",
+        &p,
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "utf8,sep_comma_plus",
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("东莞市云境置业有限公司") && out.contains("合同专用章"),
+        "{out}"
+    );
+    let (ok, out) = openssl(&["x509", "-in", &p, "-noout", "-text"]);
+    assert!(
+        ok && out.contains("Policy: 2.25.80410410568930354608029482457162160361.1.2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("URI:http://127.0.0.1:8080/pki/crl/organisations-ca.crl"),
+        "{out}"
+    );
+}
+
+#[test]
+fn validation_gives_a_reason_for_every_failure() {
+    let now = OffsetDateTime::now_utc();
+    let i = issue_all(KeyAlgorithm::EcdsaP256, now);
+    let x = |der: &[u8]| X509::from_der(der).unwrap();
+    let v = Validation {
+        anchors: vec![x(&i.hierarchy.root.cert_der)],
+        intermediates: i.hierarchy.issuing.iter().map(|a| x(&a.cert_der)).collect(),
+        crls: vec![],
+        require_revocation: false,
+    };
+    let event = x(&i.event.der);
+    let path = v
+        .validate(&event, now, Purpose::DocumentSigning)
+        .expect("valid now");
+    assert_eq!(path.len(), 3);
+    assert_eq!(
+        v.validate(
+            &event,
+            now + time::Duration::minutes(45),
+            Purpose::DocumentSigning
+        )
+        .unwrap_err(),
+        ValidationFailure::Expired
+    );
+    assert_eq!(
+        v.validate(
+            &event,
+            now - time::Duration::hours(1),
+            Purpose::DocumentSigning
+        )
+        .unwrap_err(),
+        ValidationFailure::NotYetValid
+    );
+    assert_eq!(
+        v.validate(&event, now, Purpose::TimeStamping).unwrap_err(),
+        ValidationFailure::WrongKeyUsage
+    );
+    v.validate(&x(&i.tsa.der), now, Purpose::TimeStamping)
+        .expect("TSA certificate");
+
+    // A root nobody trusts.
+    let stranger = issue_all(KeyAlgorithm::EcdsaP256, now);
+    assert_eq!(
+        v.validate(&x(&stranger.seal.der), now, Purpose::DocumentSigning)
+            .unwrap_err(),
+        ValidationFailure::UnknownIssuer
+    );
+    // A flipped bit in the signature.
+    let mut der = i.centre.der.clone();
+    let n = der.len();
+    der[n - 3] ^= 0x01;
+    assert_eq!(
+        v.validate(&x(&der), now, Purpose::DocumentSigning)
+            .unwrap_err(),
+        ValidationFailure::BadSignature
+    );
+
+    // Revocation: required but missing, then present and listing the seal.
+    let strict = Validation {
+        require_revocation: true,
+        ..v
+    };
+    assert_eq!(
+        strict
+            .validate(&x(&i.seal.der), now, Purpose::DocumentSigning)
+            .unwrap_err(),
+        ValidationFailure::RevocationUnknown
+    );
+    let orgs = i.hierarchy.authority("organisations-ca").unwrap();
+    let revoked = vec![Revoked {
+        serial_hex: i.seal.serial.clone(),
+        revoked_at: now,
+        reason: Some(rcgen::RevocationReason::KeyCompromise),
+    }];
+    let org_crl = ca::crl(orgs, &revoked, 2, now, time::Duration::days(1)).unwrap();
+    let root_crl = ca::crl(&i.hierarchy.root, &[], 1, now, time::Duration::days(30)).unwrap();
+    let strict = Validation {
+        crls: vec![
+            X509Crl::from_der(&org_crl).unwrap(),
+            X509Crl::from_der(&root_crl).unwrap(),
+        ],
+        ..strict
+    };
+    assert_eq!(
+        strict
+            .validate(
+                &x(&i.seal.der),
+                now + time::Duration::seconds(1),
+                Purpose::DocumentSigning
+            )
+            .unwrap_err()
+            .code(),
+        "revoked"
+    );
+    strict
+        .validate(&x(&i.centre.der), now, Purpose::DocumentSigning)
+        .expect("the other seal of the same CA is not revoked");
+    // Before the revocation time the signature was made with a good certificate.
+    strict
+        .validate(
+            &x(&i.seal.der),
+            now - time::Duration::seconds(30),
+            Purpose::DocumentSigning,
+        )
+        .expect("valid before it was revoked");
+
+    // OpenSSL's own CRL check agrees.
+    let dir = tempfile::tempdir().unwrap();
+    let root = write(dir.path(), "root.pem", &i.hierarchy.root.cert_pem());
+    let ca = write(dir.path(), "ca.pem", &orgs.cert_pem());
+    let crl = write(dir.path(), "org.crl.pem", &ca::pem("X509 CRL", &org_crl));
+    let leaf = write(dir.path(), "seal.pem", &i.seal.pem());
+    let (ok, out) = openssl(&["crl", "-in", &crl, "-CAfile", &ca, "-noout"]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    let (ok, out) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &ca,
+        "-CRLfile",
+        &crl,
+        &leaf,
+    ]);
+    assert!(!ok && out.contains("revoked"), "{out}");
+}
+
+#[test]
+fn hierarchy_survives_save_and_load_and_needs_the_kek() {
+    let now = OffsetDateTime::now_utc();
+    let profiles = Profiles::builtin();
+    let (h, keys) = Hierarchy::create(&profiles, KeyAlgorithm::EcdsaP256, now, CRL_BASE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    h.save(dir.path(), &keys, b"kek from configuration")
+        .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("people-ca.key.pem")).unwrap();
+    assert!(
+        text.contains("ENCRYPTED PRIVATE KEY"),
+        "keys are encrypted at rest"
+    );
+    assert!(Hierarchy::load(dir.path(), b"wrong", &profiles).is_err());
+    let loaded = Hierarchy::load(dir.path(), b"kek from configuration", &profiles).unwrap();
+    assert_eq!(loaded.root.cert_der, h.root.cert_der);
+    // The loaded CA issues certificates that chain to the saved root.
+    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let subject = Subject::Person {
+        name: "李娜".into(),
+        pseudonym: "PSN-0011".into(),
+    };
+    let cert = ca::issue(
+        &profiles,
+        loaded.authority("people-ca").unwrap(),
+        "event",
+        &subject,
+        &key,
+        now,
+        CRL_BASE,
+    )
+    .unwrap();
+    let v = Validation {
+        anchors: vec![X509::from_der(&h.root.cert_der).unwrap()],
+        intermediates: vec![X509::from_der(&h.authority("people-ca").unwrap().cert_der).unwrap()],
+        ..Validation::default()
+    };
+    v.validate(
+        &X509::from_der(&cert.der).unwrap(),
+        now,
+        Purpose::DocumentSigning,
+    )
+    .unwrap();
+    assert_eq!(
+        key.public_key_der(),
+        X509::from_der(&cert.der)
+            .unwrap()
+            .public_key()
+            .unwrap()
+            .public_key_to_der()
+            .unwrap()
+            .as_slice()
+    );
+    // A profile may only be issued by its own CA.
+    assert!(
+        ca::issue(
+            &profiles,
+            loaded.authority("organisations-ca").unwrap(),
+            "event",
+            &subject,
+            &key,
+            now,
+            CRL_BASE
+        )
+        .is_err()
+    );
+}
