@@ -45,6 +45,49 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// The certificate authority: init, issue, revoke, crl, show.
+    Pki {
+        #[command(subcommand)]
+        action: PkiCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Create the CA hierarchy (root, people, organisations, timestamping) if there is none, and
+    /// print the root's fingerprint.
+    Init,
+    /// Show the CAs and the number of certificates issued.
+    Show,
+    /// Issue an organisation seal certificate; writes `seal.pem` and the encrypted `seal.key.pem`.
+    Issue {
+        /// The company's registered name.
+        #[arg(long)]
+        organisation: String,
+        /// Unified social credit code (统一社会信用代码).
+        #[arg(long)]
+        uscc: String,
+        /// The seal's name.
+        #[arg(long, default_value = "合同专用章")]
+        seal_name: String,
+        /// Directory for the certificate and key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a certificate by serial number (hex).
+    Revoke {
+        serial: String,
+        /// unspecified, key_compromise, affiliation_changed, superseded, cessation_of_operation
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Write the current CRL of a CA (DER) to a file, or PEM to standard output.
+    Crl {
+        /// root, people-ca, organisations-ca or timestamping-ca
+        ca: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +162,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pki { action } => pki(action, cfg).await,
         Command::Audit {
             action: AuditCommand::Verify,
         } => {
@@ -135,4 +179,74 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+async fn pki(action: PkiCommand, cfg: Config) -> anyhow::Result<ExitCode> {
+    use crate::services::pki as svc;
+    let create = matches!(action, PkiCommand::Init);
+    let services = server::prepare_with(Arc::new(cfg), create).await?;
+    match action {
+        PkiCommand::Init | PkiCommand::Show => {
+            for a in std::iter::once(&services.pki.hierarchy.root)
+                .chain(services.pki.hierarchy.issuing.iter())
+            {
+                let x = openssl::x509::X509::from_der(&a.cert_der)?;
+                println!(
+                    "{:<17} valid until {}  SHA-256 {}",
+                    a.name,
+                    x.not_after(),
+                    svc::fingerprint(&a.cert_der)
+                );
+            }
+            println!("root fingerprint: {}", svc::root_fingerprint(&services));
+            println!(
+                "certificates in the log: {}",
+                services.store.certificates(i64::MAX).await?.len()
+            );
+        }
+        PkiCommand::Issue {
+            organisation,
+            uscc,
+            seal_name,
+            out,
+        } => {
+            let (issued, key) = svc::issue_seal(&services, None, &organisation, &uscc, &seal_name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("seal.pem"), issued.pem())?;
+            services.pki.save_key(&out.join("seal.key.pem"), &key)?;
+            println!(
+                "issued organisation seal certificate {} (valid until {})",
+                issued.serial, issued.not_after
+            );
+        }
+        PkiCommand::Revoke { serial, reason } => {
+            let reason = svc::RevocationReason::parse(&reason)
+                .ok_or_else(|| anyhow::anyhow!("unknown revocation reason `{reason}`"))?;
+            let v = svc::revoke(&services, None, &serial, reason)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "revoked {} ({}); it is listed in the next CRL of {}",
+                v.serial,
+                reason_text(&v),
+                v.issuer
+            );
+        }
+        PkiCommand::Crl { ca, out } => {
+            let der = svc::crl(&services, &ca)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            match out {
+                Some(path) => std::fs::write(path, der)?,
+                None => print!("{}", crate::pki::ca::pem("X509 CRL", &der)),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reason_text(v: &crate::services::pki::CertificateView) -> String {
+    v.revocation_reason.clone().unwrap_or_default()
 }

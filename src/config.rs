@@ -72,6 +72,7 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    pub pki: PkiConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -109,6 +110,31 @@ pub struct AuthConfig {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkiConfig {
+    /// Where the CA certificates and their encrypted keys live; `data_dir/pki` in development.
+    pub dir: Option<PathBuf>,
+    /// Encrypts every CA and seal key at rest. Development generates one under
+    /// `data_dir/keys/`; production must configure it.
+    pub key_encryption_key: Option<Secret>,
+    /// `ecdsa-p256` (default), `rsa2048` or `rsa3072`, for keys the service generates.
+    pub key_algorithm: crate::pki::KeyAlgorithm,
+    /// Hours a published CRL stays current (its nextUpdate).
+    pub crl_validity_hours: u64,
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig {
+            dir: None,
+            key_encryption_key: None,
+            key_algorithm: crate::pki::KeyAlgorithm::EcdsaP256,
+            crl_validity_hours: 24,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeyConfig {
     pub kid: String,
@@ -133,6 +159,7 @@ impl Default for Config {
             log_format: None,
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            pki: PkiConfig::default(),
             auto_seed: true,
         }
     }
@@ -184,6 +211,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "http",
     "auth",
+    "pki",
     "auto_seed",
 ];
 
@@ -262,6 +290,13 @@ impl Config {
         self.data_dir.join("keys")
     }
 
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
     /// Settings that production must not run with. Checks that need the database (demo accounts
     /// with the development password) are made at start-up by the service.
     pub fn check_production(&self) -> Result<(), ConfigError> {
@@ -306,6 +341,22 @@ impl Config {
                 setting: "public_url",
                 reason: "the address printed in documents and QR codes must be configured".into(),
             });
+        }
+        if self.pki.dir.is_none() {
+            return Err(ConfigError::Unsafe {
+                setting: "pki.dir",
+                reason: "production must name where its CA certificates and keys are kept".into(),
+            });
+        }
+        match &self.pki.key_encryption_key {
+            Some(k) if k.expose().len() >= 32 => {}
+            _ => {
+                return Err(ConfigError::Unsafe {
+                    setting: "pki.key_encryption_key",
+                    reason: "a key-encryption key of at least 32 characters must be configured"
+                        .into(),
+                });
+            }
         }
         Ok(())
     }

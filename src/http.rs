@@ -10,6 +10,7 @@ pub mod health;
 pub mod inventory;
 pub mod metrics;
 pub mod openapi;
+pub mod pki;
 
 pub use access::{Access, Endpoint};
 pub use error::{ApiError, ApiResult};
@@ -113,6 +114,26 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             Endpoint::new(Method::GET, "/api/v1/projects/{id}/units", Public),
             get(inventory::project_units),
+        ),
+        (
+            Endpoint::new(Method::GET, "/pki/ca/{file}", Public),
+            get(pki::ca_certificate),
+        ),
+        (
+            Endpoint::new(Method::GET, "/pki/crl/{file}", Public),
+            get(pki::crl),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/pki/certificates", Roles(ADMIN)),
+            get(pki::list),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/pki/certificates/{serial}/revoke",
+                Roles(ADMIN),
+            ),
+            post(pki::revoke),
         ),
     ]
 }

@@ -3,7 +3,7 @@
 
 use crate::config::{Config, LogFormat, Mode};
 use crate::http::{AppState, app};
-use crate::services::{Services, seed, tokens::Keyring};
+use crate::services::{Services, pki::PkiState, seed, tokens::Keyring};
 use crate::store;
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
@@ -24,8 +24,14 @@ pub fn init_logging(cfg: &Config) {
     };
 }
 
-/// Opens the store, applies migrations, loads keys and checks production safety.
+/// Opens the store, applies migrations, loads keys and checks production safety. In development
+/// a missing CA hierarchy is created; in production only `pki init` creates one.
 pub async fn prepare(cfg: Arc<Config>) -> anyhow::Result<Services> {
+    let create = cfg.mode == Mode::Development;
+    prepare_with(cfg, create).await
+}
+
+pub async fn prepare_with(cfg: Arc<Config>, create_pki: bool) -> anyhow::Result<Services> {
     cfg.check_production()?;
     if cfg.database_url.is_none() {
         std::fs::create_dir_all(&cfg.data_dir)
@@ -36,7 +42,16 @@ pub async fn prepare(cfg: Arc<Config>) -> anyhow::Result<Services> {
         .context("opening the database")?;
     store.migrate().await.context("applying migrations")?;
     let keyring = Keyring::load(&cfg).context("loading token signing keys")?;
-    let services = Services::new(cfg.clone(), store, keyring);
+    let (pki, created) = PkiState::load_or_init(&cfg, create_pki)?;
+    let services = Services::new(cfg.clone(), store, keyring, pki);
+    if created {
+        crate::services::pki::bootstrap(&services).await?;
+        eprintln!(
+            "Created the CA hierarchy in {}; root certificate SHA-256 fingerprint {}",
+            services.pki.dir.display(),
+            crate::services::pki::root_fingerprint(&services)
+        );
+    }
     if cfg.mode == Mode::Production {
         let demo = services.store.count_active_demo_users().await?;
         if demo > 0 {

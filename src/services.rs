@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod error;
 pub mod inventory;
+pub mod pki;
 pub mod ratelimit;
 pub mod seed;
 pub mod tokens;
@@ -23,16 +24,23 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<tokens::Keyring>,
     pub limiter: Arc<ratelimit::LoginLimiter>,
+    pub pki: Arc<pki::PkiState>,
 }
 
 impl Services {
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, tokens: tokens::Keyring) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        tokens: tokens::Keyring,
+        pki: pki::PkiState,
+    ) -> Self {
         let limiter = ratelimit::LoginLimiter::new(&config.auth);
         Services {
             config,
             store,
             tokens: Arc::new(tokens),
             limiter: Arc::new(limiter),
+            pki: Arc::new(pki),
         }
     }
 }

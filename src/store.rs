@@ -217,6 +217,24 @@ pub struct Unit {
     pub updated_at: OffsetDateTime,
 }
 
+/// A certificate issued by one of the service's CAs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CertificateRecord {
+    pub serial: String,
+    pub issuer: String,
+    pub profile: String,
+    pub subject: String,
+    pub organisation_id: Option<String>,
+    /// The identity verification an event certificate was issued against.
+    pub verification_id: Option<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub der: Vec<u8>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
 /// A whole development (project, permit, buildings, units) written in one transaction, so a seed
 /// or an import either lands completely or not at all.
 #[derive(Clone, Debug)]
@@ -270,6 +288,19 @@ pub trait Store: Send + Sync + 'static {
         sealer: &AuditSealer,
     ) -> StoreResult<AuditEvent>;
     async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+
+    async fn insert_certificate(&self, cert: &CertificateRecord) -> StoreResult<()>;
+    async fn certificate(&self, serial: &str) -> StoreResult<Option<CertificateRecord>>;
+    /// Newest first.
+    async fn certificates(&self, limit: i64) -> StoreResult<Vec<CertificateRecord>>;
+    /// Marks the certificate revoked; false when it was unknown or already revoked.
+    async fn revoke_certificate(
+        &self,
+        serial: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<bool>;
+    async fn revoked_certificates(&self, issuer: &str) -> StoreResult<Vec<CertificateRecord>>;
 
     async fn insert_development(&self, dev: &Development) -> StoreResult<()>;
     async fn projects(&self) -> StoreResult<Vec<Project>>;

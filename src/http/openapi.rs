@@ -3,7 +3,7 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, error, health, inventory};
+use super::{accounts, error, health, inventory, pki};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -32,6 +32,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         accounts::get_organisation,
         inventory::list_projects,
         inventory::project_units,
+        pki::ca_certificate,
+        pki::crl,
+        pki::list,
+        pki::revoke,
     ),
     components(schemas(
         error::Problem,
@@ -42,6 +46,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         account_service::OrganisationView,
         inventory_service::ProjectSummary,
         inventory_service::PublicUnit,
+        crate::services::pki::CertificateView,
+        crate::services::pki::RevocationReason,
+        pki::RevokeRequest,
         crate::domain::Role,
         crate::domain::Duty,
     )),
@@ -50,6 +57,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "auth", description = "Sign-in and tokens"),
         (name = "accounts", description = "Accounts and organisations"),
         (name = "inventory", description = "Projects and units"),
+        (name = "pki", description = "CA certificates, CRLs and revocation"),
     )
 )]
 struct ApiDoc;

@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     /// ECDSA on P-256 with SHA-256: the default (a signature costs ~15 µs).
+    #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
+    #[serde(rename = "rsa2048")]
     Rsa2048,
+    #[serde(rename = "rsa3072")]
     Rsa3072,
 }
 

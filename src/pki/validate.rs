@@ -171,7 +171,7 @@ impl Validation {
     }
 }
 
-fn asn1_time_unix(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+pub fn asn1_time_unix(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
     let d = epoch.diff(t).ok()?;
     Some(d.days as i64 * 86_400 + d.secs as i64)

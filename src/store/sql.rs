@@ -11,6 +11,7 @@ pub(crate) const AUDIT_COLS: &str = "seq, prev_hash, hash, at, actor_id, actor_r
 pub(crate) const PROJECT_COLS: &str = "id, developer_id, name, town, parcel_code, land_certificate_no, land_use, land_term_end, planning_permit_no, construction_permit_no, created_at";
 pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_on, escrow_bank, escrow_account_name, escrow_account_no, status, created_at";
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
+pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
 /// Expands `impl Store` for a store struct with a `pool` field and a `MIGRATOR` static.
@@ -269,6 +270,80 @@ macro_rules! impl_store {
                     $crate::store::sql::AUDIT_COLS
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after_seq).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_certificate(
+                &self,
+                c: &$crate::store::CertificateRecord,
+            ) -> $crate::store::StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO certificates ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    $crate::store::sql::CERT_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&c.serial)
+                    .bind(&c.issuer)
+                    .bind(&c.profile)
+                    .bind(&c.subject)
+                    .bind(&c.organisation_id)
+                    .bind(&c.verification_id)
+                    .bind(c.not_before)
+                    .bind(c.not_after)
+                    .bind(&c.der)
+                    .bind(c.revoked_at)
+                    .bind(&c.revocation_reason)
+                    .bind(c.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn certificate(
+                &self,
+                serial: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::CertificateRecord>> {
+                let sql = format!("SELECT {} FROM certificates WHERE serial = $1", $crate::store::sql::CERT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(serial).fetch_optional(&self.pool).await?)
+            }
+
+            async fn certificates(
+                &self,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::CertificateRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM certificates ORDER BY created_at DESC, serial LIMIT $1",
+                    $crate::store::sql::CERT_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn revoke_certificate(
+                &self,
+                serial: &str,
+                at: time::OffsetDateTime,
+                reason: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(reason)
+                .bind(serial)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn revoked_certificates(
+                &self,
+                issuer: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::CertificateRecord>> {
+                let sql = format!(
+                    "SELECT {} FROM certificates WHERE issuer = $1 AND revoked_at IS NOT NULL ORDER BY serial",
+                    $crate::store::sql::CERT_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(issuer).fetch_all(&self.pool).await?)
             }
 
             async fn insert_development(

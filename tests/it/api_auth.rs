@@ -311,10 +311,12 @@ async fn rotated_keys_keep_old_tokens_valid() {
     ];
     let keyring = virtual_window::services::tokens::Keyring::load(&cfg).unwrap();
     assert_eq!(keyring.signing_kid(), "key-b");
+    let (pki, _) = virtual_window::services::pki::PkiState::load_or_init(&cfg, false).unwrap();
     let services = virtual_window::services::Services::new(
         std::sync::Arc::new(cfg),
         app.services.store.clone(),
         keyring,
+        pki,
     );
     let rotated = TestApp {
         router: virtual_window::app(virtual_window::AppState::new(services.clone())),

@@ -439,3 +439,171 @@ fn hierarchy_survives_save_and_load_and_needs_the_kek() {
         .is_err()
     );
 }
+
+mod service {
+    use crate::helpers::{Db, spawn_app};
+    use axum::http::StatusCode;
+    use openssl::x509::{X509, X509Crl};
+    use serde_json::json;
+    use time::OffsetDateTime;
+    use virtual_window::pki::{Purpose, Validation};
+    use virtual_window::services::pki as svc;
+
+    crate::on_both_databases!(revocation_reaches_the_published_crl);
+
+    async fn revocation_reaches_the_published_crl(db: Db) {
+        let app = spawn_app(db).await.unwrap();
+        // Published CA certificates match the hierarchy.
+        let r = app.get("/pki/ca/root.pem", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let root = X509::from_pem(r.text.as_bytes()).unwrap();
+        assert_eq!(
+            svc::fingerprint(&root.to_der().unwrap()),
+            svc::root_fingerprint(&app.services)
+        );
+        assert_eq!(
+            app.get("/pki/ca/nothing.pem", None).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // The certificate log: the four CAs, the time-stamping unit and the centre's seal.
+        let admin = app.token("admin").await;
+        let list = app.get("/api/v1/pki/certificates", Some(&admin)).await;
+        assert_eq!(list.status, StatusCode::OK);
+        let profiles: Vec<&str> = list
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["profile"].as_str().unwrap())
+            .collect();
+        for p in [
+            "root",
+            "people-ca",
+            "organisations-ca",
+            "timestamping-ca",
+            "tsa",
+            "centre-seal",
+        ] {
+            assert!(profiles.contains(&p), "{p} in {profiles:?}");
+        }
+        let buyer = app.token("buyer-zhang").await;
+        assert_eq!(
+            app.get("/api/v1/pki/certificates", Some(&buyer))
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+
+        let (seal, _key) = svc::issue_seal(
+            &app.services,
+            None,
+            "东莞市云境置业有限公司",
+            "91441900MA4W0L7N36",
+            "合同专用章",
+        )
+        .await
+        .unwrap();
+        let intermediates: Vec<X509> = app
+            .services
+            .pki
+            .hierarchy
+            .issuing
+            .iter()
+            .map(|a| X509::from_der(&a.cert_der).unwrap())
+            .collect();
+        let fetch_crls = |bodies: Vec<Vec<u8>>| {
+            bodies
+                .into_iter()
+                .map(|b| X509Crl::from_der(&b).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let raw_crl = |ca: &'static str| {
+            let services = app.services.clone();
+            async move { svc::crl(&services, ca).await.unwrap() }
+        };
+        let v = Validation {
+            anchors: vec![root.clone()],
+            intermediates: intermediates.clone(),
+            crls: fetch_crls(vec![
+                raw_crl("root").await,
+                raw_crl("organisations-ca").await,
+            ]),
+            require_revocation: true,
+        };
+        let seal_x = X509::from_der(&seal.der).unwrap();
+        v.validate(&seal_x, OffsetDateTime::now_utc(), Purpose::DocumentSigning)
+            .expect("valid before revocation");
+
+        let audit_before = app.audit_len().await;
+        let r = app
+            .post(
+                &format!("/api/v1/pki/certificates/{}/revoke", seal.serial),
+                Some(&admin),
+                json!({"reason": "key_compromise"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["status"], "revoked");
+        assert_eq!(app.audit_len().await, audit_before + 1);
+        let again = app
+            .post(
+                &format!("/api/v1/pki/certificates/{}/revoke", seal.serial),
+                Some(&admin),
+                json!({"reason": "superseded"}),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert_eq!(again.code(), "already_revoked");
+        let unknown = app
+            .post(
+                "/api/v1/pki/certificates/abcdef/revoke",
+                Some(&admin),
+                json!({"reason": "superseded"}),
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let as_buyer = app
+            .post(
+                &format!("/api/v1/pki/certificates/{}/revoke", seal.serial),
+                Some(&buyer),
+                json!({"reason": "superseded"}),
+            )
+            .await;
+        assert_eq!(as_buyer.status, StatusCode::FORBIDDEN);
+
+        // The published CRL (over HTTP) now lists it, and validation says "revoked".
+        let mut published = Vec::new();
+        for ca in ["root", "organisations-ca"] {
+            let res = tower::ServiceExt::oneshot(
+                app.router.clone(),
+                axum::http::Request::get(format!("/pki/crl/{ca}.crl"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                res.headers().get("content-type").unwrap(),
+                "application/pkix-crl"
+            );
+            let bytes = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            published.push(bytes.to_vec());
+        }
+        let v = Validation {
+            crls: fetch_crls(published),
+            ..v
+        };
+        let failure = v
+            .validate(
+                &seal_x,
+                OffsetDateTime::now_utc() + time::Duration::seconds(1),
+                Purpose::DocumentSigning,
+            )
+            .unwrap_err();
+        assert_eq!(failure.code(), "revoked");
+    }
+}

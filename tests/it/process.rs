@@ -225,3 +225,64 @@ fn unknown_configuration_keys_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_adress"));
 }
+
+#[test]
+fn pki_commands_init_issue_revoke_and_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("VW_LOG", "warn");
+        let out = output_within(c, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let init = run(&["pki", "init"]);
+    assert!(init.contains("root fingerprint:"), "{init}");
+    let again = run(&["pki", "init"]);
+    assert_eq!(
+        init.lines().find(|l| l.starts_with("root fingerprint")),
+        again.lines().find(|l| l.starts_with("root fingerprint")),
+        "init twice keeps the same root"
+    );
+    let out_dir = dir.path().join("seal");
+    let issued = run(&[
+        "pki",
+        "issue",
+        "--organisation",
+        "东莞市云境置业有限公司",
+        "--uscc",
+        "91441900MA4W0L7N36",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let serial = issued.split_whitespace().nth(4).unwrap().to_owned();
+    assert!(
+        std::fs::read_to_string(out_dir.join("seal.key.pem"))
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY")
+    );
+    run(&["pki", "revoke", &serial, "--reason", "key_compromise"]);
+    let crl_path = dir.path().join("org.crl");
+    run(&[
+        "pki",
+        "crl",
+        "organisations-ca",
+        "--out",
+        crl_path.to_str().unwrap(),
+    ]);
+    let out = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    assert!(text.contains(&serial.to_uppercase()), "{text}");
+    assert!(text.contains("KEY COMPROMISE"), "{text}");
+}

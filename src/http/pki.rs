@@ -1,0 +1,75 @@
+//! The PKI on the web: CA certificates and CRLs for anyone (their URLs are written into every
+//! certificate), and the certificate log and revocation for administrators.
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::ApiJson;
+use crate::services::Caller;
+use crate::services::pki::{self, CertificateView, RevocationReason};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+fn strip<'a>(file: &'a str, ext: &str) -> Result<&'a str, ApiError> {
+    file.strip_suffix(ext).ok_or_else(ApiError::not_found)
+}
+
+#[utoipa::path(get, path = "/pki/ca/{file}", tag = "pki",
+    params(("file" = String, Path, description = "`root.pem`, `people-ca.pem`, `organisations-ca.pem` or `timestamping-ca.pem`")),
+    responses((status = 200, description = "The CA certificate, PEM", content_type = "application/x-pem-file"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn ca_certificate(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let pem = pki::ca_certificate(&state.services, strip(&file, ".pem")?)?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem))
+}
+
+#[utoipa::path(get, path = "/pki/crl/{file}", tag = "pki",
+    params(("file" = String, Path, description = "`<ca>.crl`, e.g. `people-ca.crl`; `root.crl` lists revoked issuing CAs")),
+    responses((status = 200, description = "The current CRL, DER", content_type = "application/pkix-crl"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn crl(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let der = pki::crl(&state.services, strip(&file, ".crl")?).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der))
+}
+
+#[utoipa::path(get, path = "/api/v1/pki/certificates", tag = "pki", security(("bearer" = [])),
+    responses((status = 200, body = [CertificateView]), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<CertificateView>>> {
+    Ok(Json(pki::list(&state.services, &caller).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub reason: RevocationReason,
+}
+
+#[utoipa::path(post, path = "/api/v1/pki/certificates/{serial}/revoke", tag = "pki", security(("bearer" = [])),
+    params(("serial" = String, Path, description = "Serial number, hex")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, body = CertificateView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_revoked`", body = Problem, content_type = "application/problem+json")))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(serial): Path<String>,
+    ApiJson(req): ApiJson<RevokeRequest>,
+) -> ApiResult<Json<CertificateView>> {
+    Ok(Json(
+        pki::revoke(&state.services, Some(&caller), &serial, req.reason).await?,
+    ))
+}
