@@ -124,6 +124,10 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(pki::crl),
         ),
         (
+            Endpoint::new(Method::POST, "/tsa", Public),
+            post(pki::timestamp),
+        ),
+        (
             Endpoint::new(Method::GET, "/api/v1/pki/certificates", Roles(ADMIN)),
             get(pki::list),
         ),

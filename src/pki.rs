@@ -4,10 +4,12 @@
 //! every failure. A library: no axum, no sqlx; the services persist what it produces.
 
 pub mod ca;
+pub mod cms;
 pub mod der;
 pub mod keys;
 pub mod names;
 pub mod profile;
+pub mod tsa;
 pub mod validate;
 
 pub use ca::{Authority, Hierarchy, IssuedCertificate, Subject};

@@ -36,6 +36,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         pki::crl,
         pki::list,
         pki::revoke,
+        pki::timestamp,
     ),
     components(schemas(
         error::Problem,

@@ -73,3 +73,35 @@ pub async fn revoke(
         pki::revoke(&state.services, Some(&caller), &serial, req.reason).await?,
     ))
 }
+
+#[utoipa::path(post, path = "/tsa", tag = "pki",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "RFC 3161 TimeStampReq, DER"),
+    responses(
+        (status = 200, description = "RFC 3161 TimeStampResp, DER (a malformed request gets a rejection status inside it)", content_type = "application/timestamp-reply"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json")))]
+pub async fn timestamp(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.eq_ignore_ascii_case("application/timestamp-query") {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "时间戳请求须为 application/timestamp-query。",
+        ));
+    }
+    if body.len() > crate::pki::tsa::MAX_REQUEST {
+        return Err(super::extract::payload_too_large());
+    }
+    let reply = pki::timestamp(&state.services, &body)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/timestamp-reply")],
+        reply,
+    ))
+}

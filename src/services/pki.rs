@@ -23,6 +23,8 @@ pub const UNITS: [(&str, &str); 2] = [
 ];
 
 pub struct PkiState {
+    /// The time-stamping unit, loaded on first use (decrypting a key costs a key derivation).
+    tsa: std::sync::OnceLock<TsaUnit>,
     pub profiles: Profiles,
     pub hierarchy: Hierarchy,
     pub dir: PathBuf,
@@ -91,6 +93,7 @@ impl PkiState {
         };
         Ok((
             PkiState {
+                tsa: std::sync::OnceLock::new(),
                 profiles,
                 hierarchy,
                 dir,
@@ -454,7 +457,47 @@ pub fn centre_seal(s: &Services) -> anyhow::Result<(Vec<u8>, SoftwareKey)> {
     ))
 }
 
-/// The time-stamping unit's certificate and key.
-pub fn tsa_unit(s: &Services) -> anyhow::Result<(Vec<u8>, SoftwareKey)> {
-    Ok((s.pki.unit_cert("tsa")?, s.pki.unit_key("tsa")?))
+/// The time-stamping unit: its certificate, its issuing CA and its key.
+pub struct TsaUnit {
+    pub cert: Vec<u8>,
+    pub chain: Vec<Vec<u8>>,
+    pub key: SoftwareKey,
+}
+
+pub fn tsa_unit(s: &Services) -> anyhow::Result<&TsaUnit> {
+    if let Some(u) = s.pki.tsa.get() {
+        return Ok(u);
+    }
+    let unit = TsaUnit {
+        cert: s.pki.unit_cert("tsa")?,
+        chain: vec![
+            s.pki
+                .hierarchy
+                .authority("timestamping-ca")?
+                .cert_der
+                .clone(),
+        ],
+        key: s.pki.unit_key("tsa")?,
+    };
+    Ok(s.pki.tsa.get_or_init(|| unit))
+}
+
+/// Answers an RFC 3161 request (DER) with a reply (DER); a malformed request gets a rejection
+/// reply, as the protocol expects, not an HTTP error.
+pub fn timestamp(s: &Services, request: &[u8]) -> Result<Vec<u8>, Error> {
+    let unit = tsa_unit(s)?;
+    match crate::pki::tsa::parse_request(request) {
+        Ok(req) => {
+            let u = crate::pki::tsa::TimeStampUnit {
+                cert_der: &unit.cert,
+                chain: &unit.chain,
+                key: &unit.key,
+            };
+            Ok(
+                crate::pki::tsa::respond(&u, &req, OffsetDateTime::now_utc())
+                    .context("time stamp")?,
+            )
+        }
+        Err(failure) => Ok(crate::pki::tsa::rejection(failure)),
+    }
 }

@@ -607,3 +607,205 @@ mod service {
         assert_eq!(failure.code(), "revoked");
     }
 }
+
+mod tsa {
+    use crate::helpers::{Db, spawn_app};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use openssl::x509::X509;
+    use std::process::Command;
+    use tower::ServiceExt;
+    use virtual_window::pki::tsa::{self, TsaClient};
+    use virtual_window::pki::{Purpose, Validation};
+
+    async fn post_tsa(
+        app: &crate::helpers::TestApp,
+        body: Vec<u8>,
+        ct: &str,
+    ) -> (StatusCode, Vec<u8>) {
+        let res = app
+            .router
+            .clone()
+            .oneshot(
+                Request::post("/tsa")
+                    .header("content-type", ct)
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = res.status();
+        (
+            status,
+            res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+        )
+    }
+
+    #[tokio::test]
+    async fn openssl_ts_verifies_our_time_stamps() {
+        let app = spawn_app(Db::Sqlite).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("contract.bin");
+        std::fs::write(&data, "商品房买卖合同（预售）".repeat(100)).unwrap();
+        let query = dir.path().join("q.tsq");
+        let st = Command::new("openssl")
+            .args(["ts", "-query", "-sha256", "-cert", "-data"])
+            .arg(&data)
+            .arg("-out")
+            .arg(&query)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (status, reply) = post_tsa(
+            &app,
+            std::fs::read(&query).unwrap(),
+            "application/timestamp-query",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let reply_path = dir.path().join("r.tsr");
+        std::fs::write(&reply_path, &reply).unwrap();
+        let pki = &app.services.pki;
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, pki.hierarchy.root.cert_pem()).unwrap();
+        let chain = dir.path().join("chain.pem");
+        std::fs::write(
+            &chain,
+            pki.hierarchy
+                .authority("timestamping-ca")
+                .unwrap()
+                .cert_pem(),
+        )
+        .unwrap();
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-data"])
+            .arg(&data)
+            .arg("-in")
+            .arg(&reply_path)
+            .arg("-CAfile")
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(&chain)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("Verification: OK"),
+            "{text}"
+        );
+        // Against another document it fails.
+        let other = dir.path().join("other.bin");
+        std::fs::write(&other, "tampered").unwrap();
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-data"])
+            .arg(&other)
+            .arg("-in")
+            .arg(&reply_path)
+            .arg("-CAfile")
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(&chain)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let out = Command::new("openssl")
+            .args(["ts", "-reply", "-text", "-in"])
+            .arg(&reply_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Status: Granted"), "{text}");
+        assert!(text.contains(tsa::TSA_POLICY), "{text}");
+    }
+
+    #[tokio::test]
+    async fn malformed_requests_get_rejection_replies() {
+        let app = spawn_app(Db::Sqlite).await.unwrap();
+        let (status, body) =
+            post_tsa(&app, b"not DER".to_vec(), "application/timestamp-query").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            tsa::token_from_response(&body).is_err(),
+            "a rejection carries no token"
+        );
+        let (status, _) = post_tsa(&app, vec![0x30, 0x00], "application/json").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (status, _) = post_tsa(&app, vec![0x30; 5000], "application/timestamp-query").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        // SHA-1 is refused with badAlg.
+        let sha1_req = {
+            use virtual_window::pki::der;
+            let imprint = der::sequence(&[
+                der::algorithm("1.3.14.3.2.26", true),
+                der::octet_string(&[0u8; 20]),
+            ]);
+            der::sequence(&[der::integer(1), imprint])
+        };
+        assert_eq!(
+            tsa::parse_request(&sha1_req).unwrap_err(),
+            tsa::Failure::BadAlg
+        );
+        // A digest of the wrong length.
+        let short = {
+            use virtual_window::pki::der;
+            let imprint = der::sequence(&[
+                der::algorithm("2.16.840.1.101.3.4.2.1", false),
+                der::octet_string(&[0u8; 20]),
+            ]);
+            der::sequence(&[der::integer(1), imprint])
+        };
+        assert_eq!(
+            tsa::parse_request(&short).unwrap_err(),
+            tsa::Failure::BadDataFormat
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_client_time_stamps_over_a_real_connection() {
+        let app = spawn_app(Db::Sqlite).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = app.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let client = TsaClient::new(
+            format!("http://{addr}/tsa"),
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        let digest = openssl::sha::sha256(b"the contract bytes");
+        let (token, info) = client.timestamp(&digest).await.unwrap();
+        assert_eq!(info.hashed_message, digest);
+        assert!(info.gen_time.ends_with('Z'));
+        // The unit's certificate validates for time stamping.
+        let pki = &app.services.pki;
+        let v = Validation {
+            anchors: vec![X509::from_der(&pki.hierarchy.root.cert_der).unwrap()],
+            intermediates: vec![
+                X509::from_der(&pki.hierarchy.authority("timestamping-ca").unwrap().cert_der)
+                    .unwrap(),
+            ],
+            ..Validation::default()
+        };
+        v.validate(
+            &X509::from_der(&info.signer_cert).unwrap(),
+            time::OffsetDateTime::now_utc(),
+            Purpose::TimeStamping,
+        )
+        .unwrap();
+        // A token for one digest does not check against another, and a flipped byte breaks it.
+        assert!(tsa::check_token(&token, &openssl::sha::sha256(b"other"), None).is_err());
+        let mut bad = token.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 0x40;
+        assert!(tsa::check_token(&bad, &digest, None).is_err());
+        // An unreachable authority is an error, not a hang.
+        let dead =
+            TsaClient::new("http://127.0.0.1:9/tsa", std::time::Duration::from_secs(2)).unwrap();
+        assert!(dead.timestamp(&digest).await.is_err());
+    }
+}
