@@ -121,6 +121,8 @@ pub struct PkiConfig {
     pub key_algorithm: crate::pki::KeyAlgorithm,
     /// Hours a published CRL stays current (its nextUpdate).
     pub crl_validity_hours: u64,
+    /// An event certificate needs an identity verification completed at most this long ago.
+    pub event_verification_window_secs: u64,
 }
 
 impl Default for PkiConfig {
@@ -130,6 +132,7 @@ impl Default for PkiConfig {
             key_encryption_key: None,
             key_algorithm: crate::pki::KeyAlgorithm::EcdsaP256,
             crl_validity_hours: 24,
+            event_verification_window_secs: 600,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod cms;
 pub mod der;
 pub mod keys;
 pub mod names;
+pub mod pkcs11;
 pub mod profile;
 pub mod tsa;
 pub mod validate;

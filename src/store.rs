@@ -235,6 +235,27 @@ pub struct CertificateRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// An identity verification (see migrations/*/0003).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct IdentityVerification {
+    pub id: String,
+    pub user_id: String,
+    pub purpose: String,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub subject_name: String,
+    pub id_pseudonym: String,
+    pub status: String,
+    pub liveness_passed: bool,
+    /// Hundredths: 7990 is a similarity of 79.90.
+    pub similarity: Option<i32>,
+    pub threshold: i32,
+    pub evidence_digest: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub completed_at: Option<OffsetDateTime>,
+    pub event_cert_serial: Option<String>,
+}
+
 /// A whole development (project, permit, buildings, units) written in one transaction, so a seed
 /// or an import either lands completely or not at all.
 #[derive(Clone, Debug)]
@@ -301,6 +322,16 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
     ) -> StoreResult<bool>;
     async fn revoked_certificates(&self, issuer: &str) -> StoreResult<Vec<CertificateRecord>>;
+
+    async fn insert_identity_verification(&self, v: &IdentityVerification) -> StoreResult<()>;
+    async fn identity_verification(&self, id: &str) -> StoreResult<Option<IdentityVerification>>;
+    /// In one transaction: marks the verification as used by the event certificate and logs the
+    /// certificate. False (and nothing written) when the verification was already used.
+    async fn record_event_certificate(
+        &self,
+        verification_id: &str,
+        cert: &CertificateRecord,
+    ) -> StoreResult<bool>;
 
     async fn insert_development(&self, dev: &Development) -> StoreResult<()>;
     async fn projects(&self) -> StoreResult<Vec<Project>>;

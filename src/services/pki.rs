@@ -501,3 +501,91 @@ pub fn timestamp(s: &Services, request: &[u8]) -> Result<Vec<u8>, Error> {
         Err(failure) => Ok(crate::pki::tsa::rejection(failure)),
     }
 }
+
+fn refused(code: &'static str, message: &str) -> Error {
+    Error::Forbidden {
+        code,
+        message: message.to_owned(),
+    }
+}
+
+/// Issues a buyer's short-lived event certificate, only against a passed identity verification
+/// of the same person that is fresh and not used before. The key is generated in the service's
+/// key store and handed to the signing step; the verification id goes into the certificate log.
+pub async fn issue_event_certificate(
+    s: &Services,
+    caller: &Caller,
+    verification_id: &str,
+) -> Result<(IssuedCertificate, SoftwareKey), Error> {
+    let v = s
+        .store
+        .identity_verification(verification_id)
+        .await?
+        .filter(|v| v.user_id == caller.user_id)
+        .ok_or_else(|| Error::not_found("该身份核验记录"))?;
+    let passed = v.status == "passed"
+        && v.liveness_passed
+        && v.similarity.is_some_and(|sim| sim >= v.threshold);
+    if !passed {
+        return Err(refused(
+            "verification_not_passed",
+            "身份核验未通过，不能签发签名证书。",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let window = time::Duration::seconds(s.config.pki.event_verification_window_secs as i64);
+    if v.completed_at.is_none_or(|t| now - t > window) {
+        return Err(refused(
+            "verification_stale",
+            "身份核验已过期，请重新进行人脸核验后再签名。",
+        ));
+    }
+    if v.event_cert_serial.is_some() {
+        return Err(Error::conflict(
+            "verification_already_used",
+            "该次身份核验已用于签发证书，请重新核验。",
+        ));
+    }
+    let key = SoftwareKey::generate(s.config.pki.key_algorithm).context("event key")?;
+    let subject = Subject::Person {
+        name: v.subject_name.clone(),
+        pseudonym: v.id_pseudonym.clone(),
+    };
+    let issued = ca::issue(
+        &s.pki.profiles,
+        s.pki.hierarchy.authority("people-ca").context("CA")?,
+        "event",
+        &subject,
+        &key,
+        now,
+        &s.pki.crl_base,
+    )
+    .map_err(|e| Error::Invalid {
+        code: "certificate_refused",
+        message: format!("证书无法签发：{e}"),
+        fields: vec![],
+    })?;
+    let rec = record(&issued, None, Some(v.id.clone()));
+    if !s.store.record_event_certificate(&v.id, &rec).await? {
+        return Err(Error::conflict(
+            "verification_already_used",
+            "该次身份核验已用于签发证书，请重新核验。",
+        ));
+    }
+    audit::append(
+        s.store.as_ref(),
+        NewAuditEvent {
+            at: now,
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: "certificate.issue_event".into(),
+            object_kind: "certificate".into(),
+            object_id: issued.serial.clone(),
+            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(&issued.der))),
+            source: caller.source.clone(),
+            detail: serde_json::json!({ "verification_id": v.id }).to_string(),
+        },
+    )
+    .await?;
+    Ok((issued, key))
+}

@@ -12,6 +12,7 @@ pub(crate) const PROJECT_COLS: &str = "id, developer_id, name, town, parcel_code
 pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_on, escrow_bank, escrow_account_name, escrow_account_no, status, created_at";
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
+pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
 /// Expands `impl Store` for a store struct with a `pool` field and a `MIGRATOR` static.
@@ -276,26 +277,7 @@ macro_rules! impl_store {
                 &self,
                 c: &$crate::store::CertificateRecord,
             ) -> $crate::store::StoreResult<()> {
-                let sql = format!(
-                    "INSERT INTO certificates ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    $crate::store::sql::CERT_COLS
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&c.serial)
-                    .bind(&c.issuer)
-                    .bind(&c.profile)
-                    .bind(&c.subject)
-                    .bind(&c.organisation_id)
-                    .bind(&c.verification_id)
-                    .bind(c.not_before)
-                    .bind(c.not_after)
-                    .bind(&c.der)
-                    .bind(c.revoked_at)
-                    .bind(&c.revocation_reason)
-                    .bind(c.created_at)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                insert_cert(&self.pool, c).await
             }
 
             async fn certificate(
@@ -344,6 +326,66 @@ macro_rules! impl_store {
                     $crate::store::sql::CERT_COLS
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(issuer).fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_identity_verification(
+                &self,
+                v: &$crate::store::IdentityVerification,
+            ) -> $crate::store::StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO identity_verifications ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    $crate::store::sql::IDV_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&v.id)
+                    .bind(&v.user_id)
+                    .bind(&v.purpose)
+                    .bind(&v.provider)
+                    .bind(&v.provider_ref)
+                    .bind(&v.subject_name)
+                    .bind(&v.id_pseudonym)
+                    .bind(&v.status)
+                    .bind(v.liveness_passed)
+                    .bind(v.similarity)
+                    .bind(v.threshold)
+                    .bind(&v.evidence_digest)
+                    .bind(v.created_at)
+                    .bind(v.completed_at)
+                    .bind(&v.event_cert_serial)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn identity_verification(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
+                let sql = format!("SELECT {} FROM identity_verifications WHERE id = $1", $crate::store::sql::IDV_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn record_event_certificate(
+                &self,
+                verification_id: &str,
+                c: &$crate::store::CertificateRecord,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let claimed = sqlx::query(
+                    "UPDATE identity_verifications SET event_cert_serial = $1 WHERE id = $2 AND event_cert_serial IS NULL",
+                )
+                .bind(&c.serial)
+                .bind(verification_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                insert_cert(&mut *tx, c).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn insert_development(
@@ -470,6 +512,35 @@ macro_rules! impl_store {
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
             }
+        }
+
+        async fn insert_cert<'c, E>(
+            conn: E,
+            c: &$crate::store::CertificateRecord,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO certificates ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                $crate::store::sql::CERT_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&c.serial)
+                .bind(&c.issuer)
+                .bind(&c.profile)
+                .bind(&c.subject)
+                .bind(&c.organisation_id)
+                .bind(&c.verification_id)
+                .bind(c.not_before)
+                .bind(c.not_after)
+                .bind(&c.der)
+                .bind(c.revoked_at)
+                .bind(&c.revocation_reason)
+                .bind(c.created_at)
+                .execute(conn)
+                .await?;
+            Ok(())
         }
 
         async fn insert_refresh<'c, E>(

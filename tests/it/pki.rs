@@ -809,3 +809,345 @@ mod tsa {
         assert!(dead.timestamp(&digest).await.is_err());
     }
 }
+
+mod hsm {
+    //! The same signing test on a software key and on a non-extractable key inside SoftHSM2.
+    use openssl::x509::X509;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::{Arc, OnceLock};
+    use time::OffsetDateTime;
+    use virtual_window::pki::ca::{self, Authority, Subject};
+    use virtual_window::pki::pkcs11::{Pkcs11Key, TokenRef};
+    use virtual_window::pki::tsa;
+    use virtual_window::pki::{
+        Hierarchy, KeyAlgorithm, Profiles, Purpose, SigningKey, SoftwareKey, Validation,
+    };
+
+    /// A fresh SoftHSM2 token for this test process. scripts/test sets VW_REQUIRE_HSM=1, and then
+    /// a missing SoftHSM2 fails the test instead of skipping it.
+    fn token() -> Option<TokenRef> {
+        static TOKEN: OnceLock<Option<TokenRef>> = OnceLock::new();
+        TOKEN
+            .get_or_init(|| {
+                let module = [
+                    "/usr/lib/softhsm/libsofthsm2.so",
+                    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                ]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists());
+                let Some(module) = module else {
+                    assert!(
+                        std::env::var("VW_REQUIRE_HSM").as_deref() != Ok("1"),
+                        "SoftHSM2 is required but not installed"
+                    );
+                    return None;
+                };
+                let label = format!("vw-test-{}", std::process::id());
+                let out = Command::new("softhsm2-util")
+                    .args([
+                        "--init-token",
+                        "--free",
+                        "--label",
+                        &label,
+                        "--pin",
+                        "123456",
+                        "--so-pin",
+                        "12345678",
+                    ])
+                    .output()
+                    .expect("softhsm2-util runs");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(TokenRef {
+                    module,
+                    token_label: label,
+                    pin: "123456".into(),
+                })
+            })
+            .clone()
+    }
+
+    fn signing_contract(name: &str, key: Arc<dyn SigningKey>) {
+        let now = OffsetDateTime::now_utc();
+        // 1. A raw signature verifies with the public key alone.
+        let msg = "商品房买卖合同 第十条".as_bytes();
+        let sig = key.sign(msg).unwrap();
+        let public = openssl::pkey::PKey::public_key_from_der(key.public_key_der()).unwrap();
+        let mut v =
+            openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &public).unwrap();
+        v.update(msg).unwrap();
+        assert!(v.verify(&sig).unwrap(), "{name}: signature verifies");
+
+        // 2. The key as an issuing CA: certified by a software root, it issues an event
+        //    certificate that chains and verifies.
+        let profiles = Profiles::builtin();
+        let (h, _) = Hierarchy::create(
+            &profiles,
+            KeyAlgorithm::EcdsaP256,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let ca_subject = Subject::Unit {
+            common_name: profiles
+                .get("people-ca")
+                .unwrap()
+                .subject_cn
+                .clone()
+                .unwrap(),
+            organisation: ca::OPERATOR.into(),
+        };
+        let ca_cert = ca::issue(
+            &profiles,
+            &h.root,
+            "people-ca",
+            &ca_subject,
+            key.as_ref(),
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let ca = Authority {
+            name: "people-ca".into(),
+            cert_der: ca_cert.der.clone(),
+            key: key.clone(),
+            subject: ca_subject,
+        };
+        let holder = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let person = Subject::Person {
+            name: "王芳".into(),
+            pseudonym: "PSN-00AA".into(),
+        };
+        let leaf = ca::issue(
+            &profiles,
+            &ca,
+            "event",
+            &person,
+            &holder,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let validation = Validation {
+            anchors: vec![X509::from_der(&h.root.cert_der).unwrap()],
+            intermediates: vec![X509::from_der(&ca_cert.der).unwrap()],
+            ..Validation::default()
+        };
+        validation
+            .validate(
+                &X509::from_der(&leaf.der).unwrap(),
+                now,
+                Purpose::DocumentSigning,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let crl = ca::crl(&ca, &[], 1, now, time::Duration::hours(1)).unwrap();
+        assert!(
+            openssl::x509::X509Crl::from_der(&crl)
+                .unwrap()
+                .verify(&public)
+                .unwrap(),
+            "{name}: CRL signature"
+        );
+
+        // 3. The key as a time-stamping unit: its token checks.
+        let tsa_subject = Subject::Unit {
+            common_name: "HSM 时间戳".into(),
+            organisation: ca::OPERATOR.into(),
+        };
+        let tsa_cert = ca::issue(
+            &profiles,
+            h.authority("timestamping-ca").unwrap(),
+            "tsa",
+            &tsa_subject,
+            key.as_ref(),
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let digest = openssl::sha::sha256(b"document");
+        let (req, nonce) = tsa::request(&digest, true).unwrap();
+        let parsed = tsa::parse_request(&req).unwrap();
+        let unit = tsa::TimeStampUnit {
+            cert_der: &tsa_cert.der,
+            chain: &[],
+            key: key.as_ref(),
+        };
+        let reply = tsa::respond(&unit, &parsed, now).unwrap();
+        let token = tsa::token_from_response(&reply).unwrap();
+        tsa::check_token(&token, &digest, Some(&nonce)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+
+    #[test]
+    fn the_same_keys_work_in_software_and_in_softhsm2() {
+        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048] {
+            signing_contract(
+                &format!("software {alg:?}"),
+                Arc::new(SoftwareKey::generate(alg).unwrap()),
+            );
+            let Some(token) = token() else {
+                eprintln!("SoftHSM2 not installed; the PKCS#11 half did not run");
+                continue;
+            };
+            let label = format!("ca-{alg:?}");
+            let key = Pkcs11Key::generate(&token, &label, alg).unwrap();
+            assert!(
+                key.is_protected().unwrap(),
+                "sensitive and non-extractable on the token"
+            );
+            let spki = key.public_key_der().to_vec();
+            signing_contract(&format!("PKCS#11 {alg:?}"), Arc::new(key));
+            // Found again by label, with the same public key.
+            let reopened = Pkcs11Key::open(&token, &label).unwrap();
+            assert_eq!(reopened.public_key_der(), spki.as_slice());
+            assert_eq!(reopened.algorithm(), alg);
+        }
+        if let Some(token) = token() {
+            let _ = Command::new("softhsm2-util")
+                .args(["--delete-token", "--token", &token.token_label])
+                .output();
+        }
+    }
+}
+
+mod event {
+    use crate::helpers::{Db, spawn_app};
+    use time::OffsetDateTime;
+    use virtual_window::domain::Role;
+    use virtual_window::services::{Caller, Error, pki as svc};
+    use virtual_window::store::IdentityVerification;
+
+    crate::on_both_databases!(event_certificates_need_a_passed_fresh_unused_verification);
+
+    fn verification(
+        user_id: &str,
+        status: &str,
+        similarity: i32,
+        liveness: bool,
+        age_secs: i64,
+    ) -> IdentityVerification {
+        let now = OffsetDateTime::now_utc();
+        IdentityVerification {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.into(),
+            purpose: "sign_contract".into(),
+            provider: "sandbox".into(),
+            provider_ref: Some("ref-1".into()),
+            subject_name: "张伟".into(),
+            id_pseudonym: virtual_window::pki::names::pseudonym(b"k", "44190019900101001X")
+                .unwrap(),
+            status: status.into(),
+            liveness_passed: liveness,
+            similarity: Some(similarity),
+            threshold: 8000,
+            evidence_digest: Some("ab".repeat(32)),
+            created_at: now - time::Duration::seconds(age_secs + 5),
+            completed_at: Some(now - time::Duration::seconds(age_secs)),
+            event_cert_serial: None,
+        }
+    }
+
+    fn code(e: Error) -> &'static str {
+        e.code()
+    }
+
+    async fn event_certificates_need_a_passed_fresh_unused_verification(db: Db) {
+        let app = spawn_app(db).await.unwrap();
+        let s = &app.services;
+        let zhang = app.user_id("buyer-zhang").await;
+        let li = app.user_id("buyer-li").await;
+        let caller = |id: &str| Caller {
+            user_id: id.into(),
+            role: Role::Buyer,
+            duties: vec![],
+            organisation_id: None,
+            source: None,
+        };
+
+        // No verification at all.
+        assert_eq!(
+            code(
+                svc::issue_event_certificate(s, &caller(&zhang), "missing")
+                    .await
+                    .unwrap_err()
+            ),
+            "not_found"
+        );
+        for (what, v, expected) in [
+            (
+                "failed",
+                verification(&zhang, "failed", 9500, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "79.90 similarity",
+                verification(&zhang, "passed", 7990, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "liveness failed",
+                verification(&zhang, "passed", 9500, false, 10),
+                "verification_not_passed",
+            ),
+            (
+                "pending",
+                verification(&zhang, "pending", 9500, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "stale",
+                verification(&zhang, "passed", 9500, true, 11 * 60),
+                "verification_stale",
+            ),
+        ] {
+            s.store.insert_identity_verification(&v).await.unwrap();
+            let err = svc::issue_event_certificate(s, &caller(&zhang), &v.id)
+                .await
+                .unwrap_err();
+            assert_eq!(code(err), expected, "{what}");
+        }
+        // Someone else's verification does not exist for this caller.
+        let theirs = verification(&li, "passed", 9500, true, 10);
+        s.store.insert_identity_verification(&theirs).await.unwrap();
+        assert_eq!(
+            code(
+                svc::issue_event_certificate(s, &caller(&zhang), &theirs.id)
+                    .await
+                    .unwrap_err()
+            ),
+            "not_found"
+        );
+
+        // A passed, fresh verification: one certificate, logged with the verification's id.
+        let good = verification(&zhang, "passed", 8000, true, 30);
+        s.store.insert_identity_verification(&good).await.unwrap();
+        let before = s.store.certificates(1000).await.unwrap().len();
+        let (cert, key) = svc::issue_event_certificate(s, &caller(&zhang), &good.id)
+            .await
+            .unwrap();
+        let x = openssl::x509::X509::from_der(&cert.der).unwrap();
+        assert_eq!(
+            x.public_key().unwrap().public_key_to_der().unwrap(),
+            virtual_window::pki::SigningKey::public_key_der(&key)
+        );
+        let logged = s.store.certificate(&cert.serial).await.unwrap().unwrap();
+        assert_eq!(logged.verification_id.as_deref(), Some(good.id.as_str()));
+        assert_eq!(logged.profile, "event");
+        assert!(
+            logged.subject.contains("张伟") || logged.subject.contains("CN="),
+            "{}",
+            logged.subject
+        );
+        assert_eq!(s.store.certificates(1000).await.unwrap().len(), before + 1);
+        // The same verification cannot be used twice.
+        let again = svc::issue_event_certificate(s, &caller(&zhang), &good.id)
+            .await
+            .unwrap_err();
+        assert_eq!(code(again), "verification_already_used");
+        assert_eq!(s.store.certificates(1000).await.unwrap().len(), before + 1);
+    }
+}
