@@ -70,6 +70,9 @@ pub enum PkiCommand {
         /// The seal's name.
         #[arg(long, default_value = "合同专用章")]
         seal_name: String,
+        /// An image of the seal (PNG or SVG); the certificate binds it by its SHA-256.
+        #[arg(long)]
+        seal_image: Option<PathBuf>,
         /// Directory for the certificate and key.
         #[arg(long)]
         out: PathBuf,
@@ -208,11 +211,20 @@ async fn pki(action: PkiCommand, cfg: Config) -> anyhow::Result<ExitCode> {
             organisation,
             uscc,
             seal_name,
+            seal_image,
             out,
         } => {
-            let (issued, key) = svc::issue_seal(&services, None, &organisation, &uscc, &seal_name)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let image = seal_image.map(std::fs::read).transpose()?;
+            let (issued, key) = svc::issue_seal(
+                &services,
+                None,
+                &organisation,
+                &uscc,
+                &seal_name,
+                image.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::create_dir_all(&out)?;
             std::fs::write(out.join("seal.pem"), issued.pem())?;
             services.pki.save_key(&out.join("seal.key.pem"), &key)?;

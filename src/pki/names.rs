@@ -17,11 +17,15 @@ const ORGANIZATION_IDENTIFIER: &[u64] = &[2, 5, 4, 97];
 pub enum Subject {
     /// A natural person: the name from the identity check and a pseudonym of the ID number.
     Person { name: String, pseudonym: String },
-    /// An organisation's seal: the company, its USCC and the seal's name (合同专用章).
+    /// An organisation's seal: the company, its USCC and the seal's name (合同专用章). When an
+    /// image of the seal is given, the certificate binds it by its SHA-256 in the subject's
+    /// `description` attribute (`seal-image-sha256:<hex>`), so the image cannot be swapped under
+    /// the same certificate.
     OrganisationSeal {
         organisation: String,
         uscc: String,
         seal_name: String,
+        seal_image_sha256: Option<[u8; 32]>,
     },
     /// A service unit (a CA, the time-stamping unit) of the operator.
     Unit {
@@ -63,6 +67,7 @@ impl Subject {
                 organisation,
                 uscc,
                 seal_name,
+                seal_image_sha256,
             } => {
                 check("organisation", organisation, 64)?;
                 check("seal_name", seal_name, 32)?;
@@ -83,6 +88,12 @@ impl Subject {
                     .take(64)
                     .collect();
                 dn.push(DnType::CommonName, DnValue::Utf8String(cn));
+                if let Some(hash) = seal_image_sha256 {
+                    dn.push(
+                        DnType::CustomDnType(DESCRIPTION.to_vec()),
+                        DnValue::Utf8String(format!("{SEAL_IMAGE_PREFIX}{}", hex(hash))),
+                    );
+                }
             }
             Subject::Unit {
                 common_name,
@@ -99,6 +110,10 @@ impl Subject {
         Ok(dn)
     }
 }
+
+/// id-at-description, carrying the seal image's hash.
+const DESCRIPTION: &[u64] = &[2, 5, 4, 13];
+pub const SEAL_IMAGE_PREFIX: &str = "seal-image-sha256:";
 
 /// A keyed one-way pseudonym of an ID number: HMAC-SHA256 under a secret of the service, so the
 /// ID number cannot be recovered by trying every plausible number (there are only ~10⁹ of them).

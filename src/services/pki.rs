@@ -197,6 +197,7 @@ pub async fn bootstrap(s: &Services) -> Result<(), Error> {
                 organisation: "东莞市不动产登记中心".into(),
                 uscc: "12441900MB2C92110F".into(),
                 seal_name: "不动产登记专用章".into(),
+                seal_image_sha256: None,
             },
         };
         let issued = ca::issue(
@@ -219,19 +220,22 @@ pub async fn bootstrap(s: &Services) -> Result<(), Error> {
     Ok(())
 }
 
-/// Issues an organisation seal certificate for a developer; returns it with its new key.
+/// Issues an organisation seal certificate for a developer, bound to the seal's image when one is
+/// given; returns it with its new key.
 pub async fn issue_seal(
     s: &Services,
     organisation_id: Option<String>,
     organisation: &str,
     uscc: &str,
     seal_name: &str,
+    seal_image: Option<&[u8]>,
 ) -> Result<(IssuedCertificate, SoftwareKey), Error> {
     let key = SoftwareKey::generate(s.config.pki.key_algorithm).context("seal key")?;
     let subject = Subject::OrganisationSeal {
         organisation: organisation.into(),
         uscc: uscc.into(),
         seal_name: seal_name.into(),
+        seal_image_sha256: seal_image.map(openssl::sha::sha256),
     };
     let issued = ca::issue(
         &s.pki.profiles,

@@ -53,6 +53,7 @@ fn issue_all(alg: KeyAlgorithm, now: OffsetDateTime) -> Issued {
             organisation: "东莞市云境置业有限公司".into(),
             uscc: "91441900MA4W0L7N36".into(),
             seal_name: "合同专用章".into(),
+            seal_image_sha256: Some(openssl::sha::sha256(b"seal image bytes")),
         },
     );
     let centre = issue(
@@ -62,6 +63,7 @@ fn issue_all(alg: KeyAlgorithm, now: OffsetDateTime) -> Issued {
             organisation: "东莞市不动产登记中心".into(),
             uscc: "12441900MB2C92110F".into(),
             seal_name: "不动产登记专用章".into(),
+            seal_image_sha256: None,
         },
     );
     let tsa = issue(
@@ -501,6 +503,7 @@ mod service {
             "东莞市云境置业有限公司",
             "91441900MA4W0L7N36",
             "合同专用章",
+            None,
         )
         .await
         .unwrap();
