@@ -7,6 +7,7 @@ mod api_auth;
 mod api_errors;
 mod matrix;
 mod openapi;
+mod pdf;
 mod pki;
 mod process;
 mod store;

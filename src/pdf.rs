@@ -1,0 +1,24 @@
+//! The documents room: laying out Chinese and Latin text on pages and writing archival PDFs with
+//! an embedded, subset CJK font, ready to carry signatures. A library: no axum, no sqlx.
+
+pub mod font;
+pub mod layout;
+pub mod numerals;
+pub mod writer;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PdfError {
+    #[error("no CJK font found (install fonts-noto-cjk or configure documents.font_path)")]
+    NoFont,
+    #[error("font {path}: {reason}")]
+    Font { path: String, reason: String },
+    #[error("the font has no glyph for {0:?}")]
+    MissingGlyph(char),
+    #[error("font subsetting failed: {0}")]
+    Subset(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type PdfResult<T> = Result<T, PdfError>;

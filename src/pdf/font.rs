@@ -1,0 +1,218 @@
+//! Fonts: finding a CJK font on the system, reading its character map and advance widths once,
+//! and subsetting it to the glyphs a document uses (written as a CID font, CID = new glyph id).
+
+use super::{PdfError, PdfResult};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where Debian puts the usual CJK fonts, best first. Noto Serif CJK is the contract face.
+pub const SYSTEM_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+];
+
+/// A loaded font face with its metrics; cheap to share.
+#[derive(Clone)]
+pub struct Font {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    data: Vec<u8>,
+    index: u32,
+    family: String,
+    postscript_name: String,
+    cff: bool,
+    units_per_em: u16,
+    ascender: i16,
+    descender: i16,
+    cap_height: i16,
+    bbox: [i16; 4],
+    cmap: HashMap<char, u16>,
+    advances: Vec<u16>,
+}
+
+impl std::fmt::Debug for Font {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Font")
+            .field("path", &self.inner.path)
+            .field("index", &self.inner.index)
+            .field("family", &self.inner.family)
+            .finish()
+    }
+}
+
+fn family_of(face: &ttf_parser::Face<'_>) -> String {
+    face.names()
+        .into_iter()
+        .filter(|n| n.name_id == ttf_parser::name_id::FAMILY && n.is_unicode())
+        .find_map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+fn postscript_of(face: &ttf_parser::Face<'_>) -> String {
+    face.names()
+        .into_iter()
+        .filter(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME && n.is_unicode())
+        .find_map(|n| n.to_string())
+        .unwrap_or_else(|| "CJKFont".into())
+}
+
+impl Font {
+    /// Loads face `index` of a font file (.ttf, .otf or a .ttc collection).
+    pub fn load(path: &Path, index: u32) -> PdfResult<Font> {
+        let err = |reason: String| PdfError::Font {
+            path: path.display().to_string(),
+            reason,
+        };
+        let data = std::fs::read(path)?;
+        let face = ttf_parser::Face::parse(&data, index).map_err(|e| err(e.to_string()))?;
+        let mut cmap = HashMap::new();
+        if let Some(table) = face.tables().cmap {
+            for sub in table.subtables.into_iter().filter(|s| s.is_unicode()) {
+                sub.codepoints(|cp| {
+                    if let (Some(ch), Some(gid)) = (char::from_u32(cp), sub.glyph_index(cp)) {
+                        cmap.entry(ch).or_insert(gid.0);
+                    }
+                });
+            }
+        }
+        if cmap.is_empty() {
+            return Err(err("no Unicode character map".into()));
+        }
+        let advances = (0..face.number_of_glyphs())
+            .map(|g| face.glyph_hor_advance(ttf_parser::GlyphId(g)).unwrap_or(0))
+            .collect();
+        let bb = face.global_bounding_box();
+        let inner = Inner {
+            path: path.to_path_buf(),
+            index,
+            family: family_of(&face),
+            postscript_name: postscript_of(&face),
+            cff: face.tables().cff.is_some(),
+            units_per_em: face.units_per_em(),
+            ascender: face.ascender(),
+            descender: face.descender(),
+            cap_height: face.capital_height().unwrap_or(face.ascender()),
+            bbox: [bb.x_min, bb.y_min, bb.x_max, bb.y_max],
+            cmap,
+            advances,
+            data: Vec::new(),
+        };
+        Ok(Font {
+            inner: Arc::new(Inner { data, ..inner }),
+        })
+    }
+
+    /// Finds a Simplified Chinese face: the configured file first, then the usual system places.
+    /// In a collection the face whose family ends in "SC" is chosen (index 0 of Noto CJK is the
+    /// Japanese face, with Japanese glyph forms).
+    pub fn find(configured: Option<&Path>) -> PdfResult<Font> {
+        let mut candidates: Vec<PathBuf> = configured.map(Path::to_path_buf).into_iter().collect();
+        if configured.is_none() {
+            candidates.extend(SYSTEM_CANDIDATES.iter().map(PathBuf::from));
+        }
+        for path in candidates.iter().filter(|p| p.exists()) {
+            let data = std::fs::read(path)?;
+            let count = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
+            let mut chosen = 0;
+            for i in 0..count {
+                if let Ok(face) = ttf_parser::Face::parse(&data, i)
+                    && family_of(&face).ends_with(" SC")
+                {
+                    chosen = i;
+                    break;
+                }
+            }
+            drop(data);
+            let font = Font::load(path, chosen)?;
+            if font.glyph('中').is_some() {
+                return Ok(font);
+            }
+        }
+        Err(PdfError::NoFont)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+    pub fn family(&self) -> &str {
+        &self.inner.family
+    }
+    pub fn postscript_name(&self) -> &str {
+        &self.inner.postscript_name
+    }
+    pub fn is_cff(&self) -> bool {
+        self.inner.cff
+    }
+
+    pub fn glyph(&self, ch: char) -> Option<u16> {
+        self.inner.cmap.get(&ch).copied()
+    }
+
+    /// Advance width of a glyph in thousandths of the em (PDF text space units).
+    pub fn advance_milli(&self, gid: u16) -> f32 {
+        let adv = self.inner.advances.get(gid as usize).copied().unwrap_or(0) as f32;
+        adv * 1000.0 / self.inner.units_per_em as f32
+    }
+
+    /// Characters of `text` the font cannot show (line breaks and tabs aside).
+    pub fn missing(&self, text: &str) -> Vec<char> {
+        let mut out: Vec<char> = text
+            .chars()
+            .filter(|c| !matches!(c, '\n' | '\r' | '\t') && self.glyph(*c).is_none())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn milli(&self, v: i16) -> i32 {
+        (v as i32 * 1000) / self.inner.units_per_em as i32
+    }
+    pub fn ascender_milli(&self) -> i32 {
+        self.milli(self.inner.ascender)
+    }
+    pub fn descender_milli(&self) -> i32 {
+        self.milli(self.inner.descender)
+    }
+    pub fn cap_height_milli(&self) -> i32 {
+        self.milli(self.inner.cap_height)
+    }
+    pub fn bbox_milli(&self) -> [i32; 4] {
+        let b = self.inner.bbox;
+        [
+            self.milli(b[0]),
+            self.milli(b[1]),
+            self.milli(b[2]),
+            self.milli(b[3]),
+        ]
+    }
+
+    /// Subsets the font to `glyphs` (old ids). Returns the embeddable font program (for CFF
+    /// outlines only the `CFF ` table, for TrueType the whole subset) and the old → new id map.
+    pub fn subset(&self, glyphs: &BTreeSet<u16>) -> PdfResult<(Vec<u8>, HashMap<u16, u16>)> {
+        let order: Vec<u16> = glyphs.iter().copied().collect();
+        let remapper = subsetter::GlyphRemapper::new_from_glyphs_sorted(&order);
+        let subset = subsetter::subset(&self.inner.data, self.inner.index, &remapper)
+            .map_err(|e| PdfError::Subset(format!("{e:?}")))?;
+        let map = order
+            .iter()
+            .filter_map(|g| remapper.get(*g).map(|n| (*g, n)))
+            .collect();
+        let program = if self.inner.cff {
+            let face = ttf_parser::RawFace::parse(&subset, 0)
+                .map_err(|e| PdfError::Subset(e.to_string()))?;
+            face.table(ttf_parser::Tag::from_bytes(b"CFF "))
+                .ok_or_else(|| PdfError::Subset("subset has no CFF table".into()))?
+                .to_vec()
+        } else {
+            subset
+        };
+        Ok((program, map))
+    }
+}

@@ -1,0 +1,812 @@
+//! Page layout: blocks of text (headings, paragraphs with CJK line breaking, tables), QR codes and
+//! empty signature fields placed on A4 pages, with a running header and "第 N 页 共 M 页" footers;
+//! then the PDF with an embedded subset of the font, XMP metadata and an sRGB output intent
+//! (aiming at PDF/A-2b). The output depends only on the input: same input, same bytes.
+
+use super::font::Font;
+use super::writer::{self, Obj, Writer, dict, name, real, text};
+use super::{PdfError, PdfResult};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+pub const PAGE_W: f32 = 595.276;
+pub const PAGE_H: f32 = 841.89;
+const MARGIN_X: f32 = 64.0;
+const MARGIN_TOP: f32 = 72.0;
+const MARGIN_BOTTOM: f32 = 64.0;
+const BODY_SIZE: f32 = 10.5;
+const LEADING: f32 = 1.65;
+
+/// Characters that may not begin a line (closing punctuation) and may not end one (openers).
+const NO_START: &str = "。，、；：？！）」』】》〉”’．,.;:?!)]%·～";
+const NO_END: &str = "（「『【《〈“‘([";
+
+#[derive(Clone, Debug)]
+pub enum Block {
+    /// Document title, centred.
+    Title(String),
+    /// A chapter or section heading.
+    Heading(String),
+    /// Body text; `indent` indents the first line by two characters.
+    Paragraph {
+        text: String,
+        indent: bool,
+    },
+    /// A table with column widths as fractions of the text width; the first row is a header.
+    Table {
+        widths: Vec<f32>,
+        rows: Vec<Vec<String>>,
+    },
+    Spacer(f32),
+    PageBreak,
+    /// A QR code of `data`, `size` points wide, with a caption beside it.
+    QrCode {
+        data: String,
+        size: f32,
+        caption: String,
+    },
+    /// An empty signature field, created now so that signing later only fills it.
+    SignatureField {
+        field: String,
+        label: String,
+        width: f32,
+        height: f32,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    pub title: String,
+    /// Short keywords (contract number, parties), written to XMP dc:subject and Info /Keywords.
+    pub keywords: Vec<String>,
+    pub author: String,
+    /// ISO 8601 time the document is dated, e.g. 2026-11-28T08:00:00+08:00.
+    pub created: String,
+    /// The running header on every page.
+    pub header: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlacedField {
+    pub field: String,
+    pub page: usize,
+    /// x1 y1 x2 y2 in PDF user space.
+    pub rect: [f32; 4],
+}
+
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub pages: usize,
+    pub fields: Vec<PlacedField>,
+}
+
+enum Op {
+    Text {
+        x: f32,
+        y: f32,
+        size: f32,
+        bold: bool,
+        glyphs: Vec<u16>,
+    },
+    Line {
+        x1: f32,
+        y1: f32,
+        x2: f32,
+        y2: f32,
+        width: f32,
+    },
+    Rects {
+        rects: Vec<[f32; 4]>,
+    },
+}
+
+#[derive(Default)]
+struct Page {
+    ops: Vec<Op>,
+    fields: Vec<(String, [f32; 4])>,
+}
+
+struct Layout<'a> {
+    font: &'a Font,
+    pages: Vec<Page>,
+    y: f32,
+    used: BTreeMap<u16, char>,
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
+}
+
+impl<'a> Layout<'a> {
+    fn new(font: &'a Font) -> Self {
+        let mut l = Layout {
+            font,
+            pages: vec![],
+            y: 0.0,
+            used: BTreeMap::new(),
+        };
+        l.new_page();
+        l
+    }
+
+    fn new_page(&mut self) {
+        self.pages.push(Page::default());
+        self.y = PAGE_H - MARGIN_TOP;
+    }
+
+    fn page(&mut self) -> &mut Page {
+        self.pages.last_mut().expect("a page exists")
+    }
+
+    fn text_width(&self) -> f32 {
+        PAGE_W - 2.0 * MARGIN_X
+    }
+
+    fn ensure(&mut self, height: f32) {
+        if self.y - height < MARGIN_BOTTOM {
+            self.new_page();
+        }
+    }
+
+    fn glyphs(&mut self, s: &str) -> PdfResult<Vec<(u16, f32)>> {
+        s.chars()
+            .map(|c| {
+                let gid = self.font.glyph(c).ok_or(PdfError::MissingGlyph(c))?;
+                self.used.entry(gid).or_insert(c);
+                Ok((gid, self.font.advance_milli(gid)))
+            })
+            .collect()
+    }
+
+    /// Breaks `s` into lines no wider than `width` at `size`; returns each line's text.
+    fn break_lines(&self, s: &str, width: f32, size: f32, first_indent: f32) -> Vec<String> {
+        let mut lines = Vec::new();
+        for para in s.split('\n') {
+            // Tokens: one CJK character, or a run of non-space Latin, or a space.
+            let mut tokens: Vec<String> = Vec::new();
+            for c in para.chars() {
+                let latin = !is_cjk(c) && c != ' ';
+                match tokens.last_mut() {
+                    Some(t)
+                        if latin && t.chars().last().is_some_and(|p| !is_cjk(p) && p != ' ') =>
+                    {
+                        t.push(c)
+                    }
+                    _ => tokens.push(c.to_string()),
+                }
+            }
+            let adv = |t: &str| -> f32 {
+                t.chars()
+                    .map(|c| {
+                        self.font
+                            .glyph(c)
+                            .map_or(0.0, |g| self.font.advance_milli(g))
+                    })
+                    .sum::<f32>()
+                    * size
+                    / 1000.0
+            };
+            let mut line = String::new();
+            let mut w = if lines.is_empty() { first_indent } else { 0.0 };
+            for t in tokens {
+                let tw = adv(&t);
+                let no_start = t.chars().count() == 1 && NO_START.contains(t.as_str());
+                if w + tw > width + 0.01 && !line.is_empty() && !no_start {
+                    // Keep an opening bracket with what follows it.
+                    let mut carry = String::new();
+                    while let Some(last) = line.chars().last() {
+                        if NO_END.contains(last) {
+                            carry.insert(0, last);
+                            line.pop();
+                        } else {
+                            break;
+                        }
+                    }
+                    lines.push(line.trim_end().to_owned());
+                    line = carry;
+                    w = adv(&line);
+                    if t == " " {
+                        continue;
+                    }
+                }
+                line.push_str(&t);
+                w += tw;
+            }
+            lines.push(line.trim_end().to_owned());
+        }
+        lines
+    }
+
+    fn text_line(&mut self, s: &str, x: f32, y: f32, size: f32, bold: bool) -> PdfResult<()> {
+        let glyphs: Vec<u16> = self.glyphs(s)?.into_iter().map(|(g, _)| g).collect();
+        if !glyphs.is_empty() {
+            self.page().ops.push(Op::Text {
+                x,
+                y,
+                size,
+                bold,
+                glyphs,
+            });
+        }
+        Ok(())
+    }
+
+    fn width_of(&mut self, s: &str, size: f32) -> PdfResult<f32> {
+        Ok(self.glyphs(s)?.iter().map(|(_, a)| a).sum::<f32>() * size / 1000.0)
+    }
+
+    fn paragraph(
+        &mut self,
+        s: &str,
+        size: f32,
+        indent: bool,
+        bold: bool,
+        centre: bool,
+    ) -> PdfResult<()> {
+        let lead = size * LEADING;
+        let first = if indent { 2.0 * size } else { 0.0 };
+        let lines = self.break_lines(s, self.text_width(), size, first);
+        for (i, line) in lines.iter().enumerate() {
+            self.ensure(lead);
+            self.y -= lead;
+            let x = if centre {
+                (PAGE_W - self.width_of(line, size)?) / 2.0
+            } else {
+                MARGIN_X + if i == 0 { first } else { 0.0 }
+            };
+            let y = self.y + (lead - size) / 2.0;
+            self.text_line(line, x, y, size, bold)?;
+        }
+        Ok(())
+    }
+
+    fn table(&mut self, widths: &[f32], rows: &[Vec<String>]) -> PdfResult<()> {
+        let size = BODY_SIZE - 1.0;
+        let lead = size * 1.5;
+        let pad = 3.0;
+        let total = self.text_width();
+        let cols: Vec<f32> = widths.iter().map(|w| w * total).collect();
+        for (ri, row) in rows.iter().enumerate() {
+            let cells: Vec<Vec<String>> = row
+                .iter()
+                .enumerate()
+                .map(|(ci, c)| {
+                    self.break_lines(
+                        c,
+                        cols.get(ci).copied().unwrap_or(total) - 2.0 * pad,
+                        size,
+                        0.0,
+                    )
+                })
+                .collect();
+            let n = cells.iter().map(Vec::len).max().unwrap_or(1).max(1);
+            let h = n as f32 * lead + 2.0 * pad;
+            if self.y - h < MARGIN_BOTTOM {
+                self.new_page();
+            }
+            let top = self.y;
+            let mut x = MARGIN_X;
+            for (ci, lines) in cells.iter().enumerate() {
+                for (li, line) in lines.iter().enumerate() {
+                    let y = top - pad - (li as f32 + 1.0) * lead + (lead - size) / 2.0;
+                    self.text_line(line, x + pad, y, size, ri == 0)?;
+                }
+                x += cols.get(ci).copied().unwrap_or(0.0);
+            }
+            // Borders: the row's top and bottom, and every column edge.
+            let bottom = top - h;
+            let page = self.page();
+            page.ops.push(Op::Line {
+                x1: MARGIN_X,
+                y1: top,
+                x2: MARGIN_X + total,
+                y2: top,
+                width: 0.5,
+            });
+            page.ops.push(Op::Line {
+                x1: MARGIN_X,
+                y1: bottom,
+                x2: MARGIN_X + total,
+                y2: bottom,
+                width: 0.5,
+            });
+            let mut x = MARGIN_X;
+            page.ops.push(Op::Line {
+                x1: x,
+                y1: top,
+                x2: x,
+                y2: bottom,
+                width: 0.5,
+            });
+            for c in &cols {
+                x += c;
+                page.ops.push(Op::Line {
+                    x1: x,
+                    y1: top,
+                    x2: x,
+                    y2: bottom,
+                    width: 0.5,
+                });
+            }
+            self.y = bottom;
+        }
+        self.y -= 6.0;
+        Ok(())
+    }
+
+    fn qr(&mut self, data: &str, size: f32, caption: &str) -> PdfResult<()> {
+        let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
+            .map_err(|e| PdfError::Subset(format!("QR code: {e}")))?;
+        let n = code.width();
+        let colors = code.to_colors();
+        let module = size / n as f32;
+        self.ensure(size + 8.0);
+        let top = self.y - 4.0;
+        let left = MARGIN_X;
+        let mut rects = Vec::new();
+        for row in 0..n {
+            let mut col = 0;
+            while col < n {
+                if colors[row * n + col] == qrcode::Color::Dark {
+                    // One rectangle per horizontal run of dark modules keeps the stream small.
+                    let start = col;
+                    while col < n && colors[row * n + col] == qrcode::Color::Dark {
+                        col += 1;
+                    }
+                    let y = top - (row as f32 + 1.0) * module;
+                    rects.push([
+                        left + start as f32 * module,
+                        y,
+                        (col - start) as f32 * module,
+                        module,
+                    ]);
+                } else {
+                    col += 1;
+                }
+            }
+        }
+        self.page().ops.push(Op::Rects { rects });
+        let cap_size = BODY_SIZE - 1.5;
+        let lines = self.break_lines(caption, self.text_width() - size - 12.0, cap_size, 0.0);
+        for (i, line) in lines.iter().enumerate() {
+            let y = top - (i as f32 + 1.0) * cap_size * 1.5;
+            self.text_line(line, left + size + 12.0, y, cap_size, false)?;
+        }
+        self.y = top - size - 8.0;
+        Ok(())
+    }
+
+    fn signature_field(
+        &mut self,
+        field: &str,
+        label: &str,
+        width: f32,
+        height: f32,
+    ) -> PdfResult<()> {
+        let size = BODY_SIZE;
+        self.ensure(height + size * 2.0);
+        self.y -= size * 1.8;
+        self.text_line(label, MARGIN_X, self.y, size, true)?;
+        let top = self.y - 4.0;
+        let rect = [MARGIN_X, top - height, MARGIN_X + width, top];
+        self.page().fields.push((field.to_owned(), rect));
+        self.y = top - height - 6.0;
+        Ok(())
+    }
+}
+
+fn content_stream(page: &Page, map: &BTreeMap<u16, u16>) -> Vec<u8> {
+    let mut s = String::with_capacity(4096);
+    for op in &page.ops {
+        match op {
+            Op::Text {
+                x,
+                y,
+                size,
+                bold,
+                glyphs,
+            } => {
+                let mode = if *bold { "2 Tr 0.3 w " } else { "" };
+                let _ = write!(
+                    s,
+                    "BT {mode}/F1 {} Tf {} {} Td <",
+                    writer::num(*size as f64),
+                    writer::num(*x as f64),
+                    writer::num(*y as f64)
+                );
+                for g in glyphs {
+                    let _ = write!(s, "{:04X}", map.get(g).copied().unwrap_or(0));
+                }
+                s.push_str("> Tj");
+                s.push_str(if *bold { " 0 Tr ET\n" } else { " ET\n" });
+            }
+            Op::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                width,
+            } => {
+                let n = |v: &f32| writer::num(*v as f64);
+                let _ = writeln!(
+                    s,
+                    "{} w {} {} m {} {} l S",
+                    n(width),
+                    n(x1),
+                    n(y1),
+                    n(x2),
+                    n(y2)
+                );
+            }
+            Op::Rects { rects } => {
+                for r in rects {
+                    let n = |v: f32| writer::num(v as f64);
+                    let _ = write!(s, "{} {} {} {} re ", n(r[0]), n(r[1]), n(r[2]), n(r[3]));
+                }
+                s.push_str("f\n");
+            }
+        }
+    }
+    s.into_bytes()
+}
+
+fn xmp(meta: &Metadata) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let keywords: String = meta
+        .keywords
+        .iter()
+        .map(|k| format!("<rdf:li>{}</rdf:li>", esc(k)))
+        .collect();
+    format!(
+        r#"<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:pdf="http://ns.adobe.com/pdf/1.3/" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/">
+<dc:format>application/pdf</dc:format>
+<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{title}</rdf:li></rdf:Alt></dc:title>
+<dc:creator><rdf:Seq><rdf:li>{author}</rdf:li></rdf:Seq></dc:creator>
+<dc:subject><rdf:Bag>{keywords}</rdf:Bag></dc:subject>
+<pdf:Keywords>{kw}</pdf:Keywords>
+<pdf:Producer>Virtual Window</pdf:Producer>
+<xmp:CreateDate>{created}</xmp:CreateDate>
+<xmp:ModifyDate>{created}</xmp:ModifyDate>
+<pdfaid:part>2</pdfaid:part>
+<pdfaid:conformance>B</pdfaid:conformance>
+</rdf:Description>
+</rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"#,
+        title = esc(&meta.title),
+        author = esc(&meta.author),
+        kw = esc(&meta.keywords.join("; ")),
+        created = esc(&meta.created),
+    )
+}
+
+/// "2026-11-28T08:00:00+08:00" → "D:20261128080000+08'00'".
+fn pdf_date(iso: &str) -> String {
+    let digits: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    let tz = &iso.get(19..).unwrap_or("Z");
+    let tz = if tz.is_empty() || *tz == "Z" {
+        "Z".to_owned()
+    } else {
+        format!("{}'{}'", &tz[..3], tz.get(4..6).unwrap_or("00"))
+    };
+    format!("D:{digits}{tz}")
+}
+
+/// Lays out `blocks` and writes the PDF.
+pub fn render(font: &Font, meta: &Metadata, blocks: &[Block]) -> PdfResult<Rendered> {
+    let mut l = Layout::new(font);
+    for b in blocks {
+        match b {
+            Block::Title(t) => {
+                l.y -= 8.0;
+                l.paragraph(t, 18.0, false, true, true)?;
+                l.y -= 10.0;
+            }
+            Block::Heading(t) => {
+                l.ensure(BODY_SIZE * 5.0);
+                l.y -= 6.0;
+                l.paragraph(t, BODY_SIZE + 1.5, false, true, false)?;
+            }
+            Block::Paragraph { text, indent } => {
+                l.paragraph(text, BODY_SIZE, *indent, false, false)?
+            }
+            Block::Table { widths, rows } => l.table(widths, rows)?,
+            Block::Spacer(h) => l.y -= h,
+            Block::PageBreak => l.new_page(),
+            Block::QrCode {
+                data,
+                size,
+                caption,
+            } => l.qr(data, *size, caption)?,
+            Block::SignatureField {
+                field,
+                label,
+                width,
+                height,
+            } => l.signature_field(field, label, *width, *height)?,
+        }
+    }
+    // Running header and footer, now that the page count is known.
+    let total = l.pages.len();
+    for i in 0..total {
+        let footer = format!("第 {} 页 共 {} 页", i + 1, total);
+        let fw = l.width_of(&footer, 9.0)?;
+        let hw = l.width_of(&meta.header, 9.0)?;
+        let gl = l.glyphs(&footer)?.into_iter().map(|(g, _)| g).collect();
+        let gh = l
+            .glyphs(&meta.header)?
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
+        let page = &mut l.pages[i];
+        page.ops.push(Op::Text {
+            x: (PAGE_W - fw) / 2.0,
+            y: 36.0,
+            size: 9.0,
+            bold: false,
+            glyphs: gl,
+        });
+        page.ops.push(Op::Text {
+            x: PAGE_W - MARGIN_X - hw,
+            y: PAGE_H - 44.0,
+            size: 9.0,
+            bold: false,
+            glyphs: gh,
+        });
+        page.ops.push(Op::Line {
+            x1: MARGIN_X,
+            y1: PAGE_H - 50.0,
+            x2: PAGE_W - MARGIN_X,
+            y2: PAGE_H - 50.0,
+            width: 0.4,
+        });
+    }
+    write_pdf(font, meta, l)
+}
+
+fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered> {
+    let used: BTreeSet<u16> = l.used.keys().copied().collect();
+    let (program, remap) = font.subset(&used)?;
+    let map: BTreeMap<u16, u16> = remap.into_iter().collect();
+    let mut w = Writer::new();
+    let catalog = w.alloc();
+    let pages_id = w.alloc();
+    let font_id = w.alloc();
+
+    // The font: Type0 / CID font with widths and a ToUnicode map.
+    let file_id = if font.is_cff() {
+        w.add_stream(vec![("Subtype", name("CIDFontType0C"))], &program, true)
+    } else {
+        w.add_stream(
+            vec![("Length1", Obj::Int(program.len() as i64))],
+            &program,
+            true,
+        )
+    };
+    // The subset tag is derived from the glyph set, so it is stable for the same text.
+    let digest = openssl::sha::sha256(
+        &used
+            .iter()
+            .flat_map(|g| g.to_be_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let tag: String = digest[..6]
+        .iter()
+        .map(|b| (b'A' + b % 26) as char)
+        .collect();
+    let base = format!("{tag}+{}", font.postscript_name().replace(' ', ""));
+    let bbox = font.bbox_milli();
+    let descriptor = w.add(&dict(vec![
+        ("Type", name("FontDescriptor")),
+        ("FontName", name(&base)),
+        ("Flags", Obj::Int(4)),
+        (
+            "FontBBox",
+            Obj::Array(bbox.iter().map(|v| Obj::Int(*v as i64)).collect()),
+        ),
+        ("ItalicAngle", Obj::Int(0)),
+        ("Ascent", Obj::Int(font.ascender_milli() as i64)),
+        ("Descent", Obj::Int(font.descender_milli() as i64)),
+        ("CapHeight", Obj::Int(font.cap_height_milli() as i64)),
+        ("StemV", Obj::Int(80)),
+        (
+            if font.is_cff() {
+                "FontFile3"
+            } else {
+                "FontFile2"
+            },
+            Obj::Ref(file_id),
+        ),
+    ]));
+    let mut widths = Vec::new();
+    for (old, new) in &map {
+        widths.push(Obj::Int(*new as i64));
+        widths.push(Obj::Array(vec![Obj::Int(
+            font.advance_milli(*old).round() as i64
+        )]));
+    }
+    let mut cid_font = vec![
+        ("Type", name("Font")),
+        (
+            "Subtype",
+            name(if font.is_cff() {
+                "CIDFontType0"
+            } else {
+                "CIDFontType2"
+            }),
+        ),
+        ("BaseFont", name(&base)),
+        (
+            "CIDSystemInfo",
+            dict(vec![
+                ("Registry", Obj::Str(b"Adobe".to_vec())),
+                ("Ordering", Obj::Str(b"Identity".to_vec())),
+                ("Supplement", Obj::Int(0)),
+            ]),
+        ),
+        ("FontDescriptor", Obj::Ref(descriptor)),
+        ("DW", Obj::Int(1000)),
+        ("W", Obj::Array(widths)),
+    ];
+    if !font.is_cff() {
+        cid_font.push(("CIDToGIDMap", name("Identity")));
+    }
+    let cid_id = w.add(&dict(cid_font));
+    let pairs: Vec<(u16, char)> = l
+        .used
+        .iter()
+        .filter_map(|(old, ch)| map.get(old).map(|n| (*n, *ch)))
+        .collect();
+    let to_unicode = w.add_stream(vec![], &writer::to_unicode_cmap(&pairs), true);
+    w.set(
+        font_id,
+        &dict(vec![
+            ("Type", name("Font")),
+            ("Subtype", name("Type0")),
+            ("BaseFont", name(&base)),
+            ("Encoding", name("Identity-H")),
+            ("DescendantFonts", Obj::Array(vec![Obj::Ref(cid_id)])),
+            ("ToUnicode", Obj::Ref(to_unicode)),
+        ]),
+    );
+
+    // Pages, with their signature-field widgets.
+    let mut kids = Vec::new();
+    let mut fields = Vec::new();
+    let mut field_refs = Vec::new();
+    let empty_ap = w.add_stream(
+        vec![
+            ("Type", name("XObject")),
+            ("Subtype", name("Form")),
+            (
+                "BBox",
+                Obj::Array(vec![Obj::Int(0), Obj::Int(0), Obj::Int(0), Obj::Int(0)]),
+            ),
+        ],
+        b"",
+        false,
+    );
+    for (pi, page) in l.pages.iter().enumerate() {
+        let page_id = w.alloc();
+        let content = w.add_stream(vec![], &content_stream(page, &map), true);
+        let mut annots = Vec::new();
+        for (field, rect) in &page.fields {
+            let widget = w.add(&dict(vec![
+                ("Type", name("Annot")),
+                ("Subtype", name("Widget")),
+                ("FT", name("Sig")),
+                ("T", text(field)),
+                ("F", Obj::Int(4)),
+                (
+                    "Rect",
+                    Obj::Array(rect.iter().map(|v| real(*v as f64)).collect()),
+                ),
+                ("P", Obj::Ref(page_id)),
+                ("AP", dict(vec![("N", Obj::Ref(empty_ap))])),
+            ]));
+            annots.push(Obj::Ref(widget));
+            field_refs.push(Obj::Ref(widget));
+            fields.push(PlacedField {
+                field: field.clone(),
+                page: pi,
+                rect: *rect,
+            });
+        }
+        let mut entries = vec![
+            ("Type", name("Page")),
+            ("Parent", Obj::Ref(pages_id)),
+            (
+                "MediaBox",
+                Obj::Array(vec![
+                    Obj::Int(0),
+                    Obj::Int(0),
+                    real(PAGE_W as f64),
+                    real(PAGE_H as f64),
+                ]),
+            ),
+            (
+                "Resources",
+                dict(vec![("Font", dict(vec![("F1", Obj::Ref(font_id))]))]),
+            ),
+            ("Contents", Obj::Ref(content)),
+        ];
+        if !annots.is_empty() {
+            entries.push(("Annots", Obj::Array(annots)));
+        }
+        w.set(page_id, &dict(entries));
+        kids.push(Obj::Ref(page_id));
+    }
+    w.set(
+        pages_id,
+        &dict(vec![
+            ("Type", name("Pages")),
+            ("Count", Obj::Int(kids.len() as i64)),
+            ("Kids", Obj::Array(kids.clone())),
+        ]),
+    );
+
+    let icc = writer::srgb_icc();
+    let icc_id = w.add_stream(vec![("N", Obj::Int(3))], &icc, true);
+    let xmp_id = w.add_stream(
+        vec![("Type", name("Metadata")), ("Subtype", name("XML"))],
+        xmp(meta).as_bytes(),
+        false,
+    );
+    let mut cat = vec![
+        ("Type", name("Catalog")),
+        ("Pages", Obj::Ref(pages_id)),
+        ("Metadata", Obj::Ref(xmp_id)),
+        ("Lang", Obj::Str(b"zh-CN".to_vec())),
+        (
+            "OutputIntents",
+            Obj::Array(vec![dict(vec![
+                ("Type", name("OutputIntent")),
+                ("S", name("GTS_PDFA1")),
+                ("OutputConditionIdentifier", Obj::Str(b"sRGB".to_vec())),
+                ("DestOutputProfile", Obj::Ref(icc_id)),
+            ])]),
+        ),
+    ];
+    if !field_refs.is_empty() {
+        cat.push(("AcroForm", dict(vec![("Fields", Obj::Array(field_refs))])));
+    }
+    w.set(catalog, &dict(cat));
+    let info = w.add(&dict(vec![
+        ("Title", text(&meta.title)),
+        ("Author", text(&meta.author)),
+        ("Keywords", text(&meta.keywords.join("; "))),
+        ("Producer", Obj::Str(b"Virtual Window".to_vec())),
+        (
+            "CreationDate",
+            Obj::Str(pdf_date(&meta.created).into_bytes()),
+        ),
+        ("ModDate", Obj::Str(pdf_date(&meta.created).into_bytes())),
+    ]));
+    // The document id is a hash of what the document says, so identical input gives identical
+    // bytes and different documents never share an id.
+    let mut h = openssl::sha::Sha256::new();
+    h.update(meta.title.as_bytes());
+    h.update(meta.created.as_bytes());
+    for p in &l.pages {
+        h.update(&content_stream(p, &map));
+    }
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finish()[..16]);
+    let pages = l.pages.len();
+    Ok(Rendered {
+        bytes: w.finish(catalog, Some(info), id),
+        pages,
+        fields,
+    })
+}
