@@ -45,6 +45,21 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Render a contract PDF from a data file (TOML or JSON), to preview template changes.
+    Render {
+        /// The contract data, e.g. fixtures/sample-contract.toml.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where to write the PDF.
+        #[arg(long)]
+        out: PathBuf,
+        /// A template file to use instead of the built-in one (templates/contract/gf-2014-0171.toml).
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// The document time (ISO 8601); the same data, template and time give the same bytes.
+        #[arg(long, default_value = "2026-01-01T00:00:00+08:00")]
+        created: String,
+    },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
         #[command(subcommand)]
@@ -166,6 +181,12 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki { action } => pki(action, cfg).await,
+        Command::Render {
+            data,
+            out,
+            template,
+            created,
+        } => render(&cfg, &data, &out, template.as_deref(), &created),
         Command::Audit {
             action: AuditCommand::Verify,
         } => {
@@ -261,4 +282,49 @@ async fn pki(action: PkiCommand, cfg: Config) -> anyhow::Result<ExitCode> {
 
 fn reason_text(v: &crate::services::pki::CertificateView) -> String {
     v.revocation_reason.clone().unwrap_or_default()
+}
+
+fn render(
+    cfg: &Config,
+    data: &std::path::Path,
+    out: &std::path::Path,
+    template: Option<&std::path::Path>,
+    created: &str,
+) -> anyhow::Result<ExitCode> {
+    use crate::services::documents;
+    let font = crate::pdf::font::Font::find(cfg.documents.font_path.as_deref())?;
+    let text = std::fs::read_to_string(data)?;
+    let contract: crate::domain::contract::ContractData =
+        if data.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text)?
+        } else {
+            toml::from_str(&text)?
+        };
+    let template_text = match template {
+        Some(p) => std::fs::read_to_string(p)?,
+        None => documents::CONTRACT_TEMPLATE.to_owned(),
+    };
+    match documents::render_contract(&font, &template_text, &contract, &cfg.public_url(), created) {
+        Ok(r) => {
+            std::fs::write(out, &r.pdf)?;
+            println!(
+                "wrote {} ({} pages, {} bytes; template {} {} sha256 {})",
+                out.display(),
+                r.pages,
+                r.pdf.len(),
+                r.template_id,
+                r.template_version,
+                r.template_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(crate::services::Error::Invalid { fields, .. }) => {
+            eprintln!("the contract data is not valid:");
+            for f in fields {
+                eprintln!("  {}: {} ({})", f.field, f.message, f.code);
+            }
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }

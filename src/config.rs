@@ -73,6 +73,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub pki: PkiConfig,
+    pub documents: DocumentsConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -107,6 +108,14 @@ pub struct AuthConfig {
     pub login_attempts_per_account: u32,
     pub login_attempts_per_address: u32,
     pub login_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// The CJK font file (.ttc/.otf/.ttf); by default the usual system places are searched
+    /// (Debian's fonts-noto-cjk first).
+    pub font_path: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -163,6 +172,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             pki: PkiConfig::default(),
+            documents: DocumentsConfig::default(),
             auto_seed: true,
         }
     }
@@ -215,6 +225,7 @@ const ENV_KEYS: &[&str] = &[
     "http",
     "auth",
     "pki",
+    "documents",
     "auto_seed",
 ];
 

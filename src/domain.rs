@@ -1,6 +1,7 @@
 //! Pure domain types of Virtual Window: roles, duties and exact quantities that every other room
 //! builds on. Nothing here touches storage, HTTP or the clock.
 
+pub mod contract;
 pub mod measure;
 pub mod roles;
 

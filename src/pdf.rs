@@ -4,6 +4,7 @@
 pub mod font;
 pub mod layout;
 pub mod numerals;
+pub mod template;
 pub mod writer;
 
 #[derive(Debug, thiserror::Error)]

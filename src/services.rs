@@ -3,6 +3,7 @@
 //! decided here, not only in the router.
 
 pub mod accounts;
+pub mod documents;
 pub mod error;
 pub mod inventory;
 pub mod pki;
@@ -25,6 +26,9 @@ pub struct Services {
     pub tokens: Arc<tokens::Keyring>,
     pub limiter: Arc<ratelimit::LoginLimiter>,
     pub pki: Arc<pki::PkiState>,
+    /// The CJK font for documents; `None` when none was found (the service runs, says so in
+    /// `/readyz`, and refuses to make documents).
+    pub font: Option<crate::pdf::font::Font>,
 }
 
 impl Services {
@@ -35,7 +39,15 @@ impl Services {
         pki: pki::PkiState,
     ) -> Self {
         let limiter = ratelimit::LoginLimiter::new(&config.auth);
+        let font = match crate::pdf::font::Font::find(config.documents.font_path.as_deref()) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "no CJK font: documents cannot be generated until one is installed");
+                None
+            }
+        };
         Services {
+            font,
             config,
             store,
             tokens: Arc::new(tokens),

@@ -65,6 +65,18 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             })
         }
     }
+    checks.push(match &state.services.font {
+        Some(f) => Check {
+            name: "cjk_font",
+            ok: true,
+            detail: format!("{} ({})", f.family(), f.path().display()),
+        },
+        None => Check {
+            name: "cjk_font",
+            ok: false,
+            detail: "no CJK font found: documents cannot be generated (install fonts-noto-cjk or set documents.font_path)".into(),
+        },
+    });
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK

@@ -697,9 +697,16 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
         b"",
         false,
     );
+    // The document id hashes what the document says, so identical input gives identical bytes
+    // and different documents never share an id.
+    let mut id_hash = openssl::sha::Sha256::new();
+    id_hash.update(meta.title.as_bytes());
+    id_hash.update(meta.created.as_bytes());
     for (pi, page) in l.pages.iter().enumerate() {
         let page_id = w.alloc();
-        let content = w.add_stream(vec![], &content_stream(page, &map), true);
+        let stream = content_stream(page, &map);
+        id_hash.update(&stream);
+        let content = w.add_stream(vec![], &stream, true);
         let mut annots = Vec::new();
         for (field, rect) in &page.fields {
             let widget = w.add(&dict(vec![
@@ -793,16 +800,8 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
         ),
         ("ModDate", Obj::Str(pdf_date(&meta.created).into_bytes())),
     ]));
-    // The document id is a hash of what the document says, so identical input gives identical
-    // bytes and different documents never share an id.
-    let mut h = openssl::sha::Sha256::new();
-    h.update(meta.title.as_bytes());
-    h.update(meta.created.as_bytes());
-    for p in &l.pages {
-        h.update(&content_stream(p, &map));
-    }
     let mut id = [0u8; 16];
-    id.copy_from_slice(&h.finish()[..16]);
+    id.copy_from_slice(&id_hash.finish()[..16]);
     let pages = l.pages.len();
     Ok(Rendered {
         bytes: w.finish(catalog, Some(info), id),

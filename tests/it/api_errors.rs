@@ -189,3 +189,25 @@ async fn health_and_readiness() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "ready");
 }
+
+#[tokio::test]
+async fn without_a_cjk_font_the_service_runs_but_is_not_ready() {
+    let app = crate::helpers::spawn_app_with(Db::Sqlite, |c| {
+        c.documents.font_path = Some("/nonexistent/font.ttc".into());
+    })
+    .await
+    .unwrap();
+    assert!(app.services.font.is_none());
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+    let r = app.get("/readyz", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let font = r.body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cjk_font")
+        .unwrap()
+        .clone();
+    assert_eq!(font["ok"], false);
+    assert!(font["detail"].as_str().unwrap().contains("fonts-noto-cjk"));
+}

@@ -150,10 +150,218 @@ fn a_rendered_document_passes_poppler_and_qpdf() {
     assert_eq!(again.bytes, r.bytes, "deterministic output");
 }
 
-#[test]
-#[ignore = "writes target/sample-doc.pdf for a look by eye"]
-fn write_sample_for_inspection() {
-    let font = cjk_font().unwrap();
-    let r = render(&font, &meta(), &sample_blocks()).unwrap();
-    std::fs::write("target/sample-doc.pdf", &r.bytes).unwrap();
+mod contract {
+    use super::{cjk_font, tool};
+    use virtual_window::domain::contract::ContractData;
+    use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
+
+    pub fn sample() -> ContractData {
+        toml::from_str(&std::fs::read_to_string("fixtures/sample-contract.toml").unwrap()).unwrap()
+    }
+
+    const CREATED: &str = "2026-11-28T10:00:00+08:00";
+
+    #[test]
+    fn the_sample_contract_reads_back_exactly() {
+        let Some(font) = cjk_font() else { return };
+        let r = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &sample(),
+            "https://window.example",
+            CREATED,
+        )
+        .unwrap();
+        assert_eq!(
+            r.fields,
+            ["buyer-1", "buyer-2", "seller-seal", "centre-seal"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("contract.pdf");
+        std::fs::write(&path, &r.pdf).unwrap();
+        let p = path.to_str().unwrap();
+        assert!(tool("qpdf", &["--check", p]).contains("No syntax or stream encoding errors"));
+        let fonts = tool("pdffonts", &[p]);
+        for line in fonts.lines().skip(2) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(
+                &cols[cols.len() - 5..cols.len() - 2],
+                ["yes", "yes", "yes"],
+                "embedded, subset, Unicode: {fonts}"
+            );
+        }
+        // Raw order (no layout) with the wrapped lines joined gives the clause text back; a space
+        // at a line break is not kept, so spaces are left out of the comparison.
+        let text: String = tool("pdftotext", &["-raw", p, "-"])
+            .lines()
+            .collect::<Vec<_>>()
+            .join("")
+            .replace(' ', "");
+        for expected in [
+            "商品房买卖合同（预售）",
+            "单价为每平方米人民币 30500.00 元，总价款为人民币 2725480.00 元（大写：贰佰柒拾贰万伍仟肆佰捌拾元整）",
+            "监管银行：中国建设银行东莞分行；账户名称：东莞市云境置业有限公司松湖云境花园1-3栋预售资金监管专户；账号：44050177000800001234",
+            "不动产单元号为 441900104002GB00123F00010012",
+            "面积误差比绝对值在 3%以内（含 3%）的，按照实测面积结算房价款",
+            "出卖人应当自本合同签订之日起 30 日内（不超过 30 日）通过虚拟窗口向不动产登记中心申请办理该商品房预售合同登记备案手续",
+            "89.36",
+            "71.20",
+            "18.16",
+            "捌拾壹万柒仟陆佰肆拾肆元整",
+            "玖拾伍万叁仟玖佰壹拾捌元整",
+            "4419**********001X",
+        ] {
+            assert!(
+                text.contains(&expected.replace(' ', "")),
+                "missing: {expected}\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("44190019900101001X"),
+            "ID numbers are masked in the document body"
+        );
+        // Every page renders without poppler reporting a font or glyph problem.
+        let out = std::process::Command::new("pdftoppm")
+            .args(["-r", "20", "-png", p])
+            .arg(dir.path().join("page"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("page"))
+                .count(),
+            r.pages
+        );
+        // PDF/A identification and the template's record are in the metadata.
+        let raw = String::from_utf8_lossy(&r.pdf);
+        assert!(raw.contains("<pdfaid:part>2</pdfaid:part>") && raw.contains("模板:GF-2014-0171"));
+        // Deterministic: same data, template and time, same bytes; another time, other bytes.
+        let again = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &sample(),
+            "https://window.example",
+            CREATED,
+        )
+        .unwrap();
+        assert_eq!(
+            openssl::sha::sha256(&again.pdf),
+            openssl::sha::sha256(&r.pdf)
+        );
+        let later = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &sample(),
+            "https://window.example",
+            "2026-11-29T10:00:00+08:00",
+        )
+        .unwrap();
+        assert_ne!(later.pdf, r.pdf);
+    }
+
+    #[test]
+    fn bad_data_is_refused_with_field_errors_before_any_pdf() {
+        let Some(font) = cjk_font() else { return };
+        let cases: Vec<(&str, Box<dyn Fn(&mut ContractData)>, &str, &str)> = vec![
+            (
+                "areas",
+                Box::new(|d| d.unit.shared_area = "18.15".into()),
+                "unit.gross_area",
+                "areas_do_not_add_up",
+            ),
+            (
+                "total",
+                Box::new(|d| d.price.total = "2725481".into()),
+                "price.total",
+                "total_mismatch",
+            ),
+            (
+                "instalments",
+                Box::new(|d| d.payment.schedule[2].amount = "953917".into()),
+                "payment.schedule",
+                "instalments_do_not_sum",
+            ),
+            (
+                "delivery",
+                Box::new(|d| d.delivery_date = "2026-11-01".into()),
+                "delivery_date",
+                "after_signing",
+            ),
+            (
+                "escrow",
+                Box::new(|d| d.escrow.account_no = " ".into()),
+                "escrow.account_no",
+                "required",
+            ),
+            (
+                "missing glyph",
+                Box::new(|d| d.buyers[0].address = "东莞市🏠路".into()),
+                "table.buyers",
+                "unsupported_character",
+            ),
+            (
+                "shares",
+                Box::new(|d| d.buyers[1].share = "40".into()),
+                "buyers",
+                "shares_sum_to_100",
+            ),
+            (
+                "filing deadline",
+                Box::new(|d| d.filing_deadline_days = 45),
+                "filing_deadline_days",
+                "at_most_30",
+            ),
+            (
+                "loan without lender",
+                Box::new(|d| d.payment.mode = "贷款方式付款".into()),
+                "payment.lender",
+                "required",
+            ),
+        ];
+        for (what, change, field, rule) in cases {
+            let mut d = sample();
+            change(&mut d);
+            let err = render_contract(
+                &font,
+                CONTRACT_TEMPLATE,
+                &d,
+                "https://window.example",
+                CREATED,
+            )
+            .unwrap_err();
+            let virtual_window::services::Error::Invalid { fields, .. } = err else {
+                panic!("{what}: not a validation error: {err:?}")
+            };
+            assert!(
+                fields.iter().any(|f| f.field == field && f.code == rule),
+                "{what}: expected {field}/{rule} in {fields:?}"
+            );
+        }
+        // Everything wrong at once is reported at once.
+        let mut d = sample();
+        d.unit.shared_area = "1".into();
+        d.delivery_date = "2020-01-01".into();
+        d.escrow.bank = String::new();
+        let Err(virtual_window::services::Error::Invalid { fields, .. }) = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &d,
+            "https://window.example",
+            CREATED,
+        ) else {
+            panic!("refused")
+        };
+        assert!(fields.len() >= 3, "{fields:?}");
+    }
 }

@@ -1,0 +1,305 @@
+//! Documents: the pre-sale contract rendered from its template and data. Bad data is refused with
+//! field errors before any PDF is made, including text the font cannot show.
+
+use super::{Error, FieldError};
+use crate::domain::contract::{ContractData, mask_id_number};
+use crate::domain::{Area, Money};
+use crate::pdf::font::Font;
+use crate::pdf::layout::{self, Metadata};
+use crate::pdf::numerals::capital_amount;
+use crate::pdf::template::{FieldSpec, TableData, Template};
+use std::collections::BTreeMap;
+
+/// The contract template shipped with this build (templates/contract/gf-2014-0171.toml).
+pub const CONTRACT_TEMPLATE: &str = include_str!("../../templates/contract/gf-2014-0171.toml");
+
+#[derive(Debug, Clone)]
+pub struct RenderedContract {
+    pub pdf: Vec<u8>,
+    pub pages: usize,
+    pub template_id: String,
+    pub template_version: String,
+    pub template_hash: String,
+    /// Names of the empty signature fields, in order: buyers, the seller's seal, the centre's seal.
+    pub fields: Vec<String>,
+}
+
+fn money_text(yuan: &str) -> String {
+    Money::parse_yuan(yuan)
+        .map(|m| m.to_string())
+        .unwrap_or_else(|_| yuan.to_owned())
+}
+
+fn values(d: &ContractData, verify_url: &str) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    let mut put = |k: &str, s: String| {
+        v.insert(k.to_owned(), s);
+    };
+    put("contract_no", d.contract_no.clone());
+    put("signed_on", d.signed_on.clone());
+    put("verify_url", verify_url.to_owned());
+    put("seller.name", d.seller.name.clone());
+    put("seller.uscc", d.seller.uscc.clone());
+    put("seller.address", d.seller.address.clone());
+    put(
+        "seller.legal_representative",
+        d.seller.legal_representative.clone(),
+    );
+    put("seller.qualification_no", d.seller.qualification_no.clone());
+    put("buyer_count", d.buyers.len().to_string());
+    put("co_ownership", d.co_ownership.clone());
+    put("project.name", d.project.name.clone());
+    put("project.town", d.project.town.clone());
+    put("project.parcel_code", d.project.parcel_code.clone());
+    put(
+        "project.land_certificate_no",
+        d.project.land_certificate_no.clone(),
+    );
+    put("project.land_use", d.project.land_use.clone());
+    put("project.land_term_end", d.project.land_term_end.clone());
+    put(
+        "project.planning_permit_no",
+        d.project.planning_permit_no.clone(),
+    );
+    put(
+        "project.construction_permit_no",
+        d.project.construction_permit_no.clone(),
+    );
+    put("permit.number", d.permit.number.clone());
+    put("permit.authority", d.permit.authority.clone());
+    put("unit.building", d.unit.building.clone());
+    put("unit.room_no", d.unit.room_no.clone());
+    put("unit.floor", d.unit.floor.to_string());
+    put("unit.floors_above", d.unit.floors_above.to_string());
+    put("unit.floors_below", d.unit.floors_below.to_string());
+    put(
+        "unit.floors_total",
+        (d.unit.floors_above + d.unit.floors_below).to_string(),
+    );
+    put("unit.unit_number", d.unit.unit_number.clone());
+    put("unit.use", d.unit.use_type.clone());
+    put("unit.storey_height", d.unit.storey_height.clone());
+    put("unit.gross_area", d.unit.gross_area.clone());
+    put("mortgage", d.mortgage.clone());
+    put("price.basis", d.price.basis.clone());
+    put("price.unit_price", money_text(&d.price.unit_price));
+    put("price.total", money_text(&d.price.total));
+    put(
+        "price.total_capital",
+        Money::parse_yuan(&d.price.total)
+            .map(|m| capital_amount(m.0))
+            .unwrap_or_default(),
+    );
+    put("payment.mode", d.payment.mode.clone());
+    let description = match d.payment.mode.as_str() {
+        "贷款方式付款" => format!(
+            "买受人以{}方式向{}申请贷款，首付款以外的房价款由贷款机构直接划入预售资金监管账户。",
+            d.payment
+                .loan_type
+                .clone()
+                .unwrap_or_else(|| "商业贷款".into()),
+            d.payment.lender.clone().unwrap_or_default()
+        ),
+        "分期付款" => format!("买受人分 {} 期支付房价款。", d.payment.schedule.len()),
+        _ => "买受人应当在签约当日一次性支付全部房价款。".into(),
+    };
+    put("payment.description", description);
+    put("escrow.bank", d.escrow.bank.clone());
+    put("escrow.account_name", d.escrow.account_name.clone());
+    put("escrow.account_no", d.escrow.account_no.clone());
+    put("delivery_date", d.delivery_date.clone());
+    put("filing_deadline_days", d.filing_deadline_days.to_string());
+    put(
+        "registration_deadline_days",
+        d.registration_deadline_days.to_string(),
+    );
+    put("dispute", d.dispute.clone());
+    put("property.company", d.property.company.clone());
+    put("property.fee", d.property.fee.clone());
+    let supplementary = if d.supplementary.is_empty() {
+        "无。".to_owned()
+    } else {
+        d.supplementary
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}. {s}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    put("supplementary", supplementary);
+    v
+}
+
+fn tables(d: &ContractData) -> BTreeMap<String, TableData> {
+    let mut t = BTreeMap::new();
+    let mut buyers = vec![
+        ["姓名", "证件", "证件号码", "联系电话", "通讯地址", "份额"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for b in &d.buyers {
+        buyers.push(vec![
+            b.name.clone(),
+            b.id_type.clone(),
+            mask_id_number(&b.id_number),
+            b.phone.clone(),
+            b.address.clone(),
+            format!("{}%", b.share),
+        ]);
+    }
+    t.insert(
+        "buyers".into(),
+        (vec![0.1, 0.14, 0.2, 0.15, 0.31, 0.1], buyers),
+    );
+    let area = |s: &str| {
+        Area::parse(s)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| s.to_owned())
+    };
+    t.insert(
+        "areas".into(),
+        (
+            vec![0.4, 0.3, 0.3],
+            vec![
+                vec!["项目".into(), "面积（平方米）".into(), "说明".into()],
+                vec![
+                    "套内建筑面积".into(),
+                    area(&d.unit.internal_area),
+                    "预测".into(),
+                ],
+                vec![
+                    "分摊共有建筑面积".into(),
+                    area(&d.unit.shared_area),
+                    "预测".into(),
+                ],
+                vec![
+                    "建筑面积".into(),
+                    area(&d.unit.gross_area),
+                    "套内建筑面积 + 分摊共有建筑面积".into(),
+                ],
+            ],
+        ),
+    );
+    let mut schedule = vec![
+        ["期次", "付款日期", "金额（元）", "大写"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in &d.payment.schedule {
+        let m = Money::parse_yuan(&p.amount).ok();
+        schedule.push(vec![
+            p.item.clone(),
+            p.due.clone(),
+            m.map(|m| m.to_string()).unwrap_or_else(|| p.amount.clone()),
+            m.map(|m| capital_amount(m.0)).unwrap_or_default(),
+        ]);
+    }
+    t.insert(
+        "payment_schedule".into(),
+        (vec![0.16, 0.2, 0.22, 0.42], schedule),
+    );
+    t
+}
+
+/// The signature fields of a contract: one per buyer, the seller's seal, the centre's seal.
+pub fn signature_fields(d: &ContractData) -> Vec<FieldSpec> {
+    let mut f: Vec<FieldSpec> = d
+        .buyers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| FieldSpec {
+            field: format!("buyer-{}", i + 1),
+            label: format!("买受人（签名）：{}", b.name),
+            width: 200.0,
+            height: 56.0,
+        })
+        .collect();
+    f.push(FieldSpec {
+        field: "seller-seal".into(),
+        label: format!("出卖人（盖章）：{}", d.seller.name),
+        width: 130.0,
+        height: 130.0,
+    });
+    f.push(FieldSpec {
+        field: "centre-seal".into(),
+        label: "不动产登记中心（备案专用章）：".into(),
+        width: 130.0,
+        height: 130.0,
+    });
+    f
+}
+
+/// Validates the data and renders the contract. `created` is the document time (ISO 8601), part
+/// of the output, so the same data, template and time give the same bytes.
+pub fn render_contract(
+    font: &Font,
+    template_text: &str,
+    data: &ContractData,
+    public_url: &str,
+    created: &str,
+) -> Result<RenderedContract, Error> {
+    let mut errors: Vec<FieldError> = data
+        .validate()
+        .into_iter()
+        .map(|i| FieldError::new(i.field, i.rule, i.message))
+        .collect();
+    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let verify_url = format!("{public_url}/v/{}", data.contract_no);
+    let values = values(data, &verify_url);
+    let tables = tables(data);
+    let fields = signature_fields(data);
+    // Every character must exist in the font: a contract with a missing glyph is not readable.
+    for (key, value) in &values {
+        let missing = font.missing(value);
+        if !missing.is_empty() {
+            errors.push(FieldError::new(
+                key.clone(),
+                "unsupported_character",
+                format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
+            ));
+        }
+    }
+    for (name, (_, rows)) in &tables {
+        for cell in rows.iter().flatten() {
+            let missing = font.missing(cell);
+            if !missing.is_empty() {
+                errors.push(FieldError::new(
+                    format!("table.{name}"),
+                    "unsupported_character",
+                    format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let blocks = template
+        .fill(&values, &tables, &fields)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("template {}: {e}", template.id)))?;
+    let mut keywords = vec![
+        format!("合同编号:{}", data.contract_no),
+        format!("出卖人:{}", data.seller.name),
+    ];
+    keywords.extend(data.buyers.iter().map(|b| format!("买受人:{}", b.name)));
+    keywords.push(format!(
+        "模板:{} {} sha256:{}",
+        template.id, template.version, template.hash
+    ));
+    let meta = Metadata {
+        title: format!("{} {}", template.title, data.contract_no),
+        keywords,
+        author: data.seller.name.clone(),
+        created: created.to_owned(),
+        header: format!("{}　合同编号：{}", template.title, data.contract_no),
+    };
+    let rendered = layout::render(font, &meta, &blocks).map_err(|e| Error::Internal(e.into()))?;
+    Ok(RenderedContract {
+        pdf: rendered.bytes,
+        pages: rendered.pages,
+        template_id: template.id,
+        template_version: template.version,
+        template_hash: template.hash,
+        fields: rendered.fields.into_iter().map(|f| f.field).collect(),
+    })
+}
