@@ -273,7 +273,8 @@ mod contract {
     #[test]
     fn bad_data_is_refused_with_field_errors_before_any_pdf() {
         let Some(font) = cjk_font() else { return };
-        let cases: Vec<(&str, Box<dyn Fn(&mut ContractData)>, &str, &str)> = vec![
+        type Change = Box<dyn Fn(&mut ContractData)>;
+        let cases: Vec<(&str, Change, &str, &str)> = vec![
             (
                 "areas",
                 Box::new(|d| d.unit.shared_area = "18.15".into()),
