@@ -303,3 +303,236 @@ pub fn render_contract(
         fields: rendered.fields.into_iter().map(|f| f.field).collect(),
     })
 }
+
+/// The filing record template (templates/filing-record.toml).
+pub const FILING_RECORD_TEMPLATE: &str = include_str!("../../templates/filing-record.toml");
+/// The registration certificate template (templates/registration-certificate.toml).
+pub const REGISTRATION_CERTIFICATE_TEMPLATE: &str =
+    include_str!("../../templates/registration-certificate.toml");
+
+/// What a filing record states.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilingRecordData {
+    pub filing_no: String,
+    pub filed_on: String,
+    /// SHA-256 of the filed contract PDF, hex.
+    pub contract_sha256: String,
+    pub contract: ContractData,
+}
+
+/// What an electronic registration certificate (不动产登记证明) states.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationCertificateData {
+    /// Default format `粤(YYYY)东莞市不动产证明第NNNNNNN号`.
+    pub certificate_no: String,
+    /// 预告登记 / 预购商品房买卖.
+    pub matter: String,
+    pub right_holder: String,
+    pub obligor: String,
+    pub location: String,
+    pub unit_number: String,
+    /// Contract and filing numbers, price, area.
+    pub other: String,
+    pub notes: String,
+    pub authority: String,
+    pub recorded_on: String,
+}
+
+/// A rendered document other than the contract.
+#[derive(Debug, Clone)]
+pub struct RenderedDocument {
+    pub pdf: Vec<u8>,
+    pub pages: usize,
+    pub template_hash: String,
+}
+
+/// Who issues a document, its number and time, and its keywords.
+struct Issued<'a> {
+    keywords: Vec<String>,
+    author: &'a str,
+    number: &'a str,
+    created: &'a str,
+}
+
+fn render_simple(
+    font: &Font,
+    template_text: &str,
+    values: BTreeMap<String, String>,
+    tables: BTreeMap<String, TableData>,
+    issued: Issued<'_>,
+) -> Result<RenderedDocument, Error> {
+    let Issued {
+        keywords,
+        author,
+        number,
+        created,
+    } = issued;
+    let mut errors = Vec::new();
+    for (key, value) in &values {
+        let missing = font.missing(value);
+        if !missing.is_empty() {
+            errors.push(FieldError::new(
+                key.clone(),
+                "unsupported_character",
+                format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
+            ));
+        }
+        if value.trim().is_empty() {
+            errors.push(FieldError::new(key.clone(), "required", "此项必须填写。"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let fields = [FieldSpec {
+        field: "centre-seal".into(),
+        label: "不动产登记中心（印章）：".into(),
+        width: 130.0,
+        height: 130.0,
+    }];
+    let blocks = template
+        .fill(&values, &tables, &fields)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("template {}: {e}", template.id)))?;
+    let mut keywords = keywords;
+    keywords.push(format!(
+        "模板:{} {} sha256:{}",
+        template.id, template.version, template.hash
+    ));
+    let meta = Metadata {
+        title: format!("{} {number}", template.title),
+        keywords,
+        author: author.to_owned(),
+        created: created.to_owned(),
+        header: template.title.clone(),
+    };
+    let r = layout::render(font, &meta, &blocks).map_err(|e| Error::Internal(e.into()))?;
+    Ok(RenderedDocument {
+        pdf: r.bytes,
+        pages: r.pages,
+        template_hash: template.hash,
+    })
+}
+
+pub fn render_filing_record(
+    font: &Font,
+    d: &FilingRecordData,
+    public_url: &str,
+    created: &str,
+) -> Result<RenderedDocument, Error> {
+    let c = &d.contract;
+    let buyers = c
+        .buyers
+        .iter()
+        .map(|b| b.name.clone())
+        .collect::<Vec<_>>()
+        .join("、");
+    let mut values = BTreeMap::new();
+    values.insert("filing_no".into(), d.filing_no.clone());
+    values.insert("filed_on".into(), d.filed_on.clone());
+    values.insert("contract_no".into(), c.contract_no.clone());
+    values.insert("signed_on".into(), c.signed_on.clone());
+    values.insert("seller".into(), c.seller.name.clone());
+    values.insert("buyers".into(), buyers.clone());
+    values.insert("contract_sha256".into(), d.contract_sha256.clone());
+    values.insert(
+        "verify_url".into(),
+        format!("{public_url}/v/{}", c.contract_no),
+    );
+    let rows = vec![
+        vec!["项目".into(), "内容".into()],
+        vec!["项目名称".into(), c.project.name.clone()],
+        vec![
+            "房屋坐落".into(),
+            format!(
+                "{}{}{}{}号房",
+                c.project.town, c.project.name, c.unit.building, c.unit.room_no
+            ),
+        ],
+        vec!["不动产单元号".into(), c.unit.unit_number.clone()],
+        vec!["建筑面积（平方米）".into(), c.unit.gross_area.clone()],
+        vec!["合同总价（元）".into(), money_text(&c.price.total)],
+        vec!["预售许可证号".into(), c.permit.number.clone()],
+        vec![
+            "出卖人".into(),
+            format!("{}（{}）", c.seller.name, c.seller.uscc),
+        ],
+        vec!["买受人".into(), buyers],
+    ];
+    let mut tables = BTreeMap::new();
+    tables.insert("facts".to_owned(), (vec![0.3, 0.7], rows));
+    render_simple(
+        font,
+        FILING_RECORD_TEMPLATE,
+        values,
+        tables,
+        Issued {
+            keywords: vec![
+                format!("备案编号:{}", d.filing_no),
+                format!("合同编号:{}", c.contract_no),
+            ],
+            author: "不动产登记中心",
+            number: &d.filing_no,
+            created,
+        },
+    )
+}
+
+pub fn render_registration_certificate(
+    font: &Font,
+    d: &RegistrationCertificateData,
+    public_url: &str,
+    created: &str,
+) -> Result<RenderedDocument, Error> {
+    let mut values = BTreeMap::new();
+    values.insert("certificate_no".into(), d.certificate_no.clone());
+    values.insert("authority".into(), d.authority.clone());
+    values.insert("recorded_on".into(), d.recorded_on.clone());
+    values.insert(
+        "verify_url".into(),
+        format!(
+            "{public_url}/c/{}",
+            d.certificate_no
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        ),
+    );
+    let rows = vec![
+        vec!["证明权利或事项".into(), d.matter.clone()],
+        vec!["权利人（申请人）".into(), d.right_holder.clone()],
+        vec!["义务人".into(), d.obligor.clone()],
+        vec!["坐落".into(), d.location.clone()],
+        vec!["不动产单元号".into(), d.unit_number.clone()],
+        vec!["其他".into(), d.other.clone()],
+        vec!["附记".into(), d.notes.clone()],
+    ];
+    let mut tables = BTreeMap::new();
+    tables.insert("entries".to_owned(), (vec![0.26, 0.74], rows));
+    for (field, value) in [
+        ("matter", &d.matter),
+        ("right_holder", &d.right_holder),
+        ("obligor", &d.obligor),
+        ("location", &d.location),
+        ("unit_number", &d.unit_number),
+    ] {
+        values.insert(format!("entry.{field}"), value.clone());
+    }
+    render_simple(
+        font,
+        REGISTRATION_CERTIFICATE_TEMPLATE,
+        values,
+        tables,
+        Issued {
+            keywords: vec![
+                format!("证明号:{}", d.certificate_no),
+                format!("权利人:{}", d.right_holder),
+            ],
+            author: &d.authority,
+            number: &d.certificate_no,
+            created,
+        },
+    )
+}

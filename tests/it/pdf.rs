@@ -366,3 +366,94 @@ mod contract {
         assert!(fields.len() >= 3, "{fields:?}");
     }
 }
+
+mod records {
+    use super::{cjk_font, tool};
+    use virtual_window::services::documents::{
+        FilingRecordData, RegistrationCertificateData, render_filing_record,
+        render_registration_certificate,
+    };
+
+    fn text_of(pdf: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.pdf");
+        std::fs::write(&path, pdf).unwrap();
+        let p = path.to_str().unwrap();
+        assert!(tool("qpdf", &["--check", p]).contains("No syntax or stream encoding errors"));
+        tool("pdftotext", &["-raw", p, "-"])
+            .lines()
+            .collect::<Vec<_>>()
+            .join("")
+            .replace(' ', "")
+    }
+
+    #[test]
+    fn the_filing_record_and_the_registration_certificate_read_back() {
+        let Some(font) = cjk_font() else { return };
+        let contract = super::contract::sample();
+        let filing = FilingRecordData {
+            filing_no: "莞备2026-0001234".into(),
+            filed_on: "2026-12-02".into(),
+            contract_sha256: "ab".repeat(32),
+            contract,
+        };
+        let r = render_filing_record(
+            &font,
+            &filing,
+            "https://window.example",
+            "2026-12-02T10:00:00+08:00",
+        )
+        .unwrap();
+        let text = text_of(&r.pdf);
+        for expected in [
+            "商品房预售合同备案证明",
+            "备案编号：莞备2026-0001234",
+            "合同编号：YJ2026-000123",
+            "441900104002GB00123F00010012",
+            "张伟、李娜",
+            "不动产登记中心（印章）：",
+        ] {
+            assert!(text.contains(expected), "missing {expected}: {text}");
+        }
+        let cert = RegistrationCertificateData {
+            certificate_no: "粤(2026)东莞市不动产证明第0012345号".into(),
+            matter: "预告登记（预购商品房买卖）".into(),
+            right_holder: "张伟、李娜".into(),
+            obligor: "东莞市云境置业有限公司".into(),
+            location: "东莞市松山湖松湖云境花园1栋1203号房".into(),
+            unit_number: "441900104002GB00123F00010012".into(),
+            other: "合同编号 YJ2026-000123；备案编号 莞备2026-0001234；价款 2725480.00 元；建筑面积 89.36 平方米".into(),
+            notes: "按份共有，各占 50%".into(),
+            authority: "东莞市不动产登记中心".into(),
+            recorded_on: "2026-12-09".into(),
+        };
+        let r = render_registration_certificate(
+            &font,
+            &cert,
+            "https://window.example",
+            "2026-12-09T10:00:00+08:00",
+        )
+        .unwrap();
+        let text = text_of(&r.pdf);
+        for expected in [
+            "不动产登记证明",
+            "粤(2026)东莞市不动产证明第0012345号",
+            "预告登记（预购商品房买卖）",
+            "权利人（申请人）张伟、李娜",
+            "https://window.example/c/20260012345",
+        ] {
+            assert!(text.contains(expected), "missing {expected}: {text}");
+        }
+        let mut empty = cert.clone();
+        empty.obligor = " ".into();
+        assert!(
+            render_registration_certificate(
+                &font,
+                &empty,
+                "https://window.example",
+                "2026-12-09T10:00:00+08:00"
+            )
+            .is_err()
+        );
+    }
+}
