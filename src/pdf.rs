@@ -4,6 +4,7 @@
 pub mod font;
 pub mod layout;
 pub mod numerals;
+pub mod sign;
 pub mod template;
 pub mod writer;
 
@@ -18,6 +19,8 @@ pub enum PdfError {
     MissingGlyph(char),
     #[error("font subsetting failed: {0}")]
     Subset(String),
+    #[error("signing failed: {0}")]
+    Sign(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }

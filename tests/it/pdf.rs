@@ -457,3 +457,170 @@ mod records {
         );
     }
 }
+
+mod signing {
+    use super::cjk_font;
+    use std::process::Command;
+    use time::OffsetDateTime;
+    use virtual_window::pdf::sign::{SignOptions, sign};
+    use virtual_window::pki::ca::{self, Subject};
+    use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey};
+    use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
+
+    fn pyhanko() -> Option<String> {
+        let bin = std::env::var("VW_PYHANKO").unwrap_or_else(|_| "target/venv/bin/pyhanko".into());
+        if std::path::Path::new(&bin).exists() {
+            return Some(bin);
+        }
+        assert!(
+            std::env::var("VW_REQUIRE_PYHANKO").as_deref() != Ok("1"),
+            "pyHanko is required"
+        );
+        None
+    }
+
+    #[test]
+    fn buyers_sign_existing_fields_and_pyhanko_accepts_every_revision() {
+        let (Some(font), Some(pyhanko)) = (cjk_font(), pyhanko()) else {
+            return;
+        };
+        let now = OffsetDateTime::now_utc();
+        let profiles = Profiles::builtin();
+        let (h, _) = Hierarchy::create(
+            &profiles,
+            KeyAlgorithm::EcdsaP256,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let people = h.authority("people-ca").unwrap();
+        let contract = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &super::contract::sample(),
+            "https://window.example",
+            "2026-11-28T10:00:00+08:00",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, h.root.cert_pem()).unwrap();
+
+        let mut doc = contract.pdf.clone();
+        for (field, name) in [("buyer-1", "张伟"), ("buyer-2", "李娜")] {
+            let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let cert = ca::issue(
+                &profiles,
+                people,
+                "event",
+                &Subject::Person {
+                    name: name.into(),
+                    pseudonym: "PSN-01".into(),
+                },
+                &key,
+                now,
+                "http://127.0.0.1/pki/crl",
+            )
+            .unwrap();
+            let signed = sign(
+                &doc,
+                &SignOptions {
+                    field,
+                    signer_cert: &cert.der,
+                    chain: vec![people.cert_der.clone()],
+                    key: &key,
+                    time: now,
+                    reason: Some("买受人签署"),
+                    reserve: 8192,
+                },
+            )
+            .unwrap();
+            assert!(
+                signed.starts_with(&doc),
+                "an incremental update keeps the earlier bytes"
+            );
+            doc = signed;
+            let path = dir.path().join(format!("{field}.pdf"));
+            std::fs::write(&path, &doc).unwrap();
+            let out = Command::new(&pyhanko)
+                .args(["sign", "validate", "--trust"])
+                .arg(&root)
+                .args(["--trust-replace", "--no-revocation-check"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "pyHanko rejects {field}: {text}");
+            let status = |f: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(&format!("{f}:")))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if field == "buyer-1" {
+                assert!(
+                    status("buyer-1").ends_with(":INTACT:TRUSTED,UNTOUCHED"),
+                    "{text}"
+                );
+            } else {
+                // The first signature no longer covers the whole file: what came after it is the
+                // filling of another signature field, a permitted change.
+                let first = status("buyer-1");
+                assert!(
+                    first.contains(":INTACT:TRUSTED,")
+                        && first.contains("ACCEPTABLE_MODIFICATIONS"),
+                    "{text}"
+                );
+                assert!(
+                    status("buyer-2").ends_with(":INTACT:TRUSTED,UNTOUCHED"),
+                    "{text}"
+                );
+            }
+            let qpdf = Command::new("qpdf")
+                .arg("--check")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                qpdf.status.success(),
+                "{}",
+                String::from_utf8_lossy(&qpdf.stdout)
+            );
+        }
+        // A field that is already signed cannot be signed again, and nothing is written.
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let err = sign(
+            &doc,
+            &SignOptions {
+                field: "buyer-1",
+                signer_cert: &h.root.cert_der,
+                chain: vec![],
+                key: &key,
+                time: now,
+                reason: None,
+                reserve: 8192,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("already signed"), "{err}");
+        // Too small a reservation fails cleanly.
+        let err = sign(
+            &contract.pdf,
+            &SignOptions {
+                field: "buyer-1",
+                signer_cert: &h.root.cert_der,
+                chain: vec![],
+                key: &key,
+                time: now,
+                reason: None,
+                reserve: 64,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+}

@@ -1,0 +1,243 @@
+//! Signing: a PAdES baseline signature (SubFilter ETSI.CAdES.detached) filling an existing empty
+//! signature field, written as an incremental update so the output starts with the exact bytes of
+//! the input and earlier signatures stay valid. One private-key operation per signature.
+
+use super::{PdfError, PdfResult};
+use crate::pki::SigningKey;
+use crate::pki::cms::{self, ID_DATA, SignRequest};
+use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, StringFormat};
+use time::OffsetDateTime;
+
+/// Placeholder digits for the byte range, overwritten once the offsets are known.
+const PLACEHOLDER: &str = "9999999999";
+
+pub struct SignOptions<'a> {
+    /// The empty signature field to fill (created when the document was made).
+    pub field: &'a str,
+    pub signer_cert: &'a [u8],
+    /// The signer's issuing CA and up (the root may be left out).
+    pub chain: Vec<Vec<u8>>,
+    pub key: &'a dyn SigningKey,
+    /// The signing time, written to /M (PAdES baseline forbids a signingTime attribute).
+    pub time: OffsetDateTime,
+    pub reason: Option<&'a str>,
+    /// Bytes reserved for the CMS; the signature fails cleanly when it does not fit.
+    pub reserve: usize,
+}
+
+fn err(e: impl std::fmt::Display) -> PdfError {
+    PdfError::Sign(e.to_string())
+}
+
+fn pdf_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "D:{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn field_name(d: &Dictionary) -> Option<String> {
+    let Ok(Object::String(bytes, _)) = d.get(b"T") else {
+        return None;
+    };
+    if bytes.starts_with(&[0xfe, 0xff]) {
+        let units: Vec<u16> = bytes[2..]
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16(&units).ok()
+    } else {
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+/// Finds the AcroForm (a reference or a dictionary inside the catalog) and the field's object.
+fn find_field(doc: &Document, name: &str) -> PdfResult<ObjectId> {
+    let catalog = doc.catalog().map_err(err)?;
+    let acroform = match catalog
+        .get(b"AcroForm")
+        .map_err(|_| err("the document has no form"))?
+    {
+        Object::Reference(id) => doc.get_dictionary(*id).map_err(err)?,
+        Object::Dictionary(d) => d,
+        _ => return Err(err("malformed AcroForm")),
+    };
+    let fields = acroform
+        .get(b"Fields")
+        .and_then(Object::as_array)
+        .map_err(|_| err("the form has no fields"))?;
+    for f in fields {
+        let Ok(id) = f.as_reference() else { continue };
+        let Ok(dict) = doc.get_dictionary(id) else {
+            continue;
+        };
+        if field_name(dict).as_deref() == Some(name) {
+            if dict.get(b"FT").and_then(Object::as_name).ok() != Some(b"Sig".as_slice()) {
+                return Err(err(format!("field `{name}` is not a signature field")));
+            }
+            if dict.has(b"V") {
+                return Err(PdfError::Sign(format!("field `{name}` is already signed")));
+            }
+            return Ok(id);
+        }
+    }
+    Err(PdfError::Sign(format!("no signature field `{name}`")))
+}
+
+/// Signs `input` into the field `opts.field`.
+pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
+    let doc = Document::load_mem(input).map_err(err)?;
+    let field_id = find_field(&doc, opts.field)?;
+    let catalog_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(err)?;
+    let acroform_ref = doc
+        .catalog()
+        .map_err(err)?
+        .get(b"AcroForm")
+        .ok()
+        .and_then(|o| o.as_reference().ok());
+
+    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    let mut sig = Dictionary::new();
+    sig.set("Type", Object::Name(b"Sig".to_vec()));
+    sig.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    sig.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
+    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
+    sig.set(
+        "ByteRange",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+        ]),
+    );
+    sig.set(
+        "Contents",
+        Object::String(vec![0u8; opts.reserve], StringFormat::Hexadecimal),
+    );
+    sig.set(
+        "M",
+        Object::String(pdf_time(opts.time).into_bytes(), StringFormat::Literal),
+    );
+    if let Some(r) = opts.reason {
+        let mut b = vec![0xfe, 0xff];
+        for u in r.encode_utf16() {
+            b.extend_from_slice(&u.to_be_bytes());
+        }
+        sig.set("Reason", Object::String(b, StringFormat::Hexadecimal));
+    }
+    let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
+
+    inc.opt_clone_object_to_new_document(field_id)
+        .map_err(err)?;
+    let field = inc.new_document.get_dictionary_mut(field_id).map_err(err)?;
+    field.set("V", Object::Reference(sig_id));
+    // Print and Locked: the signed widget may not be changed or removed.
+    field.set("F", Object::Integer(132));
+
+    // /SigFlags 3: the document has signatures and is to be changed only by appending.
+    match acroform_ref {
+        Some(id) => {
+            inc.opt_clone_object_to_new_document(id).map_err(err)?;
+            inc.new_document
+                .get_dictionary_mut(id)
+                .map_err(err)?
+                .set("SigFlags", Object::Integer(3));
+        }
+        None => {
+            inc.opt_clone_object_to_new_document(catalog_id)
+                .map_err(err)?;
+            let catalog = inc
+                .new_document
+                .get_dictionary_mut(catalog_id)
+                .map_err(err)?;
+            if let Ok(Object::Dictionary(form)) = catalog.get_mut(b"AcroForm") {
+                form.set("SigFlags", Object::Integer(3));
+            }
+        }
+    }
+
+    let mut out = Vec::with_capacity(input.len() + 2 * opts.reserve + 4096);
+    inc.save_to(&mut out).map_err(err)?;
+    if !out.starts_with(input) {
+        return Err(err("the update does not start with the input's bytes"));
+    }
+    fill_signature(&mut out, input.len(), opts)?;
+    Ok(out)
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// Computes the byte range around the reserved /Contents in the appended section, signs the
+/// covered bytes, and writes the CMS into the reservation.
+fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) -> PdfResult<()> {
+    let zeros = vec![b'0'; opts.reserve * 2];
+    let hex_start =
+        find(out, &zeros, appended_from).ok_or_else(|| err("reserved /Contents not found"))?;
+    let lt = hex_start - 1;
+    if out[lt] != b'<' || out.get(hex_start + zeros.len()) != Some(&b'>') {
+        return Err(err("reserved /Contents is not a hex string"));
+    }
+    let gt_end = hex_start + zeros.len() + 1;
+    let range = [0usize, lt, gt_end, out.len() - gt_end];
+    let needle = format!("{PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}");
+    let ph = find(out, needle.as_bytes(), appended_from)
+        .ok_or_else(|| err("byte range placeholder not found"))?;
+    let open = out[..ph]
+        .iter()
+        .rposition(|b| *b == b'[')
+        .ok_or_else(|| err("byte range array"))?;
+    let close = find(out, b"]", ph).ok_or_else(|| err("byte range array"))?;
+    let text = format!("[{} {} {} {}", range[0], range[1], range[2], range[3]);
+    let width = close - open;
+    if text.len() > width {
+        return Err(err("byte range does not fit its placeholder"));
+    }
+    out[open..close].copy_from_slice(format!("{text:<width$}").as_bytes());
+
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&out[..range[1]]);
+    h.update(&out[range[2]..]);
+    let digest = h.finish();
+    let mut certificates = vec![opts.signer_cert.to_vec()];
+    certificates.extend(opts.chain.iter().cloned());
+    let cms = cms::sign(&SignRequest {
+        content_type: ID_DATA,
+        content: None,
+        content_digest: digest,
+        signer_cert: opts.signer_cert,
+        key: opts.key,
+        certificates,
+        signing_time: None,
+        unsigned_attributes: vec![],
+    })
+    .map_err(err)?;
+    if cms.len() > opts.reserve {
+        return Err(PdfError::Sign(format!(
+            "the signature needs {} bytes but only {} are reserved",
+            cms.len(),
+            opts.reserve
+        )));
+    }
+    for (i, b) in cms.iter().enumerate() {
+        let hex = format!("{b:02X}");
+        out[hex_start + 2 * i..hex_start + 2 * i + 2].copy_from_slice(hex.as_bytes());
+    }
+    Ok(())
+}
