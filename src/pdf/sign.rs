@@ -23,6 +23,8 @@ pub struct SignOptions<'a> {
     pub reason: Option<&'a str>,
     /// Bytes reserved for the CMS; the signature fails cleanly when it does not fit.
     pub reserve: usize,
+    /// A time-stamping authority for a signature time-stamp (PAdES B-T); `None` gives B-B.
+    pub timestamper: Option<&'a cms::Timestamper<'a>>,
 }
 
 fn err(e: impl std::fmt::Display) -> PdfError {
@@ -217,16 +219,19 @@ fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) 
     let digest = h.finish();
     let mut certificates = vec![opts.signer_cert.to_vec()];
     certificates.extend(opts.chain.iter().cloned());
-    let cms = cms::sign(&SignRequest {
-        content_type: ID_DATA,
-        content: None,
-        content_digest: digest,
-        signer_cert: opts.signer_cert,
-        key: opts.key,
-        certificates,
-        signing_time: None,
-        unsigned_attributes: vec![],
-    })
+    let cms = cms::sign_with_timestamp(
+        &SignRequest {
+            content_type: ID_DATA,
+            content: None,
+            content_digest: digest,
+            signer_cert: opts.signer_cert,
+            key: opts.key,
+            certificates,
+            signing_time: None,
+            unsigned_attributes: vec![],
+        },
+        opts.timestamper,
+    )
     .map_err(err)?;
     if cms.len() > opts.reserve {
         return Err(PdfError::Sign(format!(

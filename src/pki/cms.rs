@@ -74,12 +74,28 @@ pub struct SignRequest<'a> {
     pub certificates: Vec<Vec<u8>>,
     /// A signingTime attribute (time-stamp tokens may carry one; PAdES forbids it).
     pub signing_time: Option<OffsetDateTime>,
-    /// Unsigned attributes of the SignerInfo (a signature time-stamp, for PAdES B-T).
+    /// Unsigned attributes of the SignerInfo.
     pub unsigned_attributes: Vec<Vec<u8>>,
 }
 
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A): a time-stamp token over the signature
+/// value, as an unsigned attribute (PAdES B-T).
+pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: &str = "1.2.840.113549.1.9.16.2.14";
+
+/// Obtains a time-stamp token (ContentInfo DER) for a SHA-256 digest.
+pub type Timestamper<'a> = dyn Fn(&[u8; 32]) -> PkiResult<Vec<u8>> + 'a;
+
 /// Builds a ContentInfo holding SignedData with one SignerInfo; one call to `key.sign`.
 pub fn sign(req: &SignRequest<'_>) -> PkiResult<Vec<u8>> {
+    sign_with_timestamp(req, None)
+}
+
+/// As `sign`, and when a time-stamper is given, adds a signature time-stamp over the signature
+/// value as an unsigned attribute (still one private-key operation).
+pub fn sign_with_timestamp(
+    req: &SignRequest<'_>,
+    timestamper: Option<&Timestamper<'_>>,
+) -> PkiResult<Vec<u8>> {
     let mut signed_attrs = vec![
         attribute(ID_CONTENT_TYPE, der::oid_lit(req.content_type)),
         attribute(ID_MESSAGE_DIGEST, der::octet_string(&req.content_digest)),
@@ -104,8 +120,13 @@ pub fn sign(req: &SignRequest<'_>) -> PkiResult<Vec<u8>> {
         signature_algorithm(req.key.algorithm()),
         der::octet_string(&signature),
     ];
-    if !req.unsigned_attributes.is_empty() {
-        let mut unsigned = der::set_of(&req.unsigned_attributes);
+    let mut unsigned_attributes = req.unsigned_attributes.clone();
+    if let Some(ts) = timestamper {
+        let token = ts(&openssl::sha::sha256(&signature))?;
+        unsigned_attributes.push(attribute(ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token));
+    }
+    if !unsigned_attributes.is_empty() {
+        let mut unsigned = der::set_of(&unsigned_attributes);
         unsigned[0] = tag::ctx(1);
         signer_info.push(unsigned);
     }

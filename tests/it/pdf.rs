@@ -464,7 +464,7 @@ mod signing {
     use time::OffsetDateTime;
     use virtual_window::pdf::sign::{SignOptions, sign};
     use virtual_window::pki::ca::{self, Subject};
-    use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey};
+    use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey, tsa};
     use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
 
     fn pyhanko() -> Option<String> {
@@ -506,6 +506,33 @@ mod signing {
         let root = dir.path().join("root.pem");
         std::fs::write(&root, h.root.cert_pem()).unwrap();
 
+        // A time-stamping unit for the second signature (PAdES B-T).
+        let tsa_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let tsa_cert = ca::issue(
+            &profiles,
+            h.authority("timestamping-ca").unwrap(),
+            "tsa",
+            &Subject::Unit {
+                common_name: "虚拟窗口时间戳服务".into(),
+                organisation: ca::OPERATOR.into(),
+            },
+            &tsa_key,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let tsa_chain = vec![h.authority("timestamping-ca").unwrap().cert_der.clone()];
+        let timestamp = |digest: &[u8; 32]| {
+            let (req, _) = tsa::request(digest, true)?;
+            let parsed = tsa::parse_request(&req)
+                .map_err(|f| virtual_window::pki::PkiError::Build(format!("{f:?}")))?;
+            let unit = tsa::TimeStampUnit {
+                cert_der: &tsa_cert.der,
+                chain: &tsa_chain,
+                key: &tsa_key,
+            };
+            tsa::token_from_response(&tsa::respond(&unit, &parsed, OffsetDateTime::now_utc())?)
+        };
         let mut doc = contract.pdf.clone();
         for (field, name) in [("buyer-1", "张伟"), ("buyer-2", "李娜")] {
             let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
@@ -531,7 +558,12 @@ mod signing {
                     key: &key,
                     time: now,
                     reason: Some("买受人签署"),
-                    reserve: 8192,
+                    reserve: 16384,
+                    timestamper: if field == "buyer-2" {
+                        Some(&timestamp)
+                    } else {
+                        None
+                    },
                 },
             )
             .unwrap();
@@ -575,8 +607,10 @@ mod signing {
                         && first.contains("ACCEPTABLE_MODIFICATIONS"),
                     "{text}"
                 );
+                // B-T: pyHanko finds the signature time-stamp and validates it too.
                 assert!(
-                    status("buyer-2").ends_with(":INTACT:TRUSTED,UNTOUCHED"),
+                    status("buyer-2")
+                        .ends_with(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,UNTOUCHED"),
                     "{text}"
                 );
             }
@@ -603,6 +637,7 @@ mod signing {
                 time: now,
                 reason: None,
                 reserve: 8192,
+                timestamper: None,
             },
         )
         .unwrap_err();
@@ -618,6 +653,7 @@ mod signing {
                 time: now,
                 reason: None,
                 reserve: 64,
+                timestamper: None,
             },
         )
         .unwrap_err();
