@@ -25,6 +25,9 @@ pub struct SignOptions<'a> {
     pub reserve: usize,
     /// A time-stamping authority for a signature time-stamp (PAdES B-T); `None` gives B-B.
     pub timestamper: Option<&'a cms::Timestamper<'a>>,
+    /// Make this a certification signature with DocMDP permissions `P` (2: form filling and
+    /// signing allowed). Only the first signature of a document may certify it.
+    pub certify: Option<u8>,
 }
 
 fn err(e: impl std::fmt::Display) -> PdfError {
@@ -139,7 +142,38 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
         }
         sig.set("Reason", Object::String(b, StringFormat::Hexadecimal));
     }
+    if let Some(p) = opts.certify {
+        if !(1..=3).contains(&p) {
+            return Err(err("DocMDP permissions must be 1, 2 or 3"));
+        }
+        let mut params = Dictionary::new();
+        params.set("Type", Object::Name(b"TransformParams".to_vec()));
+        params.set("P", Object::Integer(p as i64));
+        params.set("V", Object::Name(b"1.2".to_vec()));
+        let mut reference = Dictionary::new();
+        reference.set("Type", Object::Name(b"SigRef".to_vec()));
+        reference.set("TransformMethod", Object::Name(b"DocMDP".to_vec()));
+        reference.set("TransformParams", Object::Dictionary(params));
+        sig.set(
+            "Reference",
+            Object::Array(vec![Object::Dictionary(reference)]),
+        );
+    }
     let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
+    if opts.certify.is_some() {
+        inc.opt_clone_object_to_new_document(catalog_id)
+            .map_err(err)?;
+        let catalog = inc
+            .new_document
+            .get_dictionary_mut(catalog_id)
+            .map_err(err)?;
+        if catalog.has(b"Perms") {
+            return Err(err("the document is already certified"));
+        }
+        let mut perms = Dictionary::new();
+        perms.set("DocMDP", Object::Reference(sig_id));
+        catalog.set("Perms", Object::Dictionary(perms));
+    }
 
     inc.opt_clone_object_to_new_document(field_id)
         .map_err(err)?;

@@ -559,6 +559,8 @@ mod signing {
                     time: now,
                     reason: Some("买受人签署"),
                     reserve: 16384,
+                    // The first signature certifies the contract, allowing the later ones (P=2).
+                    certify: (field == "buyer-1").then_some(2),
                     timestamper: if field == "buyer-2" {
                         Some(&timestamp)
                     } else {
@@ -607,6 +609,43 @@ mod signing {
                         && first.contains("ACCEPTABLE_MODIFICATIONS"),
                     "{text}"
                 );
+                // The first signature certifies the document (DocMDP P=2).
+                let pretty = Command::new(&pyhanko)
+                    .args(["sign", "validate", "--trust"])
+                    .arg(&root)
+                    .args(["--trust-replace", "--no-revocation-check", "--pretty-print"])
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                let pretty = String::from_utf8_lossy(&pretty.stdout).into_owned();
+                assert!(
+                    pretty.contains("compatible with the current document modification policy"),
+                    "{pretty}"
+                );
+                let parsed = lopdf::Document::load_mem(&doc).unwrap();
+                let perms = parsed
+                    .catalog()
+                    .unwrap()
+                    .get(b"Perms")
+                    .unwrap()
+                    .as_dict()
+                    .unwrap();
+                let sig = parsed
+                    .get_dictionary(perms.get(b"DocMDP").unwrap().as_reference().unwrap())
+                    .unwrap();
+                let reference = sig.get(b"Reference").unwrap().as_array().unwrap()[0]
+                    .as_dict()
+                    .unwrap();
+                let params = reference
+                    .get(b"TransformParams")
+                    .unwrap()
+                    .as_dict()
+                    .unwrap();
+                assert_eq!(
+                    params.get(b"P").unwrap().as_i64().unwrap(),
+                    2,
+                    "certified with P=2"
+                );
                 // B-T: pyHanko finds the signature time-stamp and validates it too.
                 assert!(
                     status("buyer-2")
@@ -638,6 +677,7 @@ mod signing {
                 reason: None,
                 reserve: 8192,
                 timestamper: None,
+                certify: None,
             },
         )
         .unwrap_err();
@@ -654,6 +694,7 @@ mod signing {
                 reason: None,
                 reserve: 64,
                 timestamper: None,
+                certify: None,
             },
         )
         .unwrap_err();
