@@ -1,6 +1,7 @@
 //! The documents room: laying out Chinese and Latin text on pages and writing archival PDFs with
 //! an embedded, subset CJK font, ready to carry signatures. A library: no axum, no sqlx.
 
+pub mod appearance;
 pub mod font;
 pub mod layout;
 pub mod numerals;

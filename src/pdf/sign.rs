@@ -2,10 +2,13 @@
 //! signature field, written as an incremental update so the output starts with the exact bytes of
 //! the input and earlier signatures stay valid. One private-key operation per signature.
 
+use super::appearance::{Drawn, Visible, draw};
+use super::font::Font;
 use super::{PdfError, PdfResult};
 use crate::pki::SigningKey;
 use crate::pki::cms::{self, ID_DATA, SignRequest};
-use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, StringFormat};
+use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, Stream, StringFormat};
+use std::io::Write as _;
 use time::OffsetDateTime;
 
 /// Placeholder digits for the byte range, overwritten once the offsets are known.
@@ -28,6 +31,111 @@ pub struct SignOptions<'a> {
     /// Make this a certification signature with DocMDP permissions `P` (2: form filling and
     /// signing allowed). Only the first signature of a document may certify it.
     pub certify: Option<u8>,
+    /// What to show in the field: a red seal or a signature block; `None` leaves it invisible.
+    pub visible: Option<(&'a Font, Visible)>,
+}
+
+fn name(n: &str) -> Object {
+    Object::Name(n.as_bytes().to_vec())
+}
+
+fn flate(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
+    enc.write_all(data).expect("writing to memory");
+    enc.finish().expect("writing to memory")
+}
+
+fn stream(dict: Dictionary, data: &[u8]) -> Object {
+    let mut dict = dict;
+    dict.set("Filter", name("FlateDecode"));
+    Object::Stream(Stream::new(dict, flate(data)).with_compression(false))
+}
+
+/// Adds the drawn appearance's font and form XObject to the update; returns the XObject's id.
+fn add_appearance(doc: &mut Document, d: &Drawn) -> ObjectId {
+    let mut file = Dictionary::new();
+    if d.cff {
+        file.set("Subtype", name("CIDFontType0C"));
+    } else {
+        file.set("Length1", Object::Integer(d.font_program.len() as i64));
+    }
+    let file_id = doc.add_object(stream(file, &d.font_program));
+    let mut desc = Dictionary::new();
+    desc.set("Type", name("FontDescriptor"));
+    desc.set("FontName", name(&d.base_font));
+    desc.set("Flags", Object::Integer(4));
+    desc.set(
+        "FontBBox",
+        Object::Array(d.bbox.iter().map(|v| Object::Integer(*v as i64)).collect()),
+    );
+    desc.set("ItalicAngle", Object::Integer(0));
+    desc.set("Ascent", Object::Integer(d.ascent as i64));
+    desc.set("Descent", Object::Integer(d.descent as i64));
+    desc.set("CapHeight", Object::Integer(d.cap_height as i64));
+    desc.set("StemV", Object::Integer(80));
+    desc.set(
+        if d.cff { "FontFile3" } else { "FontFile2" },
+        Object::Reference(file_id),
+    );
+    let desc_id = doc.add_object(Object::Dictionary(desc));
+    let mut widths = Vec::new();
+    for (cid, w) in &d.widths {
+        widths.push(Object::Integer(*cid as i64));
+        widths.push(Object::Array(vec![Object::Integer(*w as i64)]));
+    }
+    let mut info = Dictionary::new();
+    info.set("Registry", Object::string_literal("Adobe"));
+    info.set("Ordering", Object::string_literal("Identity"));
+    info.set("Supplement", Object::Integer(0));
+    let mut cid = Dictionary::new();
+    cid.set("Type", name("Font"));
+    cid.set(
+        "Subtype",
+        name(if d.cff {
+            "CIDFontType0"
+        } else {
+            "CIDFontType2"
+        }),
+    );
+    cid.set("BaseFont", name(&d.base_font));
+    cid.set("CIDSystemInfo", Object::Dictionary(info));
+    cid.set("FontDescriptor", Object::Reference(desc_id));
+    cid.set("DW", Object::Integer(1000));
+    cid.set("W", Object::Array(widths));
+    if !d.cff {
+        cid.set("CIDToGIDMap", name("Identity"));
+    }
+    let cid_id = doc.add_object(Object::Dictionary(cid));
+    let to_unicode = doc.add_object(stream(Dictionary::new(), &d.to_unicode));
+    let mut font = Dictionary::new();
+    font.set("Type", name("Font"));
+    font.set("Subtype", name("Type0"));
+    font.set("BaseFont", name(&d.base_font));
+    font.set("Encoding", name("Identity-H"));
+    font.set(
+        "DescendantFonts",
+        Object::Array(vec![Object::Reference(cid_id)]),
+    );
+    font.set("ToUnicode", Object::Reference(to_unicode));
+    let font_id = doc.add_object(Object::Dictionary(font));
+    let mut fonts = Dictionary::new();
+    fonts.set("F1", Object::Reference(font_id));
+    let mut resources = Dictionary::new();
+    resources.set("Font", Object::Dictionary(fonts));
+    let mut form = Dictionary::new();
+    form.set("Type", name("XObject"));
+    form.set("Subtype", name("Form"));
+    form.set(
+        "BBox",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(0),
+            Object::Real(d.width),
+            Object::Real(d.height),
+        ]),
+    );
+    form.set("Resources", Object::Dictionary(resources));
+    doc.add_object(stream(form, &d.content))
 }
 
 fn err(e: impl std::fmt::Display) -> PdfError {
@@ -177,8 +285,47 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
 
     inc.opt_clone_object_to_new_document(field_id)
         .map_err(err)?;
+    let appearance = match &opts.visible {
+        Some((font, what)) => {
+            let rect = inc
+                .new_document
+                .get_dictionary(field_id)
+                .map_err(err)?
+                .get(b"Rect")
+                .and_then(Object::as_array)
+                .map_err(err)?
+                .clone();
+            let num = |o: &Object| {
+                o.as_float()
+                    .or_else(|_| o.as_i64().map(|v| v as f32))
+                    .unwrap_or(0.0)
+            };
+            let (w, h) = if rect.len() == 4 {
+                (
+                    (num(&rect[2]) - num(&rect[0])).abs(),
+                    (num(&rect[3]) - num(&rect[1])).abs(),
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            if w < 1.0 || h < 1.0 {
+                return Err(err(format!(
+                    "field `{}` has no area to draw in",
+                    opts.field
+                )));
+            }
+            let drawn = draw(font, what, w, h)?;
+            Some(add_appearance(&mut inc.new_document, &drawn))
+        }
+        None => None,
+    };
     let field = inc.new_document.get_dictionary_mut(field_id).map_err(err)?;
     field.set("V", Object::Reference(sig_id));
+    if let Some(ap) = appearance {
+        let mut ap_dict = Dictionary::new();
+        ap_dict.set("N", Object::Reference(ap));
+        field.set("AP", Object::Dictionary(ap_dict));
+    }
     // Print and Locked: the signed widget may not be changed or removed.
     field.set("F", Object::Integer(132));
 

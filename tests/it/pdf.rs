@@ -462,6 +462,7 @@ mod signing {
     use super::cjk_font;
     use std::process::Command;
     use time::OffsetDateTime;
+    use virtual_window::pdf::appearance::Visible;
     use virtual_window::pdf::sign::{SignOptions, sign};
     use virtual_window::pki::ca::{self, Subject};
     use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey, tsa};
@@ -561,6 +562,13 @@ mod signing {
                     reserve: 16384,
                     // The first signature certifies the contract, allowing the later ones (P=2).
                     certify: (field == "buyer-1").then_some(2),
+                    visible: Some((
+                        &font,
+                        Visible::Signature {
+                            name: name.into(),
+                            time: "2026-11-28 10:00".into(),
+                        },
+                    )),
                     timestamper: if field == "buyer-2" {
                         Some(&timestamp)
                     } else {
@@ -664,6 +672,87 @@ mod signing {
                 String::from_utf8_lossy(&qpdf.stdout)
             );
         }
+        // The developer seals with a visible red seal; every signature stays valid.
+        let seal_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let orgs = h.authority("organisations-ca").unwrap();
+        let seal_cert = ca::issue(
+            &profiles,
+            orgs,
+            "organisation-seal",
+            &Subject::OrganisationSeal {
+                organisation: "东莞市云境置业有限公司".into(),
+                uscc: "91441900MA4W0L7N36".into(),
+                seal_name: "合同专用章".into(),
+                seal_image_sha256: None,
+            },
+            &seal_key,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        let sealed = sign(
+            &doc,
+            &SignOptions {
+                field: "seller-seal",
+                signer_cert: &seal_cert.der,
+                chain: vec![orgs.cert_der.clone()],
+                key: &seal_key,
+                time: now,
+                reason: Some("出卖人盖章"),
+                reserve: 16384,
+                timestamper: Some(&timestamp),
+                certify: None,
+                visible: Some((
+                    &font,
+                    Visible::Seal {
+                        organisation: "东莞市云境置业有限公司".into(),
+                        purpose: "合同专用章".into(),
+                    },
+                )),
+            },
+        )
+        .unwrap();
+        assert!(sealed.starts_with(&doc));
+        doc = sealed;
+        let path = dir.path().join("sealed.pdf");
+        std::fs::write(&path, &doc).unwrap();
+        if let Ok(keep) = std::env::var("VW_KEEP_SIGNED") {
+            std::fs::write(keep, &doc).unwrap();
+        }
+        let out = Command::new(&pyhanko)
+            .args(["sign", "validate", "--trust"])
+            .arg(&root)
+            .args(["--trust-replace", "--no-revocation-check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains(":INTACT:TRUSTED"))
+                .count(),
+            3,
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("seller-seal:") && l.ends_with("UNTOUCHED")),
+            "{text}"
+        );
+        // Poppler draws the seal without complaint.
+        let png = Command::new("pdftoppm")
+            .args(["-r", "20", "-f", "7", "-l", "7", "-png"])
+            .arg(&path)
+            .arg(dir.path().join("sealed"))
+            .output()
+            .unwrap();
+        assert!(
+            png.status.success() && png.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&png.stderr)
+        );
+
         // A field that is already signed cannot be signed again, and nothing is written.
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let err = sign(
@@ -678,6 +767,7 @@ mod signing {
                 reserve: 8192,
                 timestamper: None,
                 certify: None,
+                visible: None,
             },
         )
         .unwrap_err();
@@ -695,6 +785,7 @@ mod signing {
                 reserve: 64,
                 timestamper: None,
                 certify: None,
+                visible: None,
             },
         )
         .unwrap_err();
