@@ -740,6 +740,41 @@ mod signing {
                 .any(|l| l.starts_with("seller-seal:") && l.ends_with("UNTOUCHED")),
             "{text}"
         );
+        // poppler's pdfsig, with an NSS database trusting the root, agrees on all three.
+        let nss = dir.path().join("nss");
+        std::fs::create_dir(&nss).unwrap();
+        let db = format!("sql:{}", nss.display());
+        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(
+            ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db])),
+            "certutil (libnss3-tools)"
+        );
+        assert!(ok(Command::new("certutil")
+            .args(["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i"])
+            .arg(&root)));
+        let out = Command::new("pdfsig")
+            .args(["-nssdir", &db])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            text.matches("Signature Validation: Signature is Valid.")
+                .count(),
+            3,
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Certificate Validation: Certificate is Trusted.")
+                .count(),
+            3,
+            "{text}"
+        );
+        assert!(
+            text.contains("Signer Certificate Common Name: 东莞市云境置业有限公司合同专用章"),
+            "{text}"
+        );
+
         // Poppler draws the seal without complaint.
         let png = Command::new("pdftoppm")
             .args(["-r", "20", "-f", "7", "-l", "7", "-png"])
