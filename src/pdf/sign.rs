@@ -427,3 +427,57 @@ fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) 
     }
     Ok(())
 }
+
+/// Adds (or extends) the document security store — the certificates and CRLs a verifier needs
+/// to validate the signatures later without going online (PAdES B-LT) — as an incremental
+/// update. Existing DSS entries are kept.
+pub fn add_dss(input: &[u8], certificates: &[Vec<u8>], crls: &[Vec<u8>]) -> PdfResult<Vec<u8>> {
+    let doc = Document::load_mem(input).map_err(err)?;
+    let catalog_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(err)?;
+    let existing = doc.catalog().map_err(err)?.get(b"DSS").ok().cloned();
+    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+    let mut dss = match existing {
+        Some(Object::Reference(id)) => inc
+            .get_prev_documents()
+            .get_dictionary(id)
+            .map_err(err)?
+            .clone(),
+        Some(Object::Dictionary(d)) => d,
+        _ => {
+            let mut d = Dictionary::new();
+            d.set("Type", name("DSS"));
+            d
+        }
+    };
+    for (key, items) in [("Certs", certificates), ("CRLs", crls)] {
+        let mut refs = dss
+            .get(key.as_bytes())
+            .and_then(Object::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for item in items {
+            let id = inc.new_document.add_object(stream(Dictionary::new(), item));
+            refs.push(Object::Reference(id));
+        }
+        if !refs.is_empty() {
+            dss.set(key, Object::Array(refs));
+        }
+    }
+    let dss_id = inc.new_document.add_object(Object::Dictionary(dss));
+    inc.opt_clone_object_to_new_document(catalog_id)
+        .map_err(err)?;
+    inc.new_document
+        .get_dictionary_mut(catalog_id)
+        .map_err(err)?
+        .set("DSS", Object::Reference(dss_id));
+    let mut out = Vec::with_capacity(input.len() + 16 * 1024);
+    inc.save_to(&mut out).map_err(err)?;
+    if !out.starts_with(input) {
+        return Err(err("the update does not start with the input's bytes"));
+    }
+    Ok(out)
+}

@@ -716,9 +716,6 @@ mod signing {
         doc = sealed;
         let path = dir.path().join("sealed.pdf");
         std::fs::write(&path, &doc).unwrap();
-        if let Ok(keep) = std::env::var("VW_KEEP_SIGNED") {
-            std::fs::write(keep, &doc).unwrap();
-        }
         let out = Command::new(&pyhanko)
             .args(["sign", "validate", "--trust"])
             .arg(&root)
@@ -740,6 +737,94 @@ mod signing {
                 .any(|l| l.starts_with("seller-seal:") && l.ends_with("UNTOUCHED")),
             "{text}"
         );
+        // B-LT: the certificates and CRLs needed to validate later, in a DSS update.
+        let mut certs: Vec<Vec<u8>> = vec![h.root.cert_der.clone()];
+        certs.extend(h.issuing.iter().map(|a| a.cert_der.clone()));
+        let crls: Vec<Vec<u8>> = std::iter::once(&h.root)
+            .chain(h.issuing.iter())
+            .map(|a| ca::crl(a, &[], 1, now, time::Duration::days(1)).unwrap())
+            .collect();
+        let with_dss = virtual_window::pdf::sign::add_dss(&doc, &certs, &crls).unwrap();
+        assert!(with_dss.starts_with(&doc));
+        doc = with_dss;
+        std::fs::write(&path, &doc).unwrap();
+        let out = Command::new(&pyhanko)
+            .args(["sign", "validate", "--trust"])
+            .arg(&root)
+            .args(["--trust-replace", "--no-revocation-check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.contains(":INTACT:TRUSTED"))
+                .count(),
+            3,
+            "{text}"
+        );
+        // pyHanko recognises the DSS update as a permitted long-term-validation update.
+        assert!(
+            text.lines().any(|l| l.starts_with("seller-seal:")
+                && l.contains("EXTENDED_WITH_LTA_UPDATES")
+                && l.ends_with("ACCEPTABLE_MODIFICATIONS")),
+            "{text}"
+        );
+        // Everything needed is in the file: each signer validates offline, revocation required,
+        // from the DSS alone.
+        let parsed = lopdf::Document::load_mem(&doc).unwrap();
+        let dss = parsed
+            .get_dictionary(
+                parsed
+                    .catalog()
+                    .unwrap()
+                    .get(b"DSS")
+                    .unwrap()
+                    .as_reference()
+                    .unwrap(),
+            )
+            .unwrap();
+        let load = |key: &[u8]| -> Vec<Vec<u8>> {
+            dss.get(key)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let mut st = parsed
+                        .get_object(r.as_reference().unwrap())
+                        .unwrap()
+                        .as_stream()
+                        .unwrap()
+                        .clone();
+                    st.decompress().unwrap();
+                    st.content.clone()
+                })
+                .collect()
+        };
+        let offline = virtual_window::pki::Validation {
+            anchors: vec![openssl::x509::X509::from_der(&h.root.cert_der).unwrap()],
+            intermediates: load(b"Certs")
+                .iter()
+                .map(|c| openssl::x509::X509::from_der(c).unwrap())
+                .collect(),
+            crls: load(b"CRLs")
+                .iter()
+                .map(|c| openssl::x509::X509Crl::from_der(c).unwrap())
+                .collect(),
+            require_revocation: true,
+        };
+        for cert in [&seal_cert.der, &tsa_cert.der] {
+            offline
+                .validate(
+                    &openssl::x509::X509::from_der(cert).unwrap(),
+                    now,
+                    virtual_window::pki::Purpose::DocumentSigning,
+                )
+                .unwrap();
+        }
+
         // poppler's pdfsig, with an NSS database trusting the root, agrees on all three.
         let nss = dir.path().join("nss");
         std::fs::create_dir(&nss).unwrap();
