@@ -370,7 +370,35 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 /// Computes the byte range around the reserved /Contents in the appended section, signs the
 /// covered bytes, and writes the CMS into the reservation.
 fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) -> PdfResult<()> {
-    let zeros = vec![b'0'; opts.reserve * 2];
+    fill_contents(out, appended_from, opts.reserve, |digest| {
+        let mut certificates = vec![opts.signer_cert.to_vec()];
+        certificates.extend(opts.chain.iter().cloned());
+        cms::sign_with_timestamp(
+            &SignRequest {
+                content_type: ID_DATA,
+                content: None,
+                content_digest: digest,
+                signer_cert: opts.signer_cert,
+                key: opts.key,
+                certificates,
+                signing_time: None,
+                unsigned_attributes: vec![],
+            },
+            opts.timestamper,
+        )
+        .map_err(err)
+    })
+}
+
+/// Fixes the byte range around the reserved /Contents found after `appended_from`, and writes
+/// what `contents` makes of the covered bytes' SHA-256 into the reservation.
+fn fill_contents(
+    out: &mut [u8],
+    appended_from: usize,
+    reserve: usize,
+    contents: impl FnOnce([u8; 32]) -> PdfResult<Vec<u8>>,
+) -> PdfResult<()> {
+    let zeros = vec![b'0'; reserve * 2];
     let hex_start =
         find(out, &zeros, appended_from).ok_or_else(|| err("reserved /Contents not found"))?;
     let lt = hex_start - 1;
@@ -398,27 +426,11 @@ fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) 
     h.update(&out[..range[1]]);
     h.update(&out[range[2]..]);
     let digest = h.finish();
-    let mut certificates = vec![opts.signer_cert.to_vec()];
-    certificates.extend(opts.chain.iter().cloned());
-    let cms = cms::sign_with_timestamp(
-        &SignRequest {
-            content_type: ID_DATA,
-            content: None,
-            content_digest: digest,
-            signer_cert: opts.signer_cert,
-            key: opts.key,
-            certificates,
-            signing_time: None,
-            unsigned_attributes: vec![],
-        },
-        opts.timestamper,
-    )
-    .map_err(err)?;
-    if cms.len() > opts.reserve {
+    let cms = contents(digest)?;
+    if cms.len() > reserve {
         return Err(PdfError::Sign(format!(
-            "the signature needs {} bytes but only {} are reserved",
-            cms.len(),
-            opts.reserve
+            "the signature needs {} bytes but only {reserve} are reserved",
+            cms.len()
         )));
     }
     for (i, b) in cms.iter().enumerate() {
@@ -479,5 +491,115 @@ pub fn add_dss(input: &[u8], certificates: &[Vec<u8>], crls: &[Vec<u8>]) -> PdfR
     if !out.starts_with(input) {
         return Err(err("the update does not start with the input's bytes"));
     }
+    Ok(out)
+}
+
+/// Adds a document time-stamp (PAdES B-LTA): an invisible signature field of type DocTimeStamp
+/// whose /Contents is an RFC 3161 token over the whole document so far, as an incremental update.
+pub fn add_document_timestamp(
+    input: &[u8],
+    field: &str,
+    timestamper: &cms::Timestamper<'_>,
+    reserve: usize,
+) -> PdfResult<Vec<u8>> {
+    let doc = Document::load_mem(input).map_err(err)?;
+    if find_field(&doc, field).is_ok() {
+        return Err(err(format!("field `{field}` already exists")));
+    }
+    let catalog_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(err)?;
+    let first_page = *doc
+        .get_pages()
+        .values()
+        .next()
+        .ok_or_else(|| err("no pages"))?;
+    let acroform_ref = doc
+        .catalog()
+        .map_err(err)?
+        .get(b"AcroForm")
+        .ok()
+        .and_then(|o| o.as_reference().ok());
+    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
+
+    let mut sig = Dictionary::new();
+    sig.set("Type", name("DocTimeStamp"));
+    sig.set("Filter", name("Adobe.PPKLite"));
+    sig.set("SubFilter", name("ETSI.RFC3161"));
+    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
+    sig.set(
+        "ByteRange",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+        ]),
+    );
+    sig.set(
+        "Contents",
+        Object::String(vec![0u8; reserve], StringFormat::Hexadecimal),
+    );
+    let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
+
+    let mut widget = Dictionary::new();
+    widget.set("Type", name("Annot"));
+    widget.set("Subtype", name("Widget"));
+    widget.set("FT", name("Sig"));
+    widget.set("T", Object::string_literal(field));
+    widget.set("F", Object::Integer(132));
+    widget.set("Rect", Object::Array(vec![Object::Integer(0); 4]));
+    widget.set("P", Object::Reference(first_page));
+    widget.set("V", Object::Reference(sig_id));
+    let widget_id = inc.new_document.add_object(Object::Dictionary(widget));
+
+    inc.opt_clone_object_to_new_document(first_page)
+        .map_err(err)?;
+    let page = inc
+        .new_document
+        .get_dictionary_mut(first_page)
+        .map_err(err)?;
+    let mut annots = page
+        .get(b"Annots")
+        .and_then(Object::as_array)
+        .cloned()
+        .unwrap_or_default();
+    annots.push(Object::Reference(widget_id));
+    page.set("Annots", Object::Array(annots));
+
+    let form_owner = acroform_ref.unwrap_or(catalog_id);
+    inc.opt_clone_object_to_new_document(form_owner)
+        .map_err(err)?;
+    let owner = inc
+        .new_document
+        .get_dictionary_mut(form_owner)
+        .map_err(err)?;
+    let form = if acroform_ref.is_some() {
+        owner
+    } else {
+        match owner.get_mut(b"AcroForm") {
+            Ok(Object::Dictionary(d)) => d,
+            _ => return Err(err("the document has no form")),
+        }
+    };
+    let mut fields = form
+        .get(b"Fields")
+        .and_then(Object::as_array)
+        .cloned()
+        .unwrap_or_default();
+    fields.push(Object::Reference(widget_id));
+    form.set("Fields", Object::Array(fields));
+    form.set("SigFlags", Object::Integer(3));
+
+    let mut out = Vec::with_capacity(input.len() + 2 * reserve + 4096);
+    inc.save_to(&mut out).map_err(err)?;
+    if !out.starts_with(input) {
+        return Err(err("the update does not start with the input's bytes"));
+    }
+    fill_contents(&mut out, input.len(), reserve, |digest| {
+        timestamper(&digest).map_err(err)
+    })?;
     Ok(out)
 }

@@ -771,6 +771,108 @@ mod signing {
                 && l.ends_with("ACCEPTABLE_MODIFICATIONS")),
             "{text}"
         );
+        // B-LTA: a document time-stamp over everything so far.
+        let stamped = virtual_window::pdf::sign::add_document_timestamp(
+            &doc,
+            "archive-timestamp",
+            &timestamp,
+            16384,
+        )
+        .unwrap();
+        assert!(stamped.starts_with(&doc));
+        let lta_path = dir.path().join("lta.pdf");
+        std::fs::write(&lta_path, &stamped).unwrap();
+        let out = Command::new(&pyhanko)
+            .args(["sign", "validate", "--trust"])
+            .arg(&root)
+            .args(["--trust-replace", "--no-revocation-check"])
+            .arg(&lta_path)
+            .output()
+            .unwrap();
+        let lta_text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{lta_text}");
+        assert_eq!(
+            lta_text
+                .lines()
+                .filter(|l| l.contains(":INTACT:TRUSTED"))
+                .count(),
+            3,
+            "{lta_text}"
+        );
+        assert!(
+            lta_text
+                .lines()
+                .all(|l| l.is_empty() || l.ends_with("ACCEPTABLE_MODIFICATIONS")),
+            "adding the document time-stamp is a permitted change: {lta_text}"
+        );
+        // The document time-stamp itself, checked by OpenSSL over its byte range.
+        let parsed = lopdf::Document::load_mem(&stamped).unwrap();
+        let ts_sig = parsed
+            .objects
+            .values()
+            .filter_map(|o| o.as_dict().ok())
+            .find(|d| {
+                d.get(b"Type").and_then(|t| t.as_name()).ok() == Some(b"DocTimeStamp".as_slice())
+            })
+            .expect("a DocTimeStamp dictionary");
+        let br: Vec<usize> = ts_sig
+            .get(b"ByteRange")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap() as usize)
+            .collect();
+        assert_eq!(br[0], 0);
+        assert_eq!(
+            br[2] + br[3],
+            stamped.len(),
+            "the time-stamp covers the whole file"
+        );
+        let mut covered = stamped[..br[1]].to_vec();
+        covered.extend_from_slice(&stamped[br[2]..]);
+        let digest = openssl::sha::sha256(&covered);
+        let token = ts_sig.get(b"Contents").unwrap().as_str().unwrap();
+        let token = &token[..{
+            // the token is a DER SEQUENCE followed by the zero padding of the reservation
+            let len_byte = token[1];
+            if len_byte < 0x80 {
+                2 + len_byte as usize
+            } else {
+                let n = (len_byte & 0x7f) as usize;
+                2 + n
+                    + token[2..2 + n]
+                        .iter()
+                        .fold(0usize, |a, b| (a << 8) | *b as usize)
+            }
+        }];
+        let token_path = dir.path().join("doc-ts.tst");
+        std::fs::write(&token_path, token).unwrap();
+        let ts_chain = dir.path().join("ts-chain.pem");
+        std::fs::write(
+            &ts_chain,
+            h.authority("timestamping-ca").unwrap().cert_pem(),
+        )
+        .unwrap();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-token_in", "-digest", &hex, "-in"])
+            .arg(&token_path)
+            .arg("-CAfile")
+            .arg(&root)
+            .arg("-untrusted")
+            .arg(&ts_chain)
+            .output()
+            .unwrap();
+        let verdict = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && verdict.contains("Verification: OK"),
+            "{verdict}"
+        );
         // Everything needed is in the file: each signer validates offline, revocation required,
         // from the DSS alone.
         let parsed = lopdf::Document::load_mem(&doc).unwrap();
