@@ -228,16 +228,6 @@ pub fn draw(font: &Font, what: &Visible, width: f32, height: f32) -> PdfResult<D
         .iter()
         .map(|(old, new)| (*new, font.advance_milli(*old).round() as u16))
         .collect();
-    let digest = openssl::sha::sha256(
-        &used
-            .iter()
-            .flat_map(|g| g.to_be_bytes())
-            .collect::<Vec<u8>>(),
-    );
-    let tag: String = digest[..6]
-        .iter()
-        .map(|b| (b'A' + b % 26) as char)
-        .collect();
     Ok(Drawn {
         content: content.into_bytes(),
         width,
@@ -246,7 +236,7 @@ pub fn draw(font: &Font, what: &Visible, width: f32, height: f32) -> PdfResult<D
         cff: font.is_cff(),
         widths,
         to_unicode: writer::to_unicode_cmap(&pairs),
-        base_font: format!("{tag}+{}", font.postscript_name().replace(' ', "")),
+        base_font: font.subset_name(&used),
         bbox: font.bbox_milli(),
         ascent: font.ascender_milli(),
         descent: font.descender_milli(),

@@ -193,6 +193,18 @@ impl Font {
         ]
     }
 
+    /// The PostScript name of a subset, with its six-letter tag derived from the glyph set, so
+    /// the same text always gives the same name (and the same bytes).
+    pub fn subset_name(&self, glyphs: &BTreeSet<u16>) -> String {
+        let ids: Vec<u8> = glyphs.iter().flat_map(|g| g.to_be_bytes()).collect();
+        let digest = openssl::sha::sha256(&ids);
+        let tag: String = digest[..6]
+            .iter()
+            .map(|b| (b'A' + b % 26) as char)
+            .collect();
+        format!("{tag}+{}", self.postscript_name().replace(' ', ""))
+    }
+
     /// Subsets the font to `glyphs` (old ids). Returns the embeddable font program (for CFF
     /// outlines only the `CFF ` table, for TrueType the whole subset) and the old → new id map.
     pub fn subset(&self, glyphs: &BTreeSet<u16>) -> PdfResult<(Vec<u8>, HashMap<u16, u16>)> {

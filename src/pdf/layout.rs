@@ -594,18 +594,7 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
             true,
         )
     };
-    // The subset tag is derived from the glyph set, so it is stable for the same text.
-    let digest = openssl::sha::sha256(
-        &used
-            .iter()
-            .flat_map(|g| g.to_be_bytes())
-            .collect::<Vec<u8>>(),
-    );
-    let tag: String = digest[..6]
-        .iter()
-        .map(|b| (b'A' + b % 26) as char)
-        .collect();
-    let base = format!("{tag}+{}", font.postscript_name().replace(' ', ""));
+    let base = font.subset_name(&used);
     let bbox = font.bbox_milli();
     let descriptor = w.add(&dict(vec![
         ("Type", name("FontDescriptor")),
