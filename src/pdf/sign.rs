@@ -35,6 +35,30 @@ pub struct SignOptions<'a> {
     pub visible: Option<(&'a Font, Visible)>,
 }
 
+/// A signature dictionary with a placeholder byte range and `reserve` zero bytes of /Contents,
+/// both filled in once the update is written (`fill_contents`).
+fn signature_dictionary(kind: &str, sub_filter: &str, reserve: usize) -> Dictionary {
+    let mut sig = Dictionary::new();
+    sig.set("Type", name(kind));
+    sig.set("Filter", name("Adobe.PPKLite"));
+    sig.set("SubFilter", name(sub_filter));
+    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
+    sig.set(
+        "ByteRange",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+            Object::Integer(placeholder),
+        ]),
+    );
+    sig.set(
+        "Contents",
+        Object::String(vec![0u8; reserve], StringFormat::Hexadecimal),
+    );
+    sig
+}
+
 fn name(n: &str) -> Object {
     Object::Name(n.as_bytes().to_vec())
 }
@@ -221,24 +245,7 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
         .and_then(|o| o.as_reference().ok());
 
     let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
-    let mut sig = Dictionary::new();
-    sig.set("Type", Object::Name(b"Sig".to_vec()));
-    sig.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
-    sig.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
-    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
-    sig.set(
-        "ByteRange",
-        Object::Array(vec![
-            Object::Integer(0),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-        ]),
-    );
-    sig.set(
-        "Contents",
-        Object::String(vec![0u8; opts.reserve], StringFormat::Hexadecimal),
-    );
+    let mut sig = signature_dictionary("Sig", "ETSI.CAdES.detached", opts.reserve);
     sig.set(
         "M",
         Object::String(pdf_time(opts.time).into_bytes(), StringFormat::Literal),
@@ -524,24 +531,7 @@ pub fn add_document_timestamp(
         .and_then(|o| o.as_reference().ok());
     let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
 
-    let mut sig = Dictionary::new();
-    sig.set("Type", name("DocTimeStamp"));
-    sig.set("Filter", name("Adobe.PPKLite"));
-    sig.set("SubFilter", name("ETSI.RFC3161"));
-    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
-    sig.set(
-        "ByteRange",
-        Object::Array(vec![
-            Object::Integer(0),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-        ]),
-    );
-    sig.set(
-        "Contents",
-        Object::String(vec![0u8; reserve], StringFormat::Hexadecimal),
-    );
+    let sig = signature_dictionary("DocTimeStamp", "ETSI.RFC3161", reserve);
     let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
 
     let mut widget = Dictionary::new();
