@@ -35,6 +35,22 @@ pub struct SignOptions<'a> {
     pub visible: Option<(&'a Font, Visible)>,
 }
 
+/// The catalog's id and, when the AcroForm is an indirect object, its id.
+fn catalog_and_form(doc: &Document) -> PdfResult<(ObjectId, Option<ObjectId>)> {
+    let catalog_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(err)?;
+    let acroform = doc
+        .catalog()
+        .map_err(err)?
+        .get(b"AcroForm")
+        .ok()
+        .and_then(|o| o.as_reference().ok());
+    Ok((catalog_id, acroform))
+}
+
 /// A signature dictionary with a placeholder byte range and `reserve` zero bytes of /Contents,
 /// both filled in once the update is written (`fill_contents`).
 fn signature_dictionary(kind: &str, sub_filter: &str, reserve: usize) -> Dictionary {
@@ -232,17 +248,7 @@ fn find_field(doc: &Document, name: &str) -> PdfResult<ObjectId> {
 pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
     let doc = Document::load_mem(input).map_err(err)?;
     let field_id = find_field(&doc, opts.field)?;
-    let catalog_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(err)?;
-    let acroform_ref = doc
-        .catalog()
-        .map_err(err)?
-        .get(b"AcroForm")
-        .ok()
-        .and_then(|o| o.as_reference().ok());
+    let (catalog_id, acroform_ref) = catalog_and_form(&doc)?;
 
     let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
     let mut sig = signature_dictionary("Sig", "ETSI.CAdES.detached", opts.reserve);
@@ -513,22 +519,12 @@ pub fn add_document_timestamp(
     if find_field(&doc, field).is_ok() {
         return Err(err(format!("field `{field}` already exists")));
     }
-    let catalog_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(err)?;
+    let (catalog_id, acroform_ref) = catalog_and_form(&doc)?;
     let first_page = *doc
         .get_pages()
         .values()
         .next()
         .ok_or_else(|| err("no pages"))?;
-    let acroform_ref = doc
-        .catalog()
-        .map_err(err)?
-        .get(b"AcroForm")
-        .ok()
-        .and_then(|o| o.as_reference().ok());
     let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
 
     let sig = signature_dictionary("DocTimeStamp", "ETSI.RFC3161", reserve);

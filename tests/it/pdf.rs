@@ -480,6 +480,23 @@ mod signing {
         None
     }
 
+    /// `pyhanko sign validate` against our root only, without revocation checks.
+    fn pyhanko_validate(
+        pyhanko: &str,
+        root: &std::path::Path,
+        file: &std::path::Path,
+        pretty: bool,
+    ) -> std::process::Output {
+        let mut c = Command::new(pyhanko);
+        c.args(["sign", "validate", "--trust"])
+            .arg(root)
+            .args(["--trust-replace", "--no-revocation-check"]);
+        if pretty {
+            c.arg("--pretty-print");
+        }
+        c.arg(file).output().unwrap()
+    }
+
     #[test]
     fn buyers_sign_existing_fields_and_pyhanko_accepts_every_revision() {
         let (Some(font), Some(pyhanko)) = (cjk_font(), pyhanko()) else {
@@ -584,13 +601,7 @@ mod signing {
             doc = signed;
             let path = dir.path().join(format!("{field}.pdf"));
             std::fs::write(&path, &doc).unwrap();
-            let out = Command::new(&pyhanko)
-                .args(["sign", "validate", "--trust"])
-                .arg(&root)
-                .args(["--trust-replace", "--no-revocation-check"])
-                .arg(&path)
-                .output()
-                .unwrap();
+            let out = pyhanko_validate(&pyhanko, &root, &path, false);
             let text = format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),
@@ -618,13 +629,7 @@ mod signing {
                     "{text}"
                 );
                 // The first signature certifies the document (DocMDP P=2).
-                let pretty = Command::new(&pyhanko)
-                    .args(["sign", "validate", "--trust"])
-                    .arg(&root)
-                    .args(["--trust-replace", "--no-revocation-check", "--pretty-print"])
-                    .arg(&path)
-                    .output()
-                    .unwrap();
+                let pretty = pyhanko_validate(&pyhanko, &root, &path, true);
                 let pretty = String::from_utf8_lossy(&pretty.stdout).into_owned();
                 assert!(
                     pretty.contains("compatible with the current document modification policy"),
@@ -716,13 +721,7 @@ mod signing {
         doc = sealed;
         let path = dir.path().join("sealed.pdf");
         std::fs::write(&path, &doc).unwrap();
-        let out = Command::new(&pyhanko)
-            .args(["sign", "validate", "--trust"])
-            .arg(&root)
-            .args(["--trust-replace", "--no-revocation-check"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = pyhanko_validate(&pyhanko, &root, &path, false);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{text}");
         assert_eq!(
@@ -748,13 +747,7 @@ mod signing {
         assert!(with_dss.starts_with(&doc));
         doc = with_dss;
         std::fs::write(&path, &doc).unwrap();
-        let out = Command::new(&pyhanko)
-            .args(["sign", "validate", "--trust"])
-            .arg(&root)
-            .args(["--trust-replace", "--no-revocation-check"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = pyhanko_validate(&pyhanko, &root, &path, false);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{text}");
         assert_eq!(
@@ -782,13 +775,7 @@ mod signing {
         assert!(stamped.starts_with(&doc));
         let lta_path = dir.path().join("lta.pdf");
         std::fs::write(&lta_path, &stamped).unwrap();
-        let out = Command::new(&pyhanko)
-            .args(["sign", "validate", "--trust"])
-            .arg(&root)
-            .args(["--trust-replace", "--no-revocation-check"])
-            .arg(&lta_path)
-            .output()
-            .unwrap();
+        let out = pyhanko_validate(&pyhanko, &root, &lta_path, false);
         let lta_text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{lta_text}");
         assert_eq!(
