@@ -3,9 +3,10 @@
 
 use crate::config::{Config, Overrides};
 use crate::server;
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -59,6 +60,18 @@ pub enum Command {
         /// The document time (ISO 8601); the same data, template and time give the same bytes.
         #[arg(long, default_value = "2026-01-01T00:00:00+08:00")]
         created: String,
+    },
+    /// Verify the signatures of a PDF. Exit status: 0 valid, 1 invalid, 2 indeterminate,
+    /// 3 not a readable PDF.
+    Verify {
+        /// A trusted root certificate (PEM); repeatable. Without it, the root of this
+        /// installation's PKI is trusted when there is one.
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+        /// Print the full report as JSON (fields in docs/verification.md).
+        #[arg(long)]
+        json: bool,
+        file: PathBuf,
     },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
@@ -181,6 +194,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki { action } => pki(action, cfg).await,
+        Command::Verify { trust, json, file } => verify(&cfg, &trust, json, &file),
         Command::Render {
             data,
             out,
@@ -327,4 +341,56 @@ fn render(
         }
         Err(e) => Err(anyhow::anyhow!("{e}")),
     }
+}
+
+fn verify(cfg: &Config, trust: &[PathBuf], json: bool, file: &Path) -> anyhow::Result<ExitCode> {
+    use crate::pdf::verify::{Options, Verdict};
+    let mut anchors = Vec::new();
+    let mut paths: Vec<PathBuf> = trust.to_vec();
+    let own_root = cfg.pki_dir().join("root.pem");
+    if paths.is_empty() && own_root.exists() {
+        paths.push(own_root);
+    }
+    for p in &paths {
+        let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        anchors.extend(
+            openssl::x509::X509::stack_from_pem(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", p.display()))?,
+        );
+    }
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("无法读取 {}: {e}", file.display());
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let opts = Options {
+        trust: anchors,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let report = match crate::pdf::verify::verify(&bytes, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"code": "not_a_pdf", "message": e.to_string()})
+                );
+            } else {
+                eprintln!("不是可读的 PDF 文件: {e}");
+            }
+            return Ok(ExitCode::from(3));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::pdf::verify::summary(&report));
+    }
+    Ok(ExitCode::from(match report.verdict {
+        Verdict::Valid => 0,
+        Verdict::Invalid => 1,
+        Verdict::Indeterminate => 2,
+    }))
 }

@@ -5,8 +5,10 @@ pub mod appearance;
 pub mod font;
 pub mod layout;
 pub mod numerals;
+pub mod read;
 pub mod sign;
 pub mod template;
+pub mod verify;
 pub mod writer;
 
 #[derive(Debug, thiserror::Error)]

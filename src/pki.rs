@@ -10,6 +10,7 @@ pub mod keys;
 pub mod names;
 pub mod pkcs11;
 pub mod profile;
+pub mod signed;
 pub mod tsa;
 pub mod validate;
 

@@ -11,3 +11,4 @@ mod pdf;
 mod pki;
 mod process;
 mod store;
+mod verify;

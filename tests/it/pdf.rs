@@ -150,7 +150,7 @@ fn a_rendered_document_passes_poppler_and_qpdf() {
     assert_eq!(again.bytes, r.bytes, "deterministic output");
 }
 
-mod contract {
+pub(crate) mod contract {
     use super::{cjk_font, tool};
     use virtual_window::domain::contract::ContractData;
     use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
@@ -458,17 +458,14 @@ mod records {
     }
 }
 
-mod signing {
-    use super::cjk_font;
+pub(crate) mod signing {
+    use crate::verify::Chain;
     use std::process::Command;
-    use time::OffsetDateTime;
-    use virtual_window::pdf::appearance::Visible;
     use virtual_window::pdf::sign::{SignOptions, sign};
-    use virtual_window::pki::ca::{self, Subject};
-    use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey, tsa};
-    use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
+    use virtual_window::pki::ca::Subject;
+    use virtual_window::pki::{KeyAlgorithm, SoftwareKey};
 
-    fn pyhanko() -> Option<String> {
+    pub(crate) fn pyhanko() -> Option<String> {
         let bin = std::env::var("VW_PYHANKO").unwrap_or_else(|_| "target/venv/bin/pyhanko".into());
         if std::path::Path::new(&bin).exists() {
             return Some(bin);
@@ -498,173 +495,67 @@ mod signing {
     }
 
     #[test]
-    fn buyers_sign_existing_fields_and_pyhanko_accepts_every_revision() {
-        let (Some(font), Some(pyhanko)) = (cjk_font(), pyhanko()) else {
+    fn every_revision_of_the_signed_contract_passes_pyhanko_pdfsig_and_qpdf() {
+        let (Some(chain), Some(pyhanko)) = (Chain::build(), pyhanko()) else {
             return;
         };
-        let now = OffsetDateTime::now_utc();
-        let profiles = Profiles::builtin();
-        let (h, _) = Hierarchy::create(
-            &profiles,
-            KeyAlgorithm::EcdsaP256,
-            now,
-            "http://127.0.0.1/pki/crl",
-        )
-        .unwrap();
-        let people = h.authority("people-ca").unwrap();
-        let contract = render_contract(
-            &font,
-            CONTRACT_TEMPLATE,
-            &super::contract::sample(),
-            "https://window.example",
-            "2026-11-28T10:00:00+08:00",
-        )
-        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root.pem");
-        std::fs::write(&root, h.root.cert_pem()).unwrap();
+        std::fs::write(&root, chain.root_pem()).unwrap();
+        // poppler's pdfsig trusts what an NSS database holding the root trusts.
+        let nss = dir.path().join("nss");
+        std::fs::create_dir(&nss).unwrap();
+        let db = format!("sql:{}", nss.display());
+        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(
+            ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db])),
+            "certutil (libnss3-tools)"
+        );
+        assert!(ok(Command::new("certutil")
+            .args(["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i"])
+            .arg(&root)));
 
-        // A time-stamping unit for the second signature (PAdES B-T).
-        let tsa_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let tsa_cert = ca::issue(
-            &profiles,
-            h.authority("timestamping-ca").unwrap(),
-            "tsa",
-            &Subject::Unit {
-                common_name: "虚拟窗口时间戳服务".into(),
-                organisation: ca::OPERATOR.into(),
-            },
-            &tsa_key,
-            now,
-            "http://127.0.0.1/pki/crl",
-        )
-        .unwrap();
-        let tsa_chain = vec![h.authority("timestamping-ca").unwrap().cert_der.clone()];
-        let timestamp = |digest: &[u8; 32]| {
-            let (req, _) = tsa::request(digest, true)?;
-            let parsed = tsa::parse_request(&req)
-                .map_err(|f| virtual_window::pki::PkiError::Build(format!("{f:?}")))?;
-            let unit = tsa::TimeStampUnit {
-                cert_der: &tsa_cert.der,
-                chain: &tsa_chain,
-                key: &tsa_key,
-            };
-            tsa::token_from_response(&tsa::respond(&unit, &parsed, OffsetDateTime::now_utc())?)
-        };
-        let mut doc = contract.pdf.clone();
-        for (field, name) in [("buyer-1", "张伟"), ("buyer-2", "李娜")] {
-            let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-            let cert = ca::issue(
-                &profiles,
-                people,
-                "event",
-                &Subject::Person {
-                    name: name.into(),
-                    pseudonym: "PSN-01".into(),
-                },
-                &key,
-                now,
-                "http://127.0.0.1/pki/crl",
-            )
-            .unwrap();
-            let signed = sign(
-                &doc,
-                &SignOptions {
-                    field,
-                    signer_cert: &cert.der,
-                    chain: vec![people.cert_der.clone()],
-                    key: &key,
-                    time: now,
-                    reason: Some("买受人签署"),
-                    reserve: 16384,
-                    // The first signature certifies the contract, allowing the later ones (P=2).
-                    certify: (field == "buyer-1").then_some(2),
-                    visible: Some((
-                        &font,
-                        Visible::Signature {
-                            name: name.into(),
-                            time: "2026-11-28 10:00".into(),
-                        },
-                    )),
-                    timestamper: if field == "buyer-2" {
-                        Some(&timestamp)
-                    } else {
-                        None
-                    },
-                },
-            )
-            .unwrap();
-            assert!(
-                signed.starts_with(&doc),
-                "an incremental update keeps the earlier bytes"
-            );
-            doc = signed;
-            let path = dir.path().join(format!("{field}.pdf"));
-            std::fs::write(&path, &doc).unwrap();
+        let signers = ["buyer-1", "buyer-2", "seller-seal", "centre-seal"];
+        for (step, (name, doc)) in chain.steps.iter().enumerate().skip(1) {
+            let path = dir.path().join(format!("{name}.pdf"));
+            std::fs::write(&path, doc).unwrap();
+            let signed: Vec<&str> = signers.iter().copied().take(step).collect();
             let out = pyhanko_validate(&pyhanko, &root, &path, false);
             let text = format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(out.status.success(), "pyHanko rejects {field}: {text}");
+            assert!(out.status.success(), "pyHanko rejects {name}: {text}");
             let status = |f: &str| {
                 text.lines()
                     .find(|l| l.starts_with(&format!("{f}:")))
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| panic!("{name}: no line for {f}: {text}"))
                     .to_owned()
             };
-            if field == "buyer-1" {
-                assert!(
-                    status("buyer-1").ends_with(":INTACT:TRUSTED,UNTOUCHED"),
-                    "{text}"
-                );
-            } else {
-                // The first signature no longer covers the whole file: what came after it is the
-                // filling of another signature field, a permitted change.
-                let first = status("buyer-1");
-                assert!(
-                    first.contains(":INTACT:TRUSTED,")
-                        && first.contains("ACCEPTABLE_MODIFICATIONS"),
-                    "{text}"
-                );
-                // The first signature certifies the document (DocMDP P=2).
-                let pretty = pyhanko_validate(&pyhanko, &root, &path, true);
-                let pretty = String::from_utf8_lossy(&pretty.stdout).into_owned();
-                assert!(
-                    pretty.contains("compatible with the current document modification policy"),
-                    "{pretty}"
-                );
-                let parsed = lopdf::Document::load_mem(&doc).unwrap();
-                let perms = parsed
-                    .catalog()
-                    .unwrap()
-                    .get(b"Perms")
-                    .unwrap()
-                    .as_dict()
-                    .unwrap();
-                let sig = parsed
-                    .get_dictionary(perms.get(b"DocMDP").unwrap().as_reference().unwrap())
-                    .unwrap();
-                let reference = sig.get(b"Reference").unwrap().as_array().unwrap()[0]
-                    .as_dict()
-                    .unwrap();
-                let params = reference
-                    .get(b"TransformParams")
-                    .unwrap()
-                    .as_dict()
-                    .unwrap();
-                assert_eq!(
-                    params.get(b"P").unwrap().as_i64().unwrap(),
-                    2,
-                    "certified with P=2"
-                );
-                // B-T: pyHanko finds the signature time-stamp and validates it too.
-                assert!(
-                    status("buyer-2")
-                        .ends_with(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,UNTOUCHED"),
-                    "{text}"
-                );
+            for (i, f) in signed.iter().enumerate() {
+                let line = status(f);
+                assert!(line.contains(":INTACT:TRUSTED"), "{name}: {line}");
+                // Every signature but buyer-1's carries a trusted signature time-stamp (B-T).
+                if i > 0 {
+                    assert!(
+                        line.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"),
+                        "{name}: {line}"
+                    );
+                }
+                let last_signature = i + 1 == signed.len() && step <= signers.len();
+                if last_signature {
+                    assert!(line.ends_with("UNTOUCHED"), "{name}: {line}");
+                } else {
+                    // Filling later signature fields, the DSS and the document time-stamp are
+                    // all permitted changes.
+                    assert!(line.ends_with("ACCEPTABLE_MODIFICATIONS"), "{name}: {line}");
+                }
+                // pyHanko names the strongest change: form filling for a signature followed
+                // by other signatures, LTA updates when only the DSS and time-stamp followed.
+                if (*name == "dss" || *name == "lta") && i + 1 == signed.len() {
+                    assert!(line.contains("EXTENDED_WITH_LTA_UPDATES"), "{name}: {line}");
+                }
             }
             let qpdf = Command::new("qpdf")
                 .arg("--check")
@@ -673,127 +564,59 @@ mod signing {
                 .unwrap();
             assert!(
                 qpdf.status.success(),
-                "{}",
+                "{name}: {}",
                 String::from_utf8_lossy(&qpdf.stdout)
             );
+            let out = Command::new("pdfsig")
+                .args(["-nssdir", &db])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let valid = text
+                .matches("Signature Validation: Signature is Valid.")
+                .count();
+            let trusted = text
+                .matches("Certificate Validation: Certificate is Trusted.")
+                .count();
+            assert!(
+                valid >= signed.len() && trusted >= signed.len(),
+                "{name}: {text}"
+            );
+            assert!(!text.contains("Signature is Invalid"), "{name}: {text}");
         }
-        // The developer seals with a visible red seal; every signature stays valid.
-        let seal_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let orgs = h.authority("organisations-ca").unwrap();
-        let seal_cert = ca::issue(
-            &profiles,
-            orgs,
-            "organisation-seal",
-            &Subject::OrganisationSeal {
-                organisation: "东莞市云境置业有限公司".into(),
-                uscc: "91441900MA4W0L7N36".into(),
-                seal_name: "合同专用章".into(),
-                seal_image_sha256: None,
-            },
-            &seal_key,
-            now,
-            "http://127.0.0.1/pki/crl",
-        )
-        .unwrap();
-        let sealed = sign(
-            &doc,
-            &SignOptions {
-                field: "seller-seal",
-                signer_cert: &seal_cert.der,
-                chain: vec![orgs.cert_der.clone()],
-                key: &seal_key,
-                time: now,
-                reason: Some("出卖人盖章"),
-                reserve: 16384,
-                timestamper: Some(&timestamp),
-                certify: None,
-                visible: Some((
-                    &font,
-                    Visible::Seal {
-                        organisation: "东莞市云境置业有限公司".into(),
-                        purpose: "合同专用章".into(),
-                    },
-                )),
-            },
-        )
-        .unwrap();
-        assert!(sealed.starts_with(&doc));
-        doc = sealed;
-        let path = dir.path().join("sealed.pdf");
-        std::fs::write(&path, &doc).unwrap();
-        let out = pyhanko_validate(&pyhanko, &root, &path, false);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{text}");
-        assert_eq!(
-            text.lines()
-                .filter(|l| l.contains(":INTACT:TRUSTED"))
-                .count(),
-            3,
-            "{text}"
-        );
+
+        // The first signature certifies the contract with DocMDP P=2.
+        let path = dir.path().join("lta.pdf");
+        let pretty = pyhanko_validate(&pyhanko, &root, &path, true);
+        let pretty = String::from_utf8_lossy(&pretty.stdout).into_owned();
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("seller-seal:") && l.ends_with("UNTOUCHED")),
-            "{text}"
+            pretty.contains("compatible with the current document modification policy"),
+            "{pretty}"
         );
-        // B-LT: the certificates and CRLs needed to validate later, in a DSS update.
-        let mut certs: Vec<Vec<u8>> = vec![h.root.cert_der.clone()];
-        certs.extend(h.issuing.iter().map(|a| a.cert_der.clone()));
-        let crls: Vec<Vec<u8>> = std::iter::once(&h.root)
-            .chain(h.issuing.iter())
-            .map(|a| ca::crl(a, &[], 1, now, time::Duration::days(1)).unwrap())
-            .collect();
-        let with_dss = virtual_window::pdf::sign::add_dss(&doc, &certs, &crls).unwrap();
-        assert!(with_dss.starts_with(&doc));
-        doc = with_dss;
-        std::fs::write(&path, &doc).unwrap();
-        let out = pyhanko_validate(&pyhanko, &root, &path, false);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{text}");
-        assert_eq!(
-            text.lines()
-                .filter(|l| l.contains(":INTACT:TRUSTED"))
-                .count(),
-            3,
-            "{text}"
-        );
-        // pyHanko recognises the DSS update as a permitted long-term-validation update.
-        assert!(
-            text.lines().any(|l| l.starts_with("seller-seal:")
-                && l.contains("EXTENDED_WITH_LTA_UPDATES")
-                && l.ends_with("ACCEPTABLE_MODIFICATIONS")),
-            "{text}"
-        );
-        // B-LTA: a document time-stamp over everything so far.
-        let stamped = virtual_window::pdf::sign::add_document_timestamp(
-            &doc,
-            "archive-timestamp",
-            &timestamp,
-            16384,
-        )
-        .unwrap();
-        assert!(stamped.starts_with(&doc));
-        let lta_path = dir.path().join("lta.pdf");
-        std::fs::write(&lta_path, &stamped).unwrap();
-        let out = pyhanko_validate(&pyhanko, &root, &lta_path, false);
-        let lta_text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{lta_text}");
-        assert_eq!(
-            lta_text
-                .lines()
-                .filter(|l| l.contains(":INTACT:TRUSTED"))
-                .count(),
-            3,
-            "{lta_text}"
-        );
-        assert!(
-            lta_text
-                .lines()
-                .all(|l| l.is_empty() || l.ends_with("ACCEPTABLE_MODIFICATIONS")),
-            "adding the document time-stamp is a permitted change: {lta_text}"
-        );
-        // The document time-stamp itself, checked by OpenSSL over its byte range.
-        let parsed = lopdf::Document::load_mem(&stamped).unwrap();
+        let parsed = lopdf::Document::load_mem(chain.last()).unwrap();
+        let perms = parsed
+            .catalog()
+            .unwrap()
+            .get(b"Perms")
+            .unwrap()
+            .as_dict()
+            .unwrap();
+        let sig = parsed
+            .get_dictionary(perms.get(b"DocMDP").unwrap().as_reference().unwrap())
+            .unwrap();
+        let reference = sig.get(b"Reference").unwrap().as_array().unwrap()[0]
+            .as_dict()
+            .unwrap();
+        let params = reference
+            .get(b"TransformParams")
+            .unwrap()
+            .as_dict()
+            .unwrap();
+        assert_eq!(params.get(b"P").unwrap().as_i64().unwrap(), 2);
+
+        // The document time-stamp, checked by OpenSSL over its byte range.
+        let stamped = chain.last();
         let ts_sig = parsed
             .objects
             .values()
@@ -810,35 +633,18 @@ mod signing {
             .iter()
             .map(|v| v.as_i64().unwrap() as usize)
             .collect();
-        assert_eq!(br[0], 0);
-        assert_eq!(
-            br[2] + br[3],
-            stamped.len(),
-            "the time-stamp covers the whole file"
-        );
+        assert_eq!((br[0], br[2] + br[3]), (0, stamped.len()));
         let mut covered = stamped[..br[1]].to_vec();
         covered.extend_from_slice(&stamped[br[2]..]);
         let digest = openssl::sha::sha256(&covered);
         let token = ts_sig.get(b"Contents").unwrap().as_str().unwrap();
-        let token = &token[..{
-            // the token is a DER SEQUENCE followed by the zero padding of the reservation
-            let len_byte = token[1];
-            if len_byte < 0x80 {
-                2 + len_byte as usize
-            } else {
-                let n = (len_byte & 0x7f) as usize;
-                2 + n
-                    + token[2..2 + n]
-                        .iter()
-                        .fold(0usize, |a, b| (a << 8) | *b as usize)
-            }
-        }];
+        let len = virtual_window::pki::signed::element_len(token).unwrap();
         let token_path = dir.path().join("doc-ts.tst");
-        std::fs::write(&token_path, token).unwrap();
+        std::fs::write(&token_path, &token[..len]).unwrap();
         let ts_chain = dir.path().join("ts-chain.pem");
         std::fs::write(
             &ts_chain,
-            h.authority("timestamping-ca").unwrap().cert_pem(),
+            chain.h.authority("timestamping-ca").unwrap().cert_pem(),
         )
         .unwrap();
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -860,9 +666,25 @@ mod signing {
             out.status.success() && verdict.contains("Verification: OK"),
             "{verdict}"
         );
-        // Everything needed is in the file: each signer validates offline, revocation required,
-        // from the DSS alone.
-        let parsed = lopdf::Document::load_mem(&doc).unwrap();
+
+        // Poppler draws the seals without complaint.
+        let png = Command::new("pdftoppm")
+            .args(["-r", "20", "-f", "7", "-l", "7", "-png"])
+            .arg(&path)
+            .arg(dir.path().join("sealed"))
+            .output()
+            .unwrap();
+        assert!(
+            png.status.success() && png.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&png.stderr)
+        );
+    }
+
+    #[test]
+    fn validation_data_in_the_dss_is_enough_offline() {
+        let Some(chain) = Chain::build() else { return };
+        let parsed = lopdf::Document::load_mem(chain.step("dss")).unwrap();
         let dss = parsed
             .get_dictionary(
                 parsed
@@ -893,7 +715,7 @@ mod signing {
                 .collect()
         };
         let offline = virtual_window::pki::Validation {
-            anchors: vec![openssl::x509::X509::from_der(&h.root.cert_der).unwrap()],
+            anchors: vec![openssl::x509::X509::from_der(&chain.h.root.cert_der).unwrap()],
             intermediates: load(b"Certs")
                 .iter()
                 .map(|c| openssl::x509::X509::from_der(c).unwrap())
@@ -904,100 +726,52 @@ mod signing {
                 .collect(),
             require_revocation: true,
         };
-        for cert in [&seal_cert.der, &tsa_cert.der] {
-            offline
-                .validate(
-                    &openssl::x509::X509::from_der(cert).unwrap(),
-                    now,
-                    virtual_window::pki::Purpose::DocumentSigning,
-                )
-                .unwrap();
-        }
-
-        // poppler's pdfsig, with an NSS database trusting the root, agrees on all three.
-        let nss = dir.path().join("nss");
-        std::fs::create_dir(&nss).unwrap();
-        let db = format!("sql:{}", nss.display());
-        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-        assert!(
-            ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db])),
-            "certutil (libnss3-tools)"
+        let (seal, _) = chain.issue(
+            "organisations-ca",
+            "organisation-seal",
+            &Subject::OrganisationSeal {
+                organisation: "东莞市云境置业有限公司".into(),
+                uscc: "91441900MA4W0L7N36".into(),
+                seal_name: "合同专用章".into(),
+                seal_image_sha256: None,
+            },
+            KeyAlgorithm::EcdsaP256,
         );
-        assert!(ok(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i"])
-            .arg(&root)));
-        let out = Command::new("pdfsig")
-            .args(["-nssdir", &db])
-            .arg(&path)
-            .output()
+        offline
+            .validate(
+                &openssl::x509::X509::from_der(&seal.der).unwrap(),
+                chain.now,
+                virtual_window::pki::Purpose::DocumentSigning,
+            )
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            text.matches("Signature Validation: Signature is Valid.")
-                .count(),
-            3,
-            "{text}"
-        );
-        assert_eq!(
-            text.matches("Certificate Validation: Certificate is Trusted.")
-                .count(),
-            3,
-            "{text}"
-        );
-        assert!(
-            text.contains("Signer Certificate Common Name: 东莞市云境置业有限公司合同专用章"),
-            "{text}"
-        );
+    }
 
-        // Poppler draws the seal without complaint.
-        let png = Command::new("pdftoppm")
-            .args(["-r", "20", "-f", "7", "-l", "7", "-png"])
-            .arg(&path)
-            .arg(dir.path().join("sealed"))
-            .output()
-            .unwrap();
-        assert!(
-            png.status.success() && png.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&png.stderr)
-        );
-
-        // A field that is already signed cannot be signed again, and nothing is written.
+    #[test]
+    fn signing_refuses_a_signed_field_and_a_small_reservation_cleanly() {
+        let Some(chain) = Chain::build() else { return };
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let err = sign(
-            &doc,
-            &SignOptions {
-                field: "buyer-1",
-                signer_cert: &h.root.cert_der,
-                chain: vec![],
-                key: &key,
-                time: now,
-                reason: None,
-                reserve: 8192,
-                timestamper: None,
-                certify: None,
-                visible: None,
-            },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("already signed"), "{err}");
-        // Too small a reservation fails cleanly.
-        let err = sign(
-            &contract.pdf,
-            &SignOptions {
-                field: "buyer-1",
-                signer_cert: &h.root.cert_der,
-                chain: vec![],
-                key: &key,
-                time: now,
-                reason: None,
-                reserve: 64,
-                timestamper: None,
-                certify: None,
-                visible: None,
-            },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("reserved"), "{err}");
+        let attempt = |doc: &[u8], reserve: usize| {
+            sign(
+                doc,
+                &SignOptions {
+                    field: "buyer-1",
+                    signer_cert: &chain.h.root.cert_der,
+                    chain: vec![],
+                    key: &key,
+                    time: chain.now,
+                    reason: None,
+                    reserve,
+                    timestamper: None,
+                    certify: None,
+                    visible: None,
+                },
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let err = attempt(chain.last(), 8192);
+        assert!(err.contains("already signed"), "{err}");
+        let err = attempt(chain.step("contract"), 64);
+        assert!(err.contains("reserved"), "{err}");
     }
 }
