@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
+pub mod verify;
 
 pub use access::{Access, Endpoint};
 pub use error::{ApiError, ApiResult};
@@ -126,6 +127,14 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             Endpoint::new(Method::POST, "/tsa", Public),
             post(pki::timestamp),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/verify", Public),
+            post(verify::verify),
+        ),
+        (
+            Endpoint::new(Method::GET, "/verify", Public),
+            get(verify::page),
         ),
         (
             Endpoint::new(Method::GET, "/api/v1/pki/certificates", Roles(ADMIN)),

@@ -10,6 +10,7 @@ pub mod pki;
 pub mod ratelimit;
 pub mod seed;
 pub mod tokens;
+pub mod verification;
 
 pub use error::{Error, FieldError};
 
@@ -29,6 +30,8 @@ pub struct Services {
     /// The CJK font for documents; `None` when none was found (the service runs, says so in
     /// `/readyz`, and refuses to make documents).
     pub font: Option<crate::pdf::font::Font>,
+    /// Concurrent verifications of uploaded PDFs (CPU-bound, public).
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -46,7 +49,11 @@ impl Services {
                 None
             }
         };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Services {
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                cores * verification::SLOTS_PER_CORE,
+            )),
             font,
             config,
             store,

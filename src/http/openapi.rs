@@ -3,7 +3,7 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, error, health, inventory, pki};
+use super::{accounts, error, health, inventory, pki, verify};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -37,6 +37,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         pki::list,
         pki::revoke,
         pki::timestamp,
+        verify::verify,
+        verify::page,
     ),
     components(schemas(
         error::Problem,

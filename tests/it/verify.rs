@@ -1189,3 +1189,176 @@ fn hostile_structures_are_bounded() {
         assert!(started.elapsed() < Duration::from_secs(10), "{name}");
     }
 }
+
+mod service {
+    use super::*;
+    use crate::helpers::{Db, spawn_app, spawn_app_with};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+
+    fn upload(bytes: Vec<u8>, content_type: &str) -> Request<Body> {
+        Request::builder()
+            .method("POST")
+            .uri("/api/v1/verify")
+            .header("content-type", content_type)
+            .body(Body::from(bytes))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn anyone_can_verify_a_pdf_against_this_installations_root() {
+        let Some(app) = spawn_app(Db::Sqlite).await else {
+            return;
+        };
+        let Some(font) = cjk_font() else { return };
+        // A contract sealed with a certificate from the service's own hierarchy.
+        let pki = &app.services.pki;
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let orgs = pki.hierarchy.authority("organisations-ca").unwrap();
+        let cert = ca::issue(
+            &pki.profiles,
+            orgs,
+            "organisation-seal",
+            &Subject::OrganisationSeal {
+                organisation: "东莞市云境置业有限公司".into(),
+                uscc: "91441900MA4W0L7N36".into(),
+                seal_name: "合同专用章".into(),
+                seal_image_sha256: None,
+            },
+            &key,
+            OffsetDateTime::now_utc(),
+            &pki.crl_base,
+        )
+        .unwrap();
+        let contract = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &crate::pdf::contract::sample(),
+            "https://window.example",
+            "2026-11-28T10:00:00+08:00",
+        )
+        .unwrap()
+        .pdf;
+        let sealed = sign(
+            &contract,
+            &SignOptions {
+                field: "seller-seal",
+                signer_cert: &cert.der,
+                chain: vec![orgs.cert_der.clone()],
+                key: &key,
+                time: OffsetDateTime::now_utc(),
+                reason: None,
+                reserve: 8192,
+                timestamper: None,
+                certify: None,
+                visible: Some((
+                    &font,
+                    Visible::Seal {
+                        organisation: "东莞市云境置业有限公司".into(),
+                        purpose: "合同专用章".into(),
+                    },
+                )),
+            },
+        )
+        .unwrap();
+        let r = app.send(upload(sealed.clone(), "application/pdf")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["verdict"], "valid", "{}", r.text);
+        assert_eq!(r.body["signatures"][0]["field"], "seller-seal");
+        assert_eq!(r.body["signatures"][0]["trust"], "trusted");
+
+        // Changed after sealing: invalid, with the reason.
+        let mut changed = sealed.clone();
+        let at = contract.len() / 3;
+        changed[at] ^= 0x04;
+        let r = app.send(upload(changed, "application/pdf")).await;
+        assert_eq!(r.body["verdict"], "invalid");
+        assert_eq!(r.body["signatures"][0]["integrity"], "broken");
+
+        // Signed under someone else's root: intact but not trusted here.
+        if let Some(foreign) = Chain::build() {
+            let r = app
+                .send(upload(foreign.last().to_vec(), "application/pdf"))
+                .await;
+            assert_eq!(r.body["verdict"], "indeterminate");
+            assert_eq!(r.body["signatures"][0]["trust"], "untrusted");
+        }
+
+        // Not a PDF, the wrong media type: clear errors, nothing else.
+        let r = app.send(upload(b"hello".to_vec(), "application/pdf")).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.code(), "not_a_pdf");
+        let r = app.send(upload(sealed, "application/json")).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(r.code(), "unsupported_media_type");
+
+        let page = app.get("/verify", None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.text.contains("/api/v1/verify"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_over_the_limit_is_refused_before_it_is_read() {
+        let Some(app) = spawn_app_with(Db::Sqlite, |c| c.http.body_limit_bytes = 64 * 1024).await
+        else {
+            return;
+        };
+        let r = app
+            .send(upload(vec![b'%'; 200 * 1024], "application/pdf"))
+            .await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.code(), "payload_too_large");
+    }
+}
+
+#[test]
+fn the_verify_command_exits_with_the_verdict() {
+    let Some(chain) = Chain::build() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, chain.root_pem()).unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let good = file("good.pdf", chain.last());
+    let mut t = chain.last().to_vec();
+    let at = t.len() / 2;
+    t[at] ^= 1;
+    let bad = file("bad.pdf", &t);
+    let garbage = file("garbage.pdf", b"not a pdf at all");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_virtual-window"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("verify")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let trust = std::ffi::OsStr::new("--trust");
+    let out = run(&[trust, root.as_os_str(), good.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("有效 (valid)"), "{text}");
+    let out = run(&[trust, root.as_os_str(), "--json".as_ref(), good.as_os_str()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "valid");
+    assert_eq!(json["signatures"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        run(&[trust, root.as_os_str(), bad.as_os_str()])
+            .status
+            .code(),
+        Some(1)
+    );
+    // Nothing trusted (no --trust, no PKI in the data directory): indeterminate.
+    assert_eq!(run(&[good.as_os_str()]).status.code(), Some(2));
+    assert_eq!(run(&[garbage.as_os_str()]).status.code(), Some(3));
+    assert_eq!(
+        run(&[dir.path().join("missing.pdf").as_os_str()])
+            .status
+            .code(),
+        Some(3)
+    );
+}

@@ -1,0 +1,39 @@
+//! Verifying uploaded PDFs for anyone (a bank, a court, a buyer): the verifier of the pdf room,
+//! run off the async threads, with this installation's root as the trust anchor, and a bound on
+//! how many run at once so a flood of uploads cannot starve the rest of the service.
+
+use super::{Error, Services};
+use crate::pdf::verify::{self, Options, Report};
+use anyhow::Context as _;
+use bytes::Bytes;
+use openssl::x509::X509;
+
+/// Verifications allowed at once per core; beyond that callers are asked to retry.
+pub const SLOTS_PER_CORE: usize = 2;
+
+pub async fn verify_pdf(s: &Services, bytes: Bytes) -> Result<Report, Error> {
+    let _slot = s
+        .verify_slots
+        .try_acquire()
+        .map_err(|_| Error::Unavailable {
+            code: "verifier_busy",
+            message: "核验服务繁忙，请稍后再试。".into(),
+        })?;
+    let trust = vec![X509::from_der(&s.pki.hierarchy.root.cert_der).context("root certificate")?];
+    let outcome = tokio::task::spawn_blocking(move || {
+        verify::verify(
+            &bytes,
+            &Options {
+                trust,
+                now: time::OffsetDateTime::now_utc(),
+            },
+        )
+    })
+    .await
+    .context("verifier task")?;
+    outcome.map_err(|e| Error::Invalid {
+        code: "not_a_pdf",
+        message: format!("上传的文件不是可读的 PDF：{}", e.0),
+        fields: vec![],
+    })
+}
