@@ -8,6 +8,7 @@ pub mod numerals;
 pub mod read;
 pub mod sign;
 pub mod template;
+pub mod update;
 pub mod verify;
 pub mod writer;
 

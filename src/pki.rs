@@ -4,6 +4,7 @@
 //! every failure. A library: no axum, no sqlx; the services persist what it produces.
 
 pub mod ca;
+pub mod cache;
 pub mod cms;
 pub mod der;
 pub mod keys;

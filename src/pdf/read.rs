@@ -15,6 +15,8 @@ const MAX_SECTIONS: usize = 4096;
 const MAX_XREF_ENTRIES: usize = 8_000_000;
 /// How far from a declared offset a misplaced xref section is looked for.
 const REPAIR_WINDOW: usize = 64;
+/// Parsed objects kept for reuse within one file.
+const MAX_CACHED_OBJECTS: usize = 1_000_000;
 /// Objects held by one object stream.
 const MAX_OBJSTM_OBJECTS: usize = 100_000;
 
@@ -446,6 +448,7 @@ pub struct Pdf<'a> {
     /// Problems met while reading that make the analysis incomplete.
     pub problems: RefCell<Vec<String>>,
     objstm_cache: RefCell<HashMap<usize, Rc<ObjStm>>>,
+    object_cache: RefCell<HashMap<(usize, u32, u32), Rc<Object>>>,
     inflate_budget: Cell<usize>,
 }
 
@@ -498,6 +501,7 @@ impl<'a> Pdf<'a> {
             revisions: Vec::new(),
             problems: RefCell::new(Vec::new()),
             objstm_cache: RefCell::new(HashMap::new()),
+            object_cache: RefCell::new(HashMap::new()),
             // Inflated bytes allowed for the whole file: bounds decompression bombs.
             inflate_budget: Cell::new((data.len() * 8).clamp(64 << 20, 1 << 30)),
         };
@@ -935,7 +939,33 @@ impl<'a> Pdf<'a> {
 
     /// Object `num` in revision `rev`; `Null` when absent or free.
     pub fn get(&self, rev: usize, num: u32) -> ReadResult<Object> {
-        self.get_in(rev, num, 0)
+        self.get_rc(rev, num).map(|o| (*o).clone())
+    }
+
+    /// As `get`, shared: each object is parsed once however many revisions and walks ask for
+    /// it (keyed by where it lies, so a replaced object is a different entry).
+    pub fn get_rc(&self, rev: usize, num: u32) -> ReadResult<Rc<Object>> {
+        let key = match self.entry(rev, num) {
+            None | Some(Entry::Free) => return Ok(Rc::new(Object::Null)),
+            Some(Entry::InUse { offset, generation }) => (offset, num, generation as u32),
+            Some(Entry::Compressed { stream, index }) => match self.entry(rev, stream) {
+                Some(Entry::InUse { offset, .. }) => {
+                    (offset, num, u32::MAX - index.min(u32::MAX - 70_000))
+                }
+                _ => return fail(format!("object stream {stream} missing")),
+            },
+        };
+        if let Some(o) = self.object_cache.borrow().get(&key) {
+            return Ok(o.clone());
+        }
+        let obj = Rc::new(self.get_in(rev, num, 0)?);
+        // A stream whose /Length is indirect may read differently per revision: not shared.
+        let revision_dependent = matches!(&*obj, Object::Stream(st) if matches!(st.dict.get(b"Length"), Some(Object::Ref(..))));
+        let mut cache = self.object_cache.borrow_mut();
+        if !revision_dependent && cache.len() < MAX_CACHED_OBJECTS {
+            cache.insert(key, obj.clone());
+        }
+        Ok(obj)
     }
 
     fn get_in(&self, rev: usize, num: u32, depth: usize) -> ReadResult<Object> {

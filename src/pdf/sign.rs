@@ -4,11 +4,12 @@
 
 use super::appearance::{Drawn, Visible, draw};
 use super::font::Font;
+use super::read::{self, Object};
+use super::update::{Update, dict_entries, get, set, to_obj};
+use super::writer::{Obj, name, text};
 use super::{PdfError, PdfResult};
 use crate::pki::SigningKey;
 use crate::pki::cms::{self, ID_DATA, SignRequest};
-use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, Stream, StringFormat};
-use std::io::Write as _;
 use time::OffsetDateTime;
 
 /// Placeholder digits for the byte range, overwritten once the offsets are known.
@@ -35,147 +36,123 @@ pub struct SignOptions<'a> {
     pub visible: Option<(&'a Font, Visible)>,
 }
 
-/// The catalog's id and, when the AcroForm is an indirect object, its id.
-fn catalog_and_form(doc: &Document) -> PdfResult<(ObjectId, Option<ObjectId>)> {
-    let catalog_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(err)?;
-    let acroform = doc
-        .catalog()
-        .map_err(err)?
-        .get(b"AcroForm")
-        .ok()
-        .and_then(|o| o.as_reference().ok());
-    Ok((catalog_id, acroform))
-}
-
 /// A signature dictionary with a placeholder byte range and `reserve` zero bytes of /Contents,
 /// both filled in once the update is written (`fill_contents`).
-fn signature_dictionary(kind: &str, sub_filter: &str, reserve: usize) -> Dictionary {
-    let mut sig = Dictionary::new();
-    sig.set("Type", name(kind));
-    sig.set("Filter", name("Adobe.PPKLite"));
-    sig.set("SubFilter", name(sub_filter));
-    let placeholder: i64 = PLACEHOLDER.parse().expect("digits");
-    sig.set(
-        "ByteRange",
-        Object::Array(vec![
-            Object::Integer(0),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-            Object::Integer(placeholder),
-        ]),
-    );
-    sig.set(
-        "Contents",
-        Object::String(vec![0u8; reserve], StringFormat::Hexadecimal),
-    );
-    sig
-}
-
-fn name(n: &str) -> Object {
-    Object::Name(n.as_bytes().to_vec())
-}
-
-fn flate(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
-    enc.write_all(data).expect("writing to memory");
-    enc.finish().expect("writing to memory")
-}
-
-fn stream(dict: Dictionary, data: &[u8]) -> Object {
-    let mut dict = dict;
-    dict.set("Filter", name("FlateDecode"));
-    Object::Stream(Stream::new(dict, flate(data)).with_compression(false))
+fn signature_entries(kind: &str, sub_filter: &str, reserve: usize) -> Vec<(String, Obj)> {
+    let placeholder = Obj::Raw(PLACEHOLDER.as_bytes().to_vec());
+    let mut contents = Vec::with_capacity(reserve * 2 + 2);
+    contents.push(b'<');
+    contents.resize(reserve * 2 + 1, b'0');
+    contents.push(b'>');
+    vec![
+        ("Type".into(), name(kind)),
+        ("Filter".into(), name("Adobe.PPKLite")),
+        ("SubFilter".into(), name(sub_filter)),
+        (
+            "ByteRange".into(),
+            Obj::Array(vec![
+                Obj::Int(0),
+                placeholder.clone(),
+                placeholder.clone(),
+                placeholder,
+            ]),
+        ),
+        ("Contents".into(), Obj::Raw(contents)),
+    ]
 }
 
 /// Adds the drawn appearance's font and form XObject to the update; returns the XObject's id.
-fn add_appearance(doc: &mut Document, d: &Drawn) -> ObjectId {
-    let mut file = Dictionary::new();
-    if d.cff {
-        file.set("Subtype", name("CIDFontType0C"));
+fn add_appearance(up: &mut Update<'_>, d: &Drawn) -> u32 {
+    let entries = |v: Vec<(&str, Obj)>| -> Vec<(String, Obj)> {
+        v.into_iter().map(|(k, o)| (k.to_owned(), o)).collect()
+    };
+    let file = if d.cff {
+        entries(vec![("Subtype", name("CIDFontType0C"))])
     } else {
-        file.set("Length1", Object::Integer(d.font_program.len() as i64));
-    }
-    let file_id = doc.add_object(stream(file, &d.font_program));
-    let mut desc = Dictionary::new();
-    desc.set("Type", name("FontDescriptor"));
-    desc.set("FontName", name(&d.base_font));
-    desc.set("Flags", Object::Integer(4));
-    desc.set(
-        "FontBBox",
-        Object::Array(d.bbox.iter().map(|v| Object::Integer(*v as i64)).collect()),
-    );
-    desc.set("ItalicAngle", Object::Integer(0));
-    desc.set("Ascent", Object::Integer(d.ascent as i64));
-    desc.set("Descent", Object::Integer(d.descent as i64));
-    desc.set("CapHeight", Object::Integer(d.cap_height as i64));
-    desc.set("StemV", Object::Integer(80));
-    desc.set(
-        if d.cff { "FontFile3" } else { "FontFile2" },
-        Object::Reference(file_id),
-    );
-    let desc_id = doc.add_object(Object::Dictionary(desc));
+        entries(vec![("Length1", Obj::Int(d.font_program.len() as i64))])
+    };
+    let file_id = up.add_stream(file, &d.font_program, true);
+    let desc = Obj::Dict(entries(vec![
+        ("Type", name("FontDescriptor")),
+        ("FontName", name(&d.base_font)),
+        ("Flags", Obj::Int(4)),
+        (
+            "FontBBox",
+            Obj::Array(d.bbox.iter().map(|v| Obj::Int(*v as i64)).collect()),
+        ),
+        ("ItalicAngle", Obj::Int(0)),
+        ("Ascent", Obj::Int(d.ascent as i64)),
+        ("Descent", Obj::Int(d.descent as i64)),
+        ("CapHeight", Obj::Int(d.cap_height as i64)),
+        ("StemV", Obj::Int(80)),
+        (
+            if d.cff { "FontFile3" } else { "FontFile2" },
+            Obj::Ref(file_id),
+        ),
+    ]));
+    let desc_id = up.add(&desc);
     let mut widths = Vec::new();
     for (cid, w) in &d.widths {
-        widths.push(Object::Integer(*cid as i64));
-        widths.push(Object::Array(vec![Object::Integer(*w as i64)]));
+        widths.push(Obj::Int(*cid as i64));
+        widths.push(Obj::Array(vec![Obj::Int(*w as i64)]));
     }
-    let mut info = Dictionary::new();
-    info.set("Registry", Object::string_literal("Adobe"));
-    info.set("Ordering", Object::string_literal("Identity"));
-    info.set("Supplement", Object::Integer(0));
-    let mut cid = Dictionary::new();
-    cid.set("Type", name("Font"));
-    cid.set(
-        "Subtype",
-        name(if d.cff {
-            "CIDFontType0"
-        } else {
-            "CIDFontType2"
-        }),
-    );
-    cid.set("BaseFont", name(&d.base_font));
-    cid.set("CIDSystemInfo", Object::Dictionary(info));
-    cid.set("FontDescriptor", Object::Reference(desc_id));
-    cid.set("DW", Object::Integer(1000));
-    cid.set("W", Object::Array(widths));
+    let mut cid = entries(vec![
+        ("Type", name("Font")),
+        (
+            "Subtype",
+            name(if d.cff {
+                "CIDFontType0"
+            } else {
+                "CIDFontType2"
+            }),
+        ),
+        ("BaseFont", name(&d.base_font)),
+        (
+            "CIDSystemInfo",
+            Obj::Dict(entries(vec![
+                ("Registry", Obj::Str(b"Adobe".to_vec())),
+                ("Ordering", Obj::Str(b"Identity".to_vec())),
+                ("Supplement", Obj::Int(0)),
+            ])),
+        ),
+        ("FontDescriptor", Obj::Ref(desc_id)),
+        ("DW", Obj::Int(1000)),
+        ("W", Obj::Array(widths)),
+    ]);
     if !d.cff {
-        cid.set("CIDToGIDMap", name("Identity"));
+        cid.push(("CIDToGIDMap".into(), name("Identity")));
     }
-    let cid_id = doc.add_object(Object::Dictionary(cid));
-    let to_unicode = doc.add_object(stream(Dictionary::new(), &d.to_unicode));
-    let mut font = Dictionary::new();
-    font.set("Type", name("Font"));
-    font.set("Subtype", name("Type0"));
-    font.set("BaseFont", name(&d.base_font));
-    font.set("Encoding", name("Identity-H"));
-    font.set(
-        "DescendantFonts",
-        Object::Array(vec![Object::Reference(cid_id)]),
-    );
-    font.set("ToUnicode", Object::Reference(to_unicode));
-    let font_id = doc.add_object(Object::Dictionary(font));
-    let mut fonts = Dictionary::new();
-    fonts.set("F1", Object::Reference(font_id));
-    let mut resources = Dictionary::new();
-    resources.set("Font", Object::Dictionary(fonts));
-    let mut form = Dictionary::new();
-    form.set("Type", name("XObject"));
-    form.set("Subtype", name("Form"));
-    form.set(
-        "BBox",
-        Object::Array(vec![
-            Object::Integer(0),
-            Object::Integer(0),
-            Object::Real(d.width),
-            Object::Real(d.height),
-        ]),
-    );
-    form.set("Resources", Object::Dictionary(resources));
-    doc.add_object(stream(form, &d.content))
+    let cid_id = up.add(&Obj::Dict(cid));
+    let to_unicode = up.add_stream(vec![], &d.to_unicode, true);
+    let font_id = up.add(&Obj::Dict(entries(vec![
+        ("Type", name("Font")),
+        ("Subtype", name("Type0")),
+        ("BaseFont", name(&d.base_font)),
+        ("Encoding", name("Identity-H")),
+        ("DescendantFonts", Obj::Array(vec![Obj::Ref(cid_id)])),
+        ("ToUnicode", Obj::Ref(to_unicode)),
+    ])));
+    let form = entries(vec![
+        ("Type", name("XObject")),
+        ("Subtype", name("Form")),
+        (
+            "BBox",
+            Obj::Array(vec![
+                Obj::Int(0),
+                Obj::Int(0),
+                Obj::Real(d.width as f64),
+                Obj::Real(d.height as f64),
+            ]),
+        ),
+        (
+            "Resources",
+            Obj::Dict(entries(vec![(
+                "Font",
+                Obj::Dict(entries(vec![("F1", Obj::Ref(font_id))])),
+            )])),
+        ),
+    ]);
+    up.add_stream(form, &d.content, true)
 }
 
 fn err(e: impl std::fmt::Display) -> PdfError {
@@ -195,10 +172,8 @@ fn pdf_time(t: OffsetDateTime) -> String {
     )
 }
 
-fn field_name(d: &Dictionary) -> Option<String> {
-    let Ok(Object::String(bytes, _)) = d.get(b"T") else {
-        return None;
-    };
+fn field_name(d: &read::Dict) -> Option<String> {
+    let bytes = d.get(b"T").and_then(Object::as_string)?;
     if bytes.starts_with(&[0xfe, 0xff]) {
         let units: Vec<u16> = bytes[2..]
             .chunks(2)
@@ -211,108 +186,129 @@ fn field_name(d: &Dictionary) -> Option<String> {
     }
 }
 
-/// Finds the AcroForm (a reference or a dictionary inside the catalog) and the field's object.
-fn find_field(doc: &Document, name: &str) -> PdfResult<ObjectId> {
-    let catalog = doc.catalog().map_err(err)?;
-    let acroform = match catalog
-        .get(b"AcroForm")
-        .map_err(|_| err("the document has no form"))?
-    {
-        Object::Reference(id) => doc.get_dictionary(*id).map_err(err)?,
-        Object::Dictionary(d) => d,
-        _ => return Err(err("malformed AcroForm")),
+/// Where the form lives: its own object, or a dictionary inside the catalog.
+enum Form {
+    Indirect(u32, read::Dict),
+    Direct(read::Dict),
+}
+
+fn form(up: &Update<'_>, catalog: &read::Dict) -> PdfResult<Form> {
+    match catalog.get(b"AcroForm") {
+        Some(Object::Ref(n, _)) => match up.get(*n)? {
+            Object::Dict(d) => Ok(Form::Indirect(*n, d)),
+            _ => Err(err("malformed AcroForm")),
+        },
+        Some(Object::Dict(d)) => Ok(Form::Direct(d.clone())),
+        _ => Err(err("the document has no form")),
+    }
+}
+
+/// The top-level signature field called `name`: its object number and dictionary.
+fn find_field(
+    up: &Update<'_>,
+    form: &read::Dict,
+    name: &str,
+) -> PdfResult<Option<(u32, read::Dict)>> {
+    let fields = match form.get(b"Fields") {
+        Some(f) => up.resolve(f)?,
+        None => return Ok(None),
     };
-    let fields = acroform
-        .get(b"Fields")
-        .and_then(Object::as_array)
-        .map_err(|_| err("the form has no fields"))?;
-    for f in fields {
-        let Ok(id) = f.as_reference() else { continue };
-        let Ok(dict) = doc.get_dictionary(id) else {
+    for f in fields.as_array().unwrap_or(&[]) {
+        let Some(num) = f.as_ref() else { continue };
+        let Ok(Object::Dict(dict)) = up.get(num) else {
             continue;
         };
-        if field_name(dict).as_deref() == Some(name) {
-            if dict.get(b"FT").and_then(Object::as_name).ok() != Some(b"Sig".as_slice()) {
-                return Err(err(format!("field `{name}` is not a signature field")));
-            }
-            if dict.has(b"V") {
-                return Err(PdfError::Sign(format!("field `{name}` is already signed")));
-            }
-            return Ok(id);
+        if field_name(&dict).as_deref() == Some(name) {
+            return Ok(Some((num, dict)));
         }
     }
-    Err(PdfError::Sign(format!("no signature field `{name}`")))
+    Ok(None)
+}
+
+fn form_dict(f: &Form) -> &read::Dict {
+    match f {
+        Form::Indirect(_, d) | Form::Direct(d) => d,
+    }
+}
+
+/// Writes the changed form: its own object, or the catalog entries that hold it.
+fn put_form(
+    up: &mut Update<'_>,
+    f: &Form,
+    entries: Vec<(String, Obj)>,
+    catalog: &mut Vec<(String, Obj)>,
+) {
+    match f {
+        Form::Indirect(n, _) => up.put(*n, &Obj::Dict(entries)),
+        Form::Direct(_) => set(catalog, "AcroForm", Obj::Dict(entries)),
+    }
 }
 
 /// Signs `input` into the field `opts.field`.
 pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
-    let doc = Document::load_mem(input).map_err(err)?;
-    let field_id = find_field(&doc, opts.field)?;
-    let (catalog_id, acroform_ref) = catalog_and_form(&doc)?;
-
-    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
-    let mut sig = signature_dictionary("Sig", "ETSI.CAdES.detached", opts.reserve);
-    sig.set(
-        "M",
-        Object::String(pdf_time(opts.time).into_bytes(), StringFormat::Literal),
-    );
-    if let Some(r) = opts.reason {
-        let mut b = vec![0xfe, 0xff];
-        for u in r.encode_utf16() {
-            b.extend_from_slice(&u.to_be_bytes());
-        }
-        sig.set("Reason", Object::String(b, StringFormat::Hexadecimal));
+    let mut up = Update::new(input)?;
+    let (catalog_num, catalog) = up.catalog()?;
+    let form = form(&up, &catalog)?;
+    let (field_num, field) = find_field(&up, form_dict(&form), opts.field)?
+        .ok_or_else(|| PdfError::Sign(format!("no signature field `{}`", opts.field)))?;
+    if field.name(b"FT") != Some(b"Sig") {
+        return Err(err(format!(
+            "field `{}` is not a signature field",
+            opts.field
+        )));
     }
+    if field.get(b"V").is_some() {
+        return Err(PdfError::Sign(format!(
+            "field `{}` is already signed",
+            opts.field
+        )));
+    }
+
+    let mut sig = signature_entries("Sig", "ETSI.CAdES.detached", opts.reserve);
+    sig.push(("M".into(), Obj::Str(pdf_time(opts.time).into_bytes())));
+    if let Some(r) = opts.reason {
+        sig.push(("Reason".into(), text(r)));
+    }
+    let mut catalog_entries = dict_entries(&catalog)?;
+    let mut catalog_changed = false;
     if let Some(p) = opts.certify {
         if !(1..=3).contains(&p) {
             return Err(err("DocMDP permissions must be 1, 2 or 3"));
         }
-        let mut params = Dictionary::new();
-        params.set("Type", Object::Name(b"TransformParams".to_vec()));
-        params.set("P", Object::Integer(p as i64));
-        params.set("V", Object::Name(b"1.2".to_vec()));
-        let mut reference = Dictionary::new();
-        reference.set("Type", Object::Name(b"SigRef".to_vec()));
-        reference.set("TransformMethod", Object::Name(b"DocMDP".to_vec()));
-        reference.set("TransformParams", Object::Dictionary(params));
-        sig.set(
-            "Reference",
-            Object::Array(vec![Object::Dictionary(reference)]),
-        );
-    }
-    let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
-    if opts.certify.is_some() {
-        inc.opt_clone_object_to_new_document(catalog_id)
-            .map_err(err)?;
-        let catalog = inc
-            .new_document
-            .get_dictionary_mut(catalog_id)
-            .map_err(err)?;
-        if catalog.has(b"Perms") {
+        if catalog.get(b"Perms").is_some() {
             return Err(err("the document is already certified"));
         }
-        let mut perms = Dictionary::new();
-        perms.set("DocMDP", Object::Reference(sig_id));
-        catalog.set("Perms", Object::Dictionary(perms));
+        let params = Obj::Dict(vec![
+            ("Type".into(), name("TransformParams")),
+            ("P".into(), Obj::Int(p as i64)),
+            ("V".into(), name("1.2")),
+        ]);
+        let reference = Obj::Dict(vec![
+            ("Type".into(), name("SigRef")),
+            ("TransformMethod".into(), name("DocMDP")),
+            ("TransformParams".into(), params),
+        ]);
+        sig.push(("Reference".into(), Obj::Array(vec![reference])));
+    }
+    let sig_num = up.alloc();
+    up.put(sig_num, &Obj::Dict(sig));
+    if opts.certify.is_some() {
+        set(
+            &mut catalog_entries,
+            "Perms",
+            Obj::Dict(vec![("DocMDP".into(), Obj::Ref(sig_num))]),
+        );
+        catalog_changed = true;
     }
 
-    inc.opt_clone_object_to_new_document(field_id)
-        .map_err(err)?;
     let appearance = match &opts.visible {
         Some((font, what)) => {
-            let rect = inc
-                .new_document
-                .get_dictionary(field_id)
-                .map_err(err)?
-                .get(b"Rect")
-                .and_then(Object::as_array)
-                .map_err(err)?
-                .clone();
-            let num = |o: &Object| {
-                o.as_float()
-                    .or_else(|_| o.as_i64().map(|v| v as f32))
-                    .unwrap_or(0.0)
+            let num = |o: &Object| match o {
+                Object::Int(i) => *i as f32,
+                Object::Real(r) => *r as f32,
+                _ => 0.0,
             };
+            let rect = field.get(b"Rect").and_then(Object::as_array).unwrap_or(&[]);
             let (w, h) = if rect.len() == 4 {
                 (
                     (num(&rect[2]) - num(&rect[0])).abs(),
@@ -328,48 +324,40 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
                 )));
             }
             let drawn = draw(font, what, w, h)?;
-            Some(add_appearance(&mut inc.new_document, &drawn))
+            Some(add_appearance(&mut up, &drawn))
         }
         None => None,
     };
-    let field = inc.new_document.get_dictionary_mut(field_id).map_err(err)?;
-    field.set("V", Object::Reference(sig_id));
+    let mut field_entries = dict_entries(&field)?;
+    set(&mut field_entries, "V", Obj::Ref(sig_num));
     if let Some(ap) = appearance {
-        let mut ap_dict = Dictionary::new();
-        ap_dict.set("N", Object::Reference(ap));
-        field.set("AP", Object::Dictionary(ap_dict));
+        set(
+            &mut field_entries,
+            "AP",
+            Obj::Dict(vec![("N".into(), Obj::Ref(ap))]),
+        );
     }
     // Print and Locked: the signed widget may not be changed or removed.
-    field.set("F", Object::Integer(132));
+    set(&mut field_entries, "F", Obj::Int(132));
+    up.put(field_num, &Obj::Dict(field_entries));
 
     // /SigFlags 3: the document has signatures and is to be changed only by appending.
-    match acroform_ref {
-        Some(id) => {
-            inc.opt_clone_object_to_new_document(id).map_err(err)?;
-            inc.new_document
-                .get_dictionary_mut(id)
-                .map_err(err)?
-                .set("SigFlags", Object::Integer(3));
-        }
-        None => {
-            inc.opt_clone_object_to_new_document(catalog_id)
-                .map_err(err)?;
-            let catalog = inc
-                .new_document
-                .get_dictionary_mut(catalog_id)
-                .map_err(err)?;
-            if let Ok(Object::Dictionary(form)) = catalog.get_mut(b"AcroForm") {
-                form.set("SigFlags", Object::Integer(3));
-            }
-        }
+    let mut form_entries = dict_entries(form_dict(&form))?;
+    if get(&form_entries, "SigFlags") != Some(&Obj::Int(3)) {
+        set(&mut form_entries, "SigFlags", Obj::Int(3));
+        put_form(&mut up, &form, form_entries, &mut catalog_entries);
+        catalog_changed |= matches!(form, Form::Direct(_));
+    }
+    if catalog_changed {
+        up.put(catalog_num, &Obj::Dict(catalog_entries));
     }
 
-    let mut out = Vec::with_capacity(input.len() + 2 * opts.reserve + 4096);
-    inc.save_to(&mut out).map_err(err)?;
-    if !out.starts_with(input) {
-        return Err(err("the update does not start with the input's bytes"));
-    }
-    fill_signature(&mut out, input.len(), opts)?;
+    let written = up.finish()?;
+    let at = written
+        .offset(sig_num)
+        .ok_or_else(|| err("signature object not written"))?;
+    let mut out = written.bytes;
+    fill_signature(&mut out, at, opts)?;
     Ok(out)
 }
 
@@ -380,10 +368,10 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// Computes the byte range around the reserved /Contents in the appended section, signs the
-/// covered bytes, and writes the CMS into the reservation.
-fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) -> PdfResult<()> {
-    fill_contents(out, appended_from, opts.reserve, |digest| {
+/// Computes the byte range around the reserved /Contents of the signature object at `sig_at`,
+/// signs the covered bytes, and writes the CMS into the reservation.
+fn fill_signature(out: &mut [u8], sig_at: usize, opts: &SignOptions<'_>) -> PdfResult<()> {
+    fill_contents(out, sig_at, opts.reserve, |digest| {
         let mut certificates = vec![opts.signer_cert.to_vec()];
         certificates.extend(opts.chain.iter().cloned());
         cms::sign_with_timestamp(
@@ -403,25 +391,26 @@ fn fill_signature(out: &mut [u8], appended_from: usize, opts: &SignOptions<'_>) 
     })
 }
 
-/// Fixes the byte range around the reserved /Contents found after `appended_from`, and writes
-/// what `contents` makes of the covered bytes' SHA-256 into the reservation.
+/// Fixes the byte range around the reserved /Contents of the signature object written at
+/// `sig_at`, and writes what `contents` makes of the covered bytes' SHA-256 into the reservation.
 fn fill_contents(
     out: &mut [u8],
-    appended_from: usize,
+    sig_at: usize,
     reserve: usize,
     contents: impl FnOnce([u8; 32]) -> PdfResult<Vec<u8>>,
 ) -> PdfResult<()> {
-    let zeros = vec![b'0'; reserve * 2];
-    let hex_start =
-        find(out, &zeros, appended_from).ok_or_else(|| err("reserved /Contents not found"))?;
-    let lt = hex_start - 1;
-    if out[lt] != b'<' || out.get(hex_start + zeros.len()) != Some(&b'>') {
-        return Err(err("reserved /Contents is not a hex string"));
+    let lt = find(out, b"/Contents <", sig_at)
+        .map(|p| p + 10)
+        .ok_or_else(|| err("reserved /Contents not found"))?;
+    let hex_start = lt + 1;
+    let gt_end = hex_start + reserve * 2 + 1;
+    if out.get(gt_end - 1) != Some(&b'>') || out[hex_start..gt_end - 1].iter().any(|&b| b != b'0') {
+        return Err(err("reserved /Contents is not a zero hex string"));
     }
-    let gt_end = hex_start + zeros.len() + 1;
     let range = [0usize, lt, gt_end, out.len() - gt_end];
     let needle = format!("{PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}");
-    let ph = find(out, needle.as_bytes(), appended_from)
+    let ph = find(out, needle.as_bytes(), sig_at)
+        .filter(|&p| p < lt)
         .ok_or_else(|| err("byte range placeholder not found"))?;
     let open = out[..ph]
         .iter()
@@ -446,9 +435,10 @@ fn fill_contents(
             cms.len()
         )));
     }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for (i, b) in cms.iter().enumerate() {
-        let hex = format!("{b:02X}");
-        out[hex_start + 2 * i..hex_start + 2 * i + 2].copy_from_slice(hex.as_bytes());
+        out[hex_start + 2 * i] = HEX[(b >> 4) as usize];
+        out[hex_start + 2 * i + 1] = HEX[(b & 15) as usize];
     }
     Ok(())
 }
@@ -457,54 +447,52 @@ fn fill_contents(
 /// to validate the signatures later without going online (PAdES B-LT) — as an incremental
 /// update. Existing DSS entries are kept.
 pub fn add_dss(input: &[u8], certificates: &[Vec<u8>], crls: &[Vec<u8>]) -> PdfResult<Vec<u8>> {
-    let doc = Document::load_mem(input).map_err(err)?;
-    let catalog_id = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(err)?;
-    let existing = doc.catalog().map_err(err)?.get(b"DSS").ok().cloned();
-    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
-    let mut dss = match existing {
-        Some(Object::Reference(id)) => inc
-            .get_prev_documents()
-            .get_dictionary(id)
-            .map_err(err)?
-            .clone(),
-        Some(Object::Dictionary(d)) => d,
-        _ => {
-            let mut d = Dictionary::new();
-            d.set("Type", name("DSS"));
-            d
-        }
+    let mut up = Update::new(input)?;
+    let (catalog_num, catalog) = up.catalog()?;
+    let mut dss = match catalog.get(b"DSS").map(|d| up.resolve(d)).transpose()? {
+        Some(Object::Dict(d)) => dict_entries(&d)?,
+        _ => vec![("Type".into(), name("DSS"))],
     };
     for (key, items) in [("Certs", certificates), ("CRLs", crls)] {
-        let mut refs = dss
-            .get(key.as_bytes())
-            .and_then(Object::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let mut refs = match get(&dss, key) {
+            Some(Obj::Array(a)) => a.clone(),
+            _ => vec![],
+        };
         for item in items {
-            let id = inc.new_document.add_object(stream(Dictionary::new(), item));
-            refs.push(Object::Reference(id));
+            refs.push(Obj::Ref(up.add_stream(vec![], item, true)));
         }
         if !refs.is_empty() {
-            dss.set(key, Object::Array(refs));
+            set(&mut dss, key, Obj::Array(refs));
         }
     }
-    let dss_id = inc.new_document.add_object(Object::Dictionary(dss));
-    inc.opt_clone_object_to_new_document(catalog_id)
-        .map_err(err)?;
-    inc.new_document
-        .get_dictionary_mut(catalog_id)
-        .map_err(err)?
-        .set("DSS", Object::Reference(dss_id));
-    let mut out = Vec::with_capacity(input.len() + 16 * 1024);
-    inc.save_to(&mut out).map_err(err)?;
-    if !out.starts_with(input) {
-        return Err(err("the update does not start with the input's bytes"));
+    let dss_num = up.add(&Obj::Dict(dss));
+    let mut catalog_entries = dict_entries(&catalog)?;
+    set(&mut catalog_entries, "DSS", Obj::Ref(dss_num));
+    up.put(catalog_num, &Obj::Dict(catalog_entries));
+    Ok(up.finish()?.bytes)
+}
+
+/// The first page's object number (the page tree walked depth-first, bounded).
+fn first_page(up: &Update<'_>, catalog: &read::Dict) -> PdfResult<u32> {
+    let mut node = catalog
+        .get(b"Pages")
+        .and_then(Object::as_ref)
+        .ok_or_else(|| err("no pages"))?;
+    for _ in 0..64 {
+        let Object::Dict(d) = up.get(node)? else {
+            return Err(err("malformed page tree"));
+        };
+        match d.get(b"Kids").map(|k| up.resolve(k)).transpose()? {
+            Some(Object::Array(kids)) => {
+                node = kids
+                    .first()
+                    .and_then(Object::as_ref)
+                    .ok_or_else(|| err("no pages"))?;
+            }
+            _ => return Ok(node),
+        }
     }
-    Ok(out)
+    Err(err("page tree too deep"))
 }
 
 /// Adds a document time-stamp (PAdES B-LTA): an invisible signature field of type DocTimeStamp
@@ -515,76 +503,71 @@ pub fn add_document_timestamp(
     timestamper: &cms::Timestamper<'_>,
     reserve: usize,
 ) -> PdfResult<Vec<u8>> {
-    let doc = Document::load_mem(input).map_err(err)?;
-    if find_field(&doc, field).is_ok() {
+    let mut up = Update::new(input)?;
+    let (catalog_num, catalog) = up.catalog()?;
+    let form = form(&up, &catalog)?;
+    if find_field(&up, form_dict(&form), field)?.is_some() {
         return Err(err(format!("field `{field}` already exists")));
     }
-    let (catalog_id, acroform_ref) = catalog_and_form(&doc)?;
-    let first_page = *doc
-        .get_pages()
-        .values()
-        .next()
-        .ok_or_else(|| err("no pages"))?;
-    let mut inc = IncrementalDocument::create_from(input.to_vec(), doc);
-
-    let sig = signature_dictionary("DocTimeStamp", "ETSI.RFC3161", reserve);
-    let sig_id = inc.new_document.add_object(Object::Dictionary(sig));
-
-    let mut widget = Dictionary::new();
-    widget.set("Type", name("Annot"));
-    widget.set("Subtype", name("Widget"));
-    widget.set("FT", name("Sig"));
-    widget.set("T", Object::string_literal(field));
-    widget.set("F", Object::Integer(132));
-    widget.set("Rect", Object::Array(vec![Object::Integer(0); 4]));
-    widget.set("P", Object::Reference(first_page));
-    widget.set("V", Object::Reference(sig_id));
-    let widget_id = inc.new_document.add_object(Object::Dictionary(widget));
-
-    inc.opt_clone_object_to_new_document(first_page)
-        .map_err(err)?;
-    let page = inc
-        .new_document
-        .get_dictionary_mut(first_page)
-        .map_err(err)?;
-    let mut annots = page
-        .get(b"Annots")
-        .and_then(Object::as_array)
-        .cloned()
-        .unwrap_or_default();
-    annots.push(Object::Reference(widget_id));
-    page.set("Annots", Object::Array(annots));
-
-    let form_owner = acroform_ref.unwrap_or(catalog_id);
-    inc.opt_clone_object_to_new_document(form_owner)
-        .map_err(err)?;
-    let owner = inc
-        .new_document
-        .get_dictionary_mut(form_owner)
-        .map_err(err)?;
-    let form = if acroform_ref.is_some() {
-        owner
-    } else {
-        match owner.get_mut(b"AcroForm") {
-            Ok(Object::Dictionary(d)) => d,
-            _ => return Err(err("the document has no form")),
-        }
+    let page_num = first_page(&up, &catalog)?;
+    let sig_num = up.alloc();
+    up.put(
+        sig_num,
+        &Obj::Dict(signature_entries("DocTimeStamp", "ETSI.RFC3161", reserve)),
+    );
+    let widget = up.add(&Obj::Dict(vec![
+        ("Type".into(), name("Annot")),
+        ("Subtype".into(), name("Widget")),
+        ("FT".into(), name("Sig")),
+        ("T".into(), text(field)),
+        ("F".into(), Obj::Int(132)),
+        ("Rect".into(), Obj::Array(vec![Obj::Int(0); 4])),
+        ("P".into(), Obj::Ref(page_num)),
+        ("V".into(), Obj::Ref(sig_num)),
+    ]));
+    let Object::Dict(page) = up.get(page_num)? else {
+        return Err(err("malformed page"));
     };
-    let mut fields = form
-        .get(b"Fields")
-        .and_then(Object::as_array)
-        .cloned()
-        .unwrap_or_default();
-    fields.push(Object::Reference(widget_id));
-    form.set("Fields", Object::Array(fields));
-    form.set("SigFlags", Object::Integer(3));
-
-    let mut out = Vec::with_capacity(input.len() + 2 * reserve + 4096);
-    inc.save_to(&mut out).map_err(err)?;
-    if !out.starts_with(input) {
-        return Err(err("the update does not start with the input's bytes"));
+    let mut page_entries = dict_entries(&page)?;
+    match page.get(b"Annots") {
+        Some(Object::Ref(n, _)) => {
+            let n = *n;
+            let mut annots = match to_obj(&up.get(n)?)? {
+                Obj::Array(a) => a,
+                _ => return Err(err("malformed /Annots")),
+            };
+            annots.push(Obj::Ref(widget));
+            up.put(n, &Obj::Array(annots));
+        }
+        other => {
+            let mut annots = match other.map(to_obj).transpose()? {
+                Some(Obj::Array(a)) => a,
+                _ => vec![],
+            };
+            annots.push(Obj::Ref(widget));
+            set(&mut page_entries, "Annots", Obj::Array(annots));
+            up.put(page_num, &Obj::Dict(page_entries));
+        }
     }
-    fill_contents(&mut out, input.len(), reserve, |digest| {
+    let mut form_entries = dict_entries(form_dict(&form))?;
+    let mut fields = match get(&form_entries, "Fields") {
+        Some(Obj::Array(a)) => a.clone(),
+        _ => vec![],
+    };
+    fields.push(Obj::Ref(widget));
+    set(&mut form_entries, "Fields", Obj::Array(fields));
+    set(&mut form_entries, "SigFlags", Obj::Int(3));
+    let mut catalog_entries = dict_entries(&catalog)?;
+    put_form(&mut up, &form, form_entries, &mut catalog_entries);
+    if matches!(form, Form::Direct(_)) {
+        up.put(catalog_num, &Obj::Dict(catalog_entries));
+    }
+    let written = up.finish()?;
+    let at = written
+        .offset(sig_num)
+        .ok_or_else(|| err("signature object not written"))?;
+    let mut out = written.bytes;
+    fill_contents(&mut out, at, reserve, |digest| {
         timestamper(&digest).map_err(err)
     })?;
     Ok(out)

@@ -267,6 +267,8 @@ struct Ctx<'a, 'o> {
     pdf: &'a Pdf<'a>,
     opts: &'o Options,
     incomplete: Vec<Problem>,
+    /// SHA-256 of the whole file, when a signature's hashing produced it on the way.
+    whole_file: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
 }
 
 impl Ctx<'_, '_> {
@@ -406,66 +408,70 @@ impl Ctx<'_, '_> {
         map
     }
 
-    /// Every object number referenced from the trailer of `rev`, following references.
-    fn reachable(&mut self, rev: usize) -> HashSet<u32> {
-        let mut seen = HashSet::new();
-        let Some(trailer) = self.pdf.trailer(rev) else {
-            return seen;
-        };
-        // What is displayed hangs from /Root; other trailer keys (/Info, writers' private
-        // entries) are not content.
-        let mut queue: Vec<Object> = trailer.get(b"Root").cloned().into_iter().collect();
-        while let Some(o) = queue.pop() {
-            match o {
-                Object::Ref(n, _) => {
-                    if seen.len() >= MAX_WALK {
-                        self.incomplete
-                            .push(problem("graph_too_large", "对象图过大，未能完整分析"));
-                        break;
-                    }
-                    if seen.insert(n) {
-                        queue.push(self.get(rev, n));
-                    }
+    fn get_rc(&mut self, rev: usize, num: u32) -> std::rc::Rc<Object> {
+        match self.pdf.get_rc(rev, num) {
+            Ok(o) => o,
+            Err(e) => {
+                if self.incomplete.len() < 20 {
+                    self.incomplete.push(problem(
+                        "unreadable_object",
+                        format!("对象 {num} 无法读取：{e}"),
+                    ));
                 }
-                Object::Array(a) => queue.extend(a),
-                Object::Dict(d) => queue.extend(d.0.into_iter().map(|(_, v)| v)),
-                Object::Stream(s) => queue.extend(s.dict.0.into_iter().map(|(_, v)| v)),
-                _ => {}
+                std::rc::Rc::new(Object::Null)
             }
         }
-        seen
+    }
+
+    /// Every object number reachable from the catalog of `rev`.
+    fn reachable(&mut self, rev: usize) -> HashSet<u32> {
+        // What is displayed hangs from /Root; other trailer keys (/Info, writers' private
+        // entries) are not content.
+        match self.pdf.trailer_get(rev, b"Root").cloned() {
+            Some(root) => self.reachable_from(rev, &root),
+            None => HashSet::new(),
+        }
     }
 
     /// Object numbers reachable from one starting object (bounded).
     fn reachable_from(&mut self, rev: usize, start: &Object) -> HashSet<u32> {
         let mut seen = HashSet::new();
-        let mut queue = vec![start.clone()];
-        while let Some(o) = queue.pop() {
-            match o {
-                Object::Ref(..) if seen.len() >= MAX_WALK => {
-                    self.incomplete
-                        .push(problem("graph_too_large", "对象图过大，未能完整分析"));
-                    break;
-                }
-                Object::Ref(n, _) if seen.insert(n) => queue.push(self.get(rev, n)),
-                Object::Array(a) => queue.extend(a),
-                Object::Dict(d) => queue.extend(d.0.into_iter().map(|(_, v)| v)),
-                Object::Stream(s) => queue.extend(s.dict.0.into_iter().map(|(_, v)| v)),
-                _ => {}
+        let mut stack = Vec::new();
+        refs_in(start, &mut stack);
+        while let Some(n) = stack.pop() {
+            if seen.len() >= MAX_WALK {
+                self.incomplete
+                    .push(problem("graph_too_large", "对象图过大，未能完整分析"));
+                break;
+            }
+            if seen.insert(n) {
+                let o = self.get_rc(rev, n);
+                refs_in(&o, &mut stack);
             }
         }
         seen
     }
 }
 
+/// The object numbers an object refers to directly (its nesting is bounded by the parser).
+fn refs_in(o: &Object, out: &mut Vec<u32>) {
+    match o {
+        Object::Ref(n, _) => out.push(*n),
+        Object::Array(a) => a.iter().for_each(|x| refs_in(x, out)),
+        Object::Dict(d) => d.0.iter().for_each(|(_, v)| refs_in(v, out)),
+        Object::Stream(s) => s.dict.0.iter().for_each(|(_, v)| refs_in(v, out)),
+        _ => {}
+    }
+}
+
 /// Verifies a PDF; `Err` only when it cannot be read as a PDF at all.
 pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
-    let sha256 = hex_lower(&openssl::sha::sha256(bytes));
     let pdf = Pdf::parse(bytes).map_err(|e| NotPdf(e.0))?;
     let mut ctx = Ctx {
         pdf: &pdf,
         opts,
         incomplete: Vec::new(),
+        whole_file: Default::default(),
     };
     let mut doc_problems = Vec::new();
     let last = pdf.last_revision();
@@ -592,6 +598,11 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         doc_problems.push(problem("structure", format!("文件结构问题：{p}")));
     }
     let reports: Vec<SignatureReport> = sigs.into_iter().map(|s| s.report).collect();
+    let sha256 = hex_lower(
+        &ctx.whole_file
+            .get()
+            .unwrap_or_else(|| openssl::sha::sha256(bytes)),
+    );
     let verdict = document_verdict(&reports, &doc_problems);
     Ok(Report {
         sha256,
@@ -691,8 +702,10 @@ fn signature_verdict(s: &SignatureReport) -> Verdict {
 /// Validation data from the DSS of the final revision.
 #[derive(Default)]
 struct DssData {
-    certs: Vec<X509>,
-    crls: Vec<X509Crl>,
+    certs: Vec<Vec<u8>>,
+    crls: Vec<Vec<u8>>,
+    /// The issuers' names (DER) of the CRLs, for the level.
+    crl_issuers: Vec<Vec<u8>>,
     ocsps: usize,
 }
 
@@ -719,8 +732,13 @@ impl DssData {
                     continue;
                 };
                 match which {
-                    0 => out.certs.extend(X509::from_der(&data).ok()),
-                    1 => out.crls.extend(X509Crl::from_der(&data).ok()),
+                    0 => out.certs.push(data),
+                    1 => {
+                        if let Ok(crl) = X509Crl::from_der(&data) {
+                            out.crl_issuers.extend(crl.issuer_name().to_der().ok());
+                            out.crls.push(data);
+                        }
+                    }
                     _ => out.ocsps += 1,
                 }
             }
@@ -911,7 +929,20 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
             return w;
         }
     }
+    let whole_file = ctx.whole_file.clone();
     let hash_ranges = |md: MessageDigest| -> Vec<u8> {
+        // A SHA-256 range over the whole file shares its prefix with the file's own digest
+        // (the report's `sha256`): one pass instead of two.
+        if md.type_() == openssl::nid::Nid::SHA256 && end == data.len() {
+            let mut h = openssl::sha::Sha256::new();
+            h.update(&data[..a]);
+            let mut whole = h.clone();
+            whole.update(&data[a..b]);
+            whole.update(&data[b..end]);
+            h.update(&data[b..end]);
+            whole_file.set(Some(whole.finish()));
+            return h.finish().to_vec();
+        }
         let digest = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
             let mut h = Hasher::new(md)?;
             h.update(&data[..a])?;
@@ -928,11 +959,7 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
                 w.report.signing_time = Some(rfc3339(tok.gen_time));
                 w.report.signing_time_source = Some("timestamp");
                 set_signer(&mut w.report, &tok.signer);
-                let extra: Vec<X509> = tok
-                    .certificates
-                    .iter()
-                    .filter_map(|c| X509::from_der(c).ok())
-                    .collect();
+                let extra: Vec<&[u8]> = tok.certificates.iter().map(Vec::as_slice).collect();
                 w.report.trust = trust_of(
                     ctx.opts,
                     &tok.signer,
@@ -1044,11 +1071,7 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
                 .unwrap_or_default()
         }) {
             Ok(tok) => {
-                let extra: Vec<X509> = tok
-                    .certificates
-                    .iter()
-                    .filter_map(|c| X509::from_der(c).ok())
-                    .collect();
+                let extra: Vec<&[u8]> = tok.certificates.iter().map(Vec::as_slice).collect();
                 let mut tsa_problems = Vec::new();
                 let tsa_trust = trust_of(
                     ctx.opts,
@@ -1089,16 +1112,8 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
         w.report.signing_time = Some(rfc3339(m));
         w.report.signing_time_source = Some("/M");
     }
-    let extra: Vec<X509> = sd
-        .certificates
-        .iter()
-        .filter_map(|c| X509::from_der(c).ok())
-        .collect();
-    let crls: Vec<X509Crl> = sd
-        .crls
-        .iter()
-        .filter_map(|c| X509Crl::from_der(c).ok())
-        .collect();
+    let extra = sd.certificates.clone();
+    let crls = sd.crls.clone();
     w.report.trust = trust_of(
         ctx.opts,
         &signer,
@@ -1141,12 +1156,32 @@ fn set_signer(r: &mut SignatureReport, cert: &X509) {
     });
 }
 
+type TrustEntry = (Trust, Vec<Problem>);
+
+/// Chain validations by their inputs. Seals and CA chains repeat from document to document, and
+/// OpenSSL's path validation costs more than the rest of a verification; every input that can
+/// change the outcome is in the key, the time to the second when it comes from a time-stamp and
+/// to the minute when it is "now". Bounded: emptied when full.
+fn trust_cache() -> &'static std::sync::Mutex<HashMap<[u8; 32], TrustEntry>> {
+    static T: std::sync::OnceLock<std::sync::Mutex<HashMap<[u8; 32], TrustEntry>>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| std::sync::Mutex::new(HashMap::new()))
+}
+
+/// Forgets every cached certificate and path validation (benchmarks measure the cold path).
+pub fn clear_caches() {
+    crate::pki::cache::clear();
+    if let Ok(mut t) = trust_cache().lock() {
+        t.clear();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn trust_of(
     opts: &Options,
     cert: &X509,
-    extra: &[X509],
-    crls: &[X509Crl],
+    extra: &[&[u8]],
+    crls: &[&[u8]],
     dss: &DssData,
     at: OffsetDateTime,
     purpose: Purpose,
@@ -1159,13 +1194,78 @@ fn trust_of(
         ));
         return Trust::Untrusted;
     }
+    let mut h = openssl::sha::Sha256::new();
+    let mut part = |tag: u8, b: &[u8]| {
+        h.update(&[tag]);
+        h.update(&(b.len() as u64).to_be_bytes());
+        h.update(b);
+    };
+    part(0, &cert.to_der().unwrap_or_default());
+    for a in &opts.trust {
+        part(1, &a.to_der().unwrap_or_default());
+    }
+    for c in extra
+        .iter()
+        .copied()
+        .chain(dss.certs.iter().map(Vec::as_slice))
+    {
+        part(2, c);
+    }
+    for c in crls
+        .iter()
+        .copied()
+        .chain(dss.crls.iter().map(Vec::as_slice))
+    {
+        part(3, c);
+    }
+    let when = if at == opts.now {
+        at.unix_timestamp() / 60 * 60
+    } else {
+        at.unix_timestamp()
+    };
+    part(4, &when.to_be_bytes());
+    part(5, &[purpose as u8]);
+    let key = h.finish();
+    if let Some((trust, cached)) = trust_cache().lock().ok().and_then(|t| t.get(&key).cloned()) {
+        problems.extend(cached);
+        return trust;
+    }
+    let mut found = Vec::new();
+    let trust = validate_chain(opts, cert, extra, crls, dss, at, purpose, &mut found);
+    if let Ok(mut t) = trust_cache().lock() {
+        if t.len() >= 4096 {
+            t.clear();
+        }
+        t.insert(key, (trust, found.clone()));
+    }
+    problems.extend(found);
+    trust
+}
+
+#[allow(clippy::too_many_arguments)]
+fn validate_chain(
+    opts: &Options,
+    cert: &X509,
+    extra: &[&[u8]],
+    crls: &[&[u8]],
+    dss: &DssData,
+    at: OffsetDateTime,
+    purpose: Purpose,
+    problems: &mut Vec<Problem>,
+) -> Trust {
     let v = Validation {
         anchors: opts.trust.clone(),
-        intermediates: extra.iter().chain(&dss.certs).cloned().collect(),
+        intermediates: extra
+            .iter()
+            .copied()
+            .chain(dss.certs.iter().map(Vec::as_slice))
+            .filter_map(crate::pki::cache::certificate)
+            .collect(),
         crls: crls
             .iter()
-            .chain(&dss.crls)
-            .filter_map(|c| c.to_der().ok().and_then(|d| X509Crl::from_der(&d).ok()))
+            .copied()
+            .chain(dss.crls.iter().map(Vec::as_slice))
+            .filter_map(|c| X509Crl::from_der(c).ok())
             .collect(),
         require_revocation: false,
     };
@@ -1235,9 +1335,9 @@ fn level(s: &SigWork, dss: &DssData, dss_updates: &[usize], doc_ts: &[usize]) ->
         .and_then(|c| c.issuer_name().to_der().ok());
     let has_data = dss.ocsps > 0
         || dss
-            .crls
+            .crl_issuers
             .iter()
-            .any(|c| c.issuer_name().to_der().ok() == issuer_der);
+            .any(|c| Some(c) == issuer_der.as_ref());
     let Some(&dss_rev) = dss_updates.iter().find(|&&r| r > s.revision) else {
         return Level::BT;
     };
@@ -1352,7 +1452,11 @@ fn changes_since(
             f.is_sig && f.value.is_some() && form_r.fields.get(n).is_none_or(|o| o.value.is_none())
         })
         .map(|(&n, f)| {
-            let is_doc_ts = match f.value.as_ref().map(|v| ctx.resolve(last, v)) {
+            let is_doc_ts = match f.value.as_ref() {
+                Some(Object::Ref(v, _)) => {
+                    let o = ctx.get_rc(last, *v);
+                    o.as_dict().and_then(|d| d.name(b"Type")) == Some(b"DocTimeStamp")
+                }
                 Some(Object::Dict(d)) => d.name(b"Type") == Some(b"DocTimeStamp"),
                 _ => false,
             };

@@ -18,6 +18,9 @@ pub enum Obj {
     Array(Vec<Obj>),
     Dict(Vec<(String, Obj)>),
     Ref(u32),
+    /// Bytes written as they are: a token copied from another file (a name with escapes, a
+    /// number in its original precision, a reference with a generation).
+    Raw(Vec<u8>),
 }
 
 pub fn name(s: &str) -> Obj {
@@ -107,6 +110,7 @@ pub fn serialize(obj: &Obj, out: &mut Vec<u8>) {
         Obj::Ref(id) => {
             let _ = write!(out, "{id} 0 R");
         }
+        Obj::Raw(bytes) => out.extend_from_slice(bytes),
     }
 }
 

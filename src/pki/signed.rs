@@ -322,7 +322,7 @@ impl<'a> SignedData<'a> {
     /// The signer's certificate, found by the SignerInfo's identifier among those included.
     pub fn signer_certificate(&self) -> Result<X509, CmsFailure> {
         for der in &self.certificates {
-            let Ok(cert) = X509::from_der(der) else {
+            let Some(cert) = super::cache::certificate(der) else {
                 continue;
             };
             let matches = match &self.sid {

@@ -1362,3 +1362,143 @@ fn the_verify_command_exits_with_the_verdict() {
         Some(3)
     );
 }
+
+/// Our signer appends to files written by other tools: an object-stream/xref-stream file from
+/// qpdf, and a file pyHanko signed first. Every signature stays valid for us and for pyHanko.
+#[test]
+fn signing_appends_to_files_from_other_writers() {
+    let Some(chain) = Chain::build() else { return };
+    let Some(pyhanko) = crate::pdf::signing::pyhanko() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, chain.root_pem()).unwrap();
+    let plain = dir.path().join("plain.pdf");
+    std::fs::write(&plain, chain.step("contract")).unwrap();
+    let packed = dir.path().join("packed.pdf");
+    let q = std::process::Command::new("qpdf")
+        .args(["--object-streams=generate"])
+        .arg(&plain)
+        .arg(&packed)
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    let packed = std::fs::read(&packed).unwrap();
+    assert!(
+        virtual_window::pdf::read::Pdf::parse(&packed)
+            .unwrap()
+            .sections[0]
+            .is_stream,
+        "qpdf wrote an xref stream"
+    );
+
+    let (cert, key) = chain.issue(
+        "people-ca",
+        "event",
+        &Subject::Person {
+            name: "张伟".into(),
+            pseudonym: "PSN-Q".into(),
+        },
+        KeyAlgorithm::EcdsaP256,
+    );
+    let people = chain.h.authority("people-ca").unwrap().cert_der.clone();
+    let sign_into = |doc: &[u8], field: &str| {
+        let out = sign(
+            doc,
+            &SignOptions {
+                field,
+                signer_cert: &cert.der,
+                chain: vec![people.clone()],
+                key: &key,
+                time: chain.now,
+                reason: None,
+                reserve: 8192,
+                timestamper: None,
+                certify: None,
+                visible: Some((
+                    &chain.font,
+                    Visible::Signature {
+                        name: "张伟".into(),
+                        time: "2026-11-28 10:00".into(),
+                    },
+                )),
+            },
+        )
+        .unwrap();
+        assert!(out.starts_with(doc));
+        out
+    };
+    let once = sign_into(&packed, "buyer-1");
+    let twice = sign_into(&once, "buyer-2");
+    // The update after an xref stream is an xref stream too.
+    let parsed = virtual_window::pdf::read::Pdf::parse(&twice).unwrap();
+    assert!(parsed.sections.iter().all(|s| s.is_stream));
+
+    // pyHanko signs first (a new invisible field), then we fill a prepared one.
+    let key_pem = dir.path().join("key.pem");
+    std::fs::write(&key_pem, key.pkey().private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let cert_pem = dir.path().join("cert.pem");
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    let chain_pem = dir.path().join("chain.pem");
+    std::fs::write(
+        &chain_pem,
+        chain.h.authority("people-ca").unwrap().cert_pem(),
+    )
+    .unwrap();
+    let by_pyhanko = dir.path().join("by-pyhanko.pdf");
+    let o = std::process::Command::new(&pyhanko)
+        .args([
+            "sign",
+            "addsig",
+            "--field",
+            "Witness",
+            "--use-pades",
+            "pemder",
+            "--no-pass",
+        ])
+        .arg("--key")
+        .arg(&key_pem)
+        .arg("--cert")
+        .arg(&cert_pem)
+        .arg("--chain")
+        .arg(&chain_pem)
+        .arg(&plain)
+        .arg(&by_pyhanko)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = sign_into(&std::fs::read(&by_pyhanko).unwrap(), "buyer-1");
+
+    for (name, doc, count) in [("packed", &twice, 2), ("after-pyhanko", &after, 2)] {
+        let r = check(doc, &chain.options());
+        assert_eq!(r.verdict, Verdict::Valid, "{name}: {r:#?}");
+        assert_eq!(r.signatures.len(), count);
+        let path = dir.path().join(format!("{name}.pdf"));
+        std::fs::write(&path, doc).unwrap();
+        let out = std::process::Command::new(&pyhanko)
+            .args(["sign", "validate", "--trust"])
+            .arg(&root)
+            .args(["--trust-replace", "--no-revocation-check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{name}: {text}");
+        assert_eq!(
+            text.matches(":INTACT:TRUSTED").count(),
+            count,
+            "{name}: {text}"
+        );
+        let q = std::process::Command::new("qpdf")
+            .arg("--check")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            q.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&q.stdout)
+        );
+    }
+}
