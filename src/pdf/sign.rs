@@ -25,7 +25,8 @@ pub struct SignOptions<'a> {
     /// The signing time, written to /M (PAdES baseline forbids a signingTime attribute).
     pub time: OffsetDateTime,
     pub reason: Option<&'a str>,
-    /// Bytes reserved for the CMS; the signature fails cleanly when it does not fit.
+    /// Bytes reserved for the CMS; `0` sizes it from the real certificates (`reservation`). The
+    /// signature fails cleanly when it does not fit.
     pub reserve: usize,
     /// A time-stamping authority for a signature time-stamp (PAdES B-T); `None` gives B-B.
     pub timestamper: Option<&'a cms::Timestamper<'a>>,
@@ -34,6 +35,22 @@ pub struct SignOptions<'a> {
     pub certify: Option<u8>,
     /// What to show in the field: a red seal or a signature block; `None` leaves it invisible.
     pub visible: Option<(&'a Font, Visible)>,
+}
+
+/// What a time-stamp token adds at most, unless the caller knows better: the TSTInfo, the
+/// unit's certificate and its CA, the signed attributes and an RSA-4096 signature.
+pub const TIMESTAMP_ALLOWANCE: usize = 6 * 1024;
+
+/// The /Contents reservation for a signature by `signer_cert` with `chain`: the certificates
+/// themselves, the SignerInfo (attributes, a signature of up to RSA-4096), and a time-stamp token
+/// when one is asked for. Each byte costs two hex digits in every later signature's hash, so
+/// the reservation is sized from what goes in, not a round large number.
+pub fn reservation(signer_cert: &[u8], chain: &[Vec<u8>], timestamp: Option<usize>) -> usize {
+    let certs: usize = signer_cert.len() + chain.iter().map(Vec::len).sum::<usize>();
+    // SignedData framing, digest algorithms, content type, signing-certificate-v2, message
+    // digest, issuer and serial: ~400 bytes; a signature value up to 512 bytes; then margin.
+    let signer_info = 1024;
+    certs + signer_info + timestamp.unwrap_or(0)
 }
 
 /// A signature dictionary with a placeholder byte range and `reserve` zero bytes of /Contents,
@@ -246,6 +263,19 @@ fn put_form(
 
 /// Signs `input` into the field `opts.field`.
 pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
+    if opts.reserve == 0 {
+        let sized = SignOptions {
+            reserve: reservation(
+                opts.signer_cert,
+                &opts.chain,
+                opts.timestamper.map(|_| TIMESTAMP_ALLOWANCE),
+            ),
+            chain: opts.chain.clone(),
+            visible: opts.visible.clone(),
+            ..*opts
+        };
+        return sign(input, &sized);
+    }
     let mut up = Update::new(input)?;
     let (catalog_num, catalog) = up.catalog()?;
     let form = form(&up, &catalog)?;

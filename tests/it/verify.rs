@@ -248,7 +248,8 @@ impl Chain {
                 key,
                 time: self.now,
                 reason: Some("签署"),
-                reserve: 16384,
+                // Sized from the certificates and the time-stamp allowance.
+                reserve: 0,
                 timestamper: if timestamp { Some(&ts) } else { None },
                 certify,
                 visible: Some((&self.font, visible)),
@@ -313,6 +314,21 @@ fn every_step_of_our_signed_contract_is_valid_and_says_what_it_is() {
             assert!(!s.covers_whole_document);
             assert_eq!(s.changes_after, Changes::Permitted, "{name} {}", s.field);
         }
+    }
+
+    // The automatic reservations fit and are not much larger than what went in.
+    for &(a, b) in &contents_spans(chain.last())[..4] {
+        let hex = &chain.last()[a + 1..b - 1];
+        let bytes: Vec<u8> = hex
+            .chunks(2)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+            .collect();
+        let used = virtual_window::pki::signed::element_len(&bytes).unwrap();
+        let reserved = bytes.len();
+        assert!(
+            reserved >= used && reserved - used <= virtual_window::pdf::sign::TIMESTAMP_ALLOWANCE,
+            "reserved {reserved} for {used}"
+        );
     }
 
     let r = check(chain.last(), &opts);
@@ -595,9 +611,17 @@ fn tampering_of_every_kind_is_caught_in_the_right_field() {
     let ours = chain.step("buyer-1");
     let (oa, ob) = contents_spans(ours)[0];
     let (ta, tb) = contents_spans(&theirs)[0];
-    assert_eq!(ob - oa, tb - ta, "same reservation");
+    // Our CMS (without its padding) put into their reservation, padded with zeros.
+    let ours_hex = &ours[oa + 1..ob - 1];
+    let der: Vec<u8> = ours_hex
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect();
+    let used = virtual_window::pki::signed::element_len(&der).unwrap() * 2;
+    assert!(used <= tb - ta - 2, "fits the other reservation");
     let mut forged = theirs.clone();
-    forged[ta..tb].copy_from_slice(&ours[oa..ob]);
+    forged[ta + 1..ta + 1 + used].copy_from_slice(&ours_hex[..used]);
+    forged[ta + 1 + used..tb - 1].fill(b'0');
     let r = check(&forged, &other.options());
     assert_eq!(r.verdict, Verdict::Invalid);
     assert_eq!(r.signatures[0].integrity, Integrity::Broken);
