@@ -74,6 +74,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub pki: PkiConfig,
     pub documents: DocumentsConfig,
+    pub identity: IdentityConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -146,6 +147,79 @@ impl Default for PkiConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityProviderKind {
+    /// Deterministic outcomes for development and tests (refused in production).
+    Sandbox,
+    /// An external provider speaking the signed JSON protocol (docs/identity.md).
+    Http,
+}
+
+/// Identity checks (docs/identity.md) and personal data protection (docs/privacy.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub provider: IdentityProviderKind,
+    /// Lowest face similarity (0–100) that passes.
+    pub threshold: f64,
+    /// A verification counts for signing this long after it passed.
+    pub freshness_secs: u64,
+    /// One-time codes: how long one is valid, how many wrong tries it takes, how many a person
+    /// may ask for in an hour.
+    pub code_ttl_secs: u64,
+    pub code_max_attempts: i32,
+    pub codes_per_hour: i64,
+    /// Encrypts ID numbers at rest and keys their lookup hash (at least 32 characters).
+    /// Development generates one under `data_dir/keys/`; production must configure it.
+    pub personal_data_key: Option<Secret>,
+    /// Signs the sandbox's callbacks (development only).
+    pub sandbox_secret: Secret,
+    pub http: IdentityHttpConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityHttpConfig {
+    pub base_url: Option<String>,
+    pub key_id: String,
+    pub secret: Option<Secret>,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub breaker_failures: u32,
+    pub breaker_open_secs: u64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            provider: IdentityProviderKind::Sandbox,
+            threshold: 80.0,
+            freshness_secs: 600,
+            code_ttl_secs: 300,
+            code_max_attempts: 5,
+            codes_per_hour: 10,
+            personal_data_key: None,
+            sandbox_secret: Secret::new("vw-sandbox-callbacks-dev-only"),
+            http: IdentityHttpConfig::default(),
+        }
+    }
+}
+
+impl Default for IdentityHttpConfig {
+    fn default() -> Self {
+        IdentityHttpConfig {
+            base_url: None,
+            key_id: "virtual-window".into(),
+            secret: None,
+            timeout_ms: 5000,
+            retries: 2,
+            breaker_failures: 5,
+            breaker_open_secs: 30,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeyConfig {
@@ -173,6 +247,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             pki: PkiConfig::default(),
             documents: DocumentsConfig::default(),
+            identity: IdentityConfig::default(),
             auto_seed: true,
         }
     }
@@ -360,6 +435,31 @@ impl Config {
             return Err(ConfigError::Unsafe {
                 setting: "pki.dir",
                 reason: "production must name where its CA certificates and keys are kept".into(),
+            });
+        }
+        if self.identity.provider == IdentityProviderKind::Sandbox {
+            return Err(ConfigError::Unsafe {
+                setting: "identity.provider",
+                reason: "the sandbox passes anyone; configure the `http` provider of an accredited identity service".into(),
+            });
+        }
+        if self.identity.http.base_url.is_none()
+            || self.identity.http.secret.as_ref().is_none_or(|s| s.expose().len() < 32)
+        {
+            return Err(ConfigError::Unsafe {
+                setting: "identity.http",
+                reason: "the provider's base_url and a shared secret of at least 32 characters must be configured".into(),
+            });
+        }
+        if self
+            .identity
+            .personal_data_key
+            .as_ref()
+            .is_none_or(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::Unsafe {
+                setting: "identity.personal_data_key",
+                reason: "a key of at least 32 characters must encrypt ID numbers at rest".into(),
             });
         }
         match &self.pki.key_encryption_key {

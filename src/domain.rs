@@ -2,6 +2,7 @@
 //! builds on. Nothing here touches storage, HTTP or the clock.
 
 pub mod contract;
+pub mod identity;
 pub mod measure;
 pub mod roles;
 

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod identity;
 pub mod inventory;
 pub mod metrics;
 pub mod openapi;
@@ -23,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -127,6 +128,50 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             Endpoint::new(Method::POST, "/tsa", Public),
             post(pki::timestamp),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/identity/verifications",
+                Roles(&[Role::Buyer, Role::Developer]),
+            ),
+            post(identity::start),
+        ),
+        (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/identity/verifications/{id}",
+                Authenticated,
+            ),
+            get(identity::get),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/identity/verifications/{id}/cancel",
+                Authenticated,
+            ),
+            post(identity::cancel),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/identity/callbacks/{provider}", Public),
+            post(identity::callback),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/identity/codes",
+                Roles(&[Role::Buyer, Role::Developer]),
+            ),
+            post(identity::code),
+        ),
+        (
+            Endpoint::new(Method::PUT, "/api/v1/me/identity", Roles(&[Role::Buyer])),
+            put(identity::set_identity),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/me/identity", Authenticated),
+            get(identity::get_identity),
         ),
         (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod identity;
 pub mod pdf;
 pub mod pki;
 pub mod server;

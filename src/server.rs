@@ -43,7 +43,7 @@ pub async fn prepare_with(cfg: Arc<Config>, create_pki: bool) -> anyhow::Result<
     store.migrate().await.context("applying migrations")?;
     let keyring = Keyring::load(&cfg).context("loading token signing keys")?;
     let (pki, created) = PkiState::load_or_init(&cfg, create_pki)?;
-    let services = Services::new(cfg.clone(), store, keyring, pki);
+    let services = Services::new(cfg.clone(), store, keyring, pki)?;
     if created {
         crate::services::pki::bootstrap(&services).await?;
         eprintln!(

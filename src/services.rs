@@ -5,10 +5,13 @@
 pub mod accounts;
 pub mod documents;
 pub mod error;
+pub mod identity;
 pub mod inventory;
+pub mod personal;
 pub mod pki;
 pub mod ratelimit;
 pub mod seed;
+pub mod signing;
 pub mod tokens;
 pub mod verification;
 
@@ -30,6 +33,8 @@ pub struct Services {
     /// The CJK font for documents; `None` when none was found (the service runs, says so in
     /// `/readyz`, and refuses to make documents).
     pub font: Option<crate::pdf::font::Font>,
+    /// The identity provider and the keys protecting personal data.
+    pub identity: Arc<identity::IdentityState>,
     /// Concurrent verifications of uploaded PDFs (CPU-bound, public).
     pub verify_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -40,7 +45,8 @@ impl Services {
         store: Arc<dyn Store>,
         tokens: tokens::Keyring,
         pki: pki::PkiState,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
+        let identity = identity::IdentityState::load(&config)?;
         let limiter = ratelimit::LoginLimiter::new(&config.auth);
         let font = match crate::pdf::font::Font::find(config.documents.font_path.as_deref()) {
             Ok(f) => Some(f),
@@ -50,7 +56,8 @@ impl Services {
             }
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Services {
+        Ok(Services {
+            identity: Arc::new(identity),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 cores * verification::SLOTS_PER_CORE,
             )),
@@ -60,7 +67,7 @@ impl Services {
             tokens: Arc::new(tokens),
             limiter: Arc::new(limiter),
             pki: Arc::new(pki),
-        }
+        })
     }
 }
 

@@ -254,6 +254,34 @@ pub struct IdentityVerification {
     pub created_at: OffsetDateTime,
     pub completed_at: Option<OffsetDateTime>,
     pub event_cert_serial: Option<String>,
+    /// The provider found the name and ID number in the authoritative record.
+    pub identity_matched: bool,
+    /// Why it failed: reason codes joined by commas.
+    pub failure: Option<String>,
+}
+
+/// The person behind an account: the real name and the ID number, encrypted (docs/privacy.md).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserIdentity {
+    pub real_name: Option<String>,
+    pub id_number_enc: Option<String>,
+    pub id_number_hash: Option<String>,
+}
+
+/// A one-time code confirming the intent to sign one exact document.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SigningCode {
+    pub id: String,
+    pub user_id: String,
+    pub verification_id: String,
+    pub purpose: String,
+    pub document_sha256: String,
+    /// HMAC of the code: the code itself is never stored.
+    pub code_hash: String,
+    pub attempts: i32,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
 }
 
 /// A whole development (project, permit, buildings, units) written in one transaction, so a seed
@@ -325,6 +353,43 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_identity_verification(&self, v: &IdentityVerification) -> StoreResult<()>;
     async fn identity_verification(&self, id: &str) -> StoreResult<Option<IdentityVerification>>;
+    async fn identity_verification_by_ref(
+        &self,
+        provider: &str,
+        provider_ref: &str,
+    ) -> StoreResult<Option<IdentityVerification>>;
+    /// A user's most recent verifications, newest first.
+    async fn identity_verifications_of(
+        &self,
+        user_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<IdentityVerification>>;
+    /// Records the outcome of a pending verification; false when it was no longer pending (a
+    /// late or repeated callback changes nothing).
+    async fn complete_identity_verification(&self, v: &IdentityVerification) -> StoreResult<bool>;
+    /// Sets the provider's reference of a verification just started.
+    async fn set_provider_ref(&self, id: &str, provider_ref: &str) -> StoreResult<()>;
+    /// Remembers a callback nonce; false when it was seen before (a replay).
+    async fn remember_nonce(&self, provider: &str, nonce: &str, at: OffsetDateTime)
+    -> StoreResult<bool>;
+
+    async fn set_user_identity(
+        &self,
+        user_id: &str,
+        real_name: &str,
+        id_number_enc: &str,
+        id_number_hash: &str,
+    ) -> StoreResult<()>;
+    async fn user_identity(&self, user_id: &str) -> StoreResult<Option<UserIdentity>>;
+
+    async fn insert_signing_code(&self, c: &SigningCode) -> StoreResult<()>;
+    async fn signing_code(&self, id: &str) -> StoreResult<Option<SigningCode>>;
+    /// A user's most recent codes, newest first (for the hourly limit).
+    async fn signing_codes_of(&self, user_id: &str, limit: i64) -> StoreResult<Vec<SigningCode>>;
+    /// Counts a wrong try; returns the new count.
+    async fn count_code_attempt(&self, id: &str) -> StoreResult<i32>;
+    /// Spends the code; false when it was already spent.
+    async fn use_signing_code(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
     /// In one transaction: marks the verification as used by the event certificate and logs the
     /// certificate. False (and nothing written) when the verification was already used.
     async fn record_event_certificate(

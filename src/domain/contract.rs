@@ -370,11 +370,5 @@ impl ContractData {
 /// An ID number as shown to anyone but its holder and the reviewers who need it:
 /// `44190019900101001X` → `4419**********001X`.
 pub fn mask_id_number(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() <= 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
+    super::identity::mask(id)
 }

@@ -3,7 +3,7 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, error, health, inventory, pki, verify};
+use super::{accounts, error, health, identity, inventory, pki, verify};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -39,6 +39,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         pki::timestamp,
         verify::verify,
         verify::page,
+        identity::start,
+        identity::get,
+        identity::cancel,
+        identity::callback,
+        identity::code,
+        identity::set_identity,
+        identity::get_identity,
     ),
     components(schemas(
         error::Problem,
@@ -51,6 +58,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         inventory_service::PublicUnit,
         crate::services::pki::CertificateView,
         crate::services::pki::RevocationReason,
+        identity::StartVerification,
+        identity::CodeRequest,
+        identity::IdentityRequest,
+        identity::IdentityView,
+        crate::services::identity::VerificationView,
+        crate::services::identity::CodeIssued,
+        crate::identity::Purpose,
         pki::RevokeRequest,
         crate::domain::Role,
         crate::domain::Duty,

@@ -506,6 +506,24 @@ pub fn timestamp(s: &Services, request: &[u8]) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// A time-stamp token over a SHA-256 digest from this installation's own unit (in process: the
+/// signing step does not go through HTTP to reach the authority it runs beside).
+pub fn stamp_digest(unit: &TsaUnit, digest: &[u8; 32]) -> crate::pki::PkiResult<Vec<u8>> {
+    let (req, _) = crate::pki::tsa::request(digest, true)?;
+    let parsed = crate::pki::tsa::parse_request(&req)
+        .map_err(|f| crate::pki::PkiError::Build(format!("{f:?}")))?;
+    let u = crate::pki::tsa::TimeStampUnit {
+        cert_der: &unit.cert,
+        chain: &unit.chain,
+        key: &unit.key,
+    };
+    crate::pki::tsa::token_from_response(&crate::pki::tsa::respond(
+        &u,
+        &parsed,
+        OffsetDateTime::now_utc(),
+    )?)
+}
+
 fn refused(code: &'static str, message: &str) -> Error {
     Error::Forbidden {
         code,
@@ -528,6 +546,7 @@ pub async fn issue_event_certificate(
         .filter(|v| v.user_id == caller.user_id)
         .ok_or_else(|| Error::not_found("该身份核验记录"))?;
     let passed = v.status == "passed"
+        && v.identity_matched
         && v.liveness_passed
         && v.similarity.is_some_and(|sim| sim >= v.threshold);
     if !passed {

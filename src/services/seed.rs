@@ -117,6 +117,9 @@ struct AccountFixture {
     duties: Vec<Duty>,
     #[serde(default)]
     organisation: Option<String>,
+    /// The person's ID number (the display name is their real name).
+    #[serde(default)]
+    id_number: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +193,11 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
             created_at: now,
         };
         s.store.insert_user(&user).await?;
+        if let Some(id) = &a.id_number {
+            super::identity::set_identity(s, &user.id, &a.display_name, id)
+                .await
+                .map_err(|e| anyhow!("identity of {}: {e}", a.username))?;
+        }
     }
     Ok(SeedOutcome::Loaded {
         users: accounts.accounts.len(),

@@ -12,7 +12,8 @@ pub(crate) const PROJECT_COLS: &str = "id, developer_id, name, town, parcel_code
 pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_on, escrow_bank, escrow_account_name, escrow_account_no, status, created_at";
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
-pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial";
+pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
+pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
 /// Expands `impl Store` for a store struct with a `pool` field and a `MIGRATOR` static.
@@ -333,7 +334,7 @@ macro_rules! impl_store {
                 v: &$crate::store::IdentityVerification,
             ) -> $crate::store::StoreResult<()> {
                 let sql = format!(
-                    "INSERT INTO identity_verifications ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    "INSERT INTO identity_verifications ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                     $crate::store::sql::IDV_COLS
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -352,6 +353,8 @@ macro_rules! impl_store {
                     .bind(v.created_at)
                     .bind(v.completed_at)
                     .bind(&v.event_cert_serial)
+                    .bind(v.identity_matched)
+                    .bind(&v.failure)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -363,6 +366,195 @@ macro_rules! impl_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
                 let sql = format!("SELECT {} FROM identity_verifications WHERE id = $1", $crate::store::sql::IDV_COLS);
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn identity_verification_by_ref(
+                &self,
+                provider: &str,
+                provider_ref: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
+                let sql = format!(
+                    "SELECT {} FROM identity_verifications WHERE provider = $1 AND provider_ref = $2",
+                    $crate::store::sql::IDV_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(provider)
+                    .bind(provider_ref)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn identity_verifications_of(
+                &self,
+                user_id: &str,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::IdentityVerification>> {
+                let sql = format!(
+                    "SELECT {} FROM identity_verifications WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                    $crate::store::sql::IDV_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(user_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn complete_identity_verification(
+                &self,
+                v: &$crate::store::IdentityVerification,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE identity_verifications SET status = $1, liveness_passed = $2, similarity = $3, evidence_digest = $4, completed_at = $5, identity_matched = $6, failure = $7 WHERE id = $8 AND status = 'pending'",
+                )
+                .bind(&v.status)
+                .bind(v.liveness_passed)
+                .bind(v.similarity)
+                .bind(&v.evidence_digest)
+                .bind(v.completed_at)
+                .bind(v.identity_matched)
+                .bind(&v.failure)
+                .bind(&v.id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn set_provider_ref(
+                &self,
+                id: &str,
+                provider_ref: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE identity_verifications SET provider_ref = $1 WHERE id = $2")
+                    .bind(provider_ref)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn remember_nonce(
+                &self,
+                provider: &str,
+                nonce: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "INSERT INTO identity_nonces (provider, nonce, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(provider)
+                .bind(nonce)
+                .bind(at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn set_user_identity(
+                &self,
+                user_id: &str,
+                real_name: &str,
+                id_number_enc: &str,
+                id_number_hash: &str,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET real_name = $1, id_number_enc = $2, id_number_hash = $3 WHERE id = $4",
+                )
+                .bind(real_name)
+                .bind(id_number_enc)
+                .bind(id_number_hash)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn user_identity(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::UserIdentity>> {
+                Ok(sqlx::query_as(
+                    "SELECT real_name, id_number_enc, id_number_hash FROM users WHERE id = $1",
+                )
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_signing_code(
+                &self,
+                c: &$crate::store::SigningCode,
+            ) -> $crate::store::StoreResult<()> {
+                let sql = format!(
+                    "INSERT INTO signing_codes ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    $crate::store::sql::CODE_COLS
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&c.id)
+                    .bind(&c.user_id)
+                    .bind(&c.verification_id)
+                    .bind(&c.purpose)
+                    .bind(&c.document_sha256)
+                    .bind(&c.code_hash)
+                    .bind(c.attempts)
+                    .bind(c.created_at)
+                    .bind(c.expires_at)
+                    .bind(c.used_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn signing_code(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::SigningCode>> {
+                let sql = format!("SELECT {} FROM signing_codes WHERE id = $1", $crate::store::sql::CODE_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn signing_codes_of(
+                &self,
+                user_id: &str,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::SigningCode>> {
+                let sql = format!(
+                    "SELECT {} FROM signing_codes WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
+                    $crate::store::sql::CODE_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(user_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn count_code_attempt(&self, id: &str) -> $crate::store::StoreResult<i32> {
+                let (n,): (i32,) = sqlx::query_as(
+                    "UPDATE signing_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
+                )
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+
+            async fn use_signing_code(
+                &self,
+                id: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE signing_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
+                )
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
             }
 
             async fn record_event_certificate(

@@ -317,7 +317,8 @@ async fn rotated_keys_keep_old_tokens_valid() {
         app.services.store.clone(),
         keyring,
         pki,
-    );
+    )
+    .unwrap();
     let rotated = TestApp {
         router: virtual_window::app(virtual_window::AppState::new(services.clone())),
         services,

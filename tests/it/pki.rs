@@ -1051,6 +1051,8 @@ mod event {
             created_at: now - time::Duration::seconds(age_secs + 5),
             completed_at: Some(now - time::Duration::seconds(age_secs)),
             event_cert_serial: None,
+            identity_matched: true,
+            failure: None,
         }
     }
 

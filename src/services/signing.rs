@@ -1,0 +1,98 @@
+//! Personal signatures in the flow: the identity hook (`identity::authorize_signing`: the
+//! signer's own fresh verification and the one-time code issued for exactly these bytes), then a
+//! one-use event certificate, then a PAdES B-T signature with a visible signature block. Any
+//! failure before the signature leaves the document untouched: nothing is signed unverified.
+
+use super::identity::{self, Authorization};
+use super::{Caller, Error, Services};
+use crate::identity::Purpose;
+use crate::pdf::appearance::Visible;
+use crate::pdf::sign::{SignOptions, sign};
+use anyhow::Context as _;
+use time::OffsetDateTime;
+
+/// A signed document and the evidence to keep with the signature.
+pub struct Signed {
+    pub pdf: Vec<u8>,
+    pub certificate_serial: String,
+    pub authorization: Authorization,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Signs `pdf` in the empty field `field` as the caller, after the identity hook.
+pub async fn sign_as_person(
+    s: &Services,
+    caller: &Caller,
+    pdf: &[u8],
+    field: &str,
+    purpose: Purpose,
+    code_id: &str,
+    code: &str,
+) -> Result<Signed, Error> {
+    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
+        code: "documents_unavailable",
+        message: "服务器缺少中文字体，暂时不能签署文件。".into(),
+    })?;
+    let document_sha256 = hex(&openssl::sha::sha256(pdf));
+    let authorization =
+        identity::authorize_signing(s, caller, purpose, &document_sha256, code_id, code).await?;
+    let (cert, key) =
+        super::pki::issue_event_certificate(s, caller, &authorization.verification_id).await?;
+    let tsa = super::pki::tsa_unit(s).context("the time-stamping unit")?;
+    let people = s
+        .pki
+        .hierarchy
+        .authority("people-ca")
+        .context("people CA")?
+        .cert_der
+        .clone();
+    let v = s
+        .store
+        .identity_verification(&authorization.verification_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该身份核验记录"))?;
+    let now = OffsetDateTime::now_utc();
+    let shown = now.to_offset(time::macros::offset!(+8));
+    let timestamp = |digest: &[u8; 32]| super::pki::stamp_digest(tsa, digest);
+    let pdf = sign(
+        pdf,
+        &SignOptions {
+            field,
+            signer_cert: &cert.der,
+            chain: vec![people],
+            key: &key,
+            time: now,
+            reason: Some("买受人签署"),
+            reserve: 0,
+            timestamper: Some(&timestamp),
+            certify: None,
+            visible: Some((
+                font,
+                Visible::Signature {
+                    name: v.subject_name.clone(),
+                    time: format!(
+                        "{:04}-{:02}-{:02} {:02}:{:02}",
+                        shown.year(),
+                        u8::from(shown.month()),
+                        shown.day(),
+                        shown.hour(),
+                        shown.minute()
+                    ),
+                },
+            )),
+        },
+    )
+    .map_err(|e| Error::Invalid {
+        code: "signing_failed",
+        message: format!("签名失败：{e}"),
+        fields: vec![],
+    })?;
+    Ok(Signed {
+        pdf,
+        certificate_serial: cert.serial,
+        authorization,
+    })
+}
