@@ -73,6 +73,21 @@ pub enum Command {
         json: bool,
         file: PathBuf,
     },
+    /// A stand-in identity provider speaking the `http` provider protocol, with the sandbox's
+    /// outcomes (docs/identity.md), for demos. Never a real identity check.
+    IdentityStandin {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+        /// The key id the service signs with (identity.http.key_id).
+        #[arg(long, default_value = "virtual-window")]
+        key_id: String,
+        /// The shared secret (identity.http.secret).
+        #[arg(long, env = "VW_STANDIN_SECRET")]
+        secret: String,
+        /// Seconds before the result is posted back to the service.
+        #[arg(long, default_value_t = 2)]
+        callback_delay_secs: u64,
+    },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
         #[command(subcommand)]
@@ -195,6 +210,28 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Pki { action } => pki(action, cfg).await,
         Command::Verify { trust, json, file } => verify(&cfg, &trust, json, &file),
+        Command::IdentityStandin {
+            listen,
+            key_id,
+            secret,
+            callback_delay_secs,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            eprintln!(
+                "identity stand-in (sandbox outcomes, not a real check) on http://{}",
+                listener.local_addr()?
+            );
+            crate::identity::standin::serve(
+                listener,
+                crate::identity::standin::StandinConfig {
+                    key_id,
+                    secret: secret.into_bytes(),
+                    callback_delay: std::time::Duration::from_secs(callback_delay_secs),
+                },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Render {
             data,
             out,

@@ -444,7 +444,12 @@ impl Config {
             });
         }
         if self.identity.http.base_url.is_none()
-            || self.identity.http.secret.as_ref().is_none_or(|s| s.expose().len() < 32)
+            || self
+                .identity
+                .http
+                .secret
+                .as_ref()
+                .is_none_or(|s| s.expose().len() < 32)
         {
             return Err(ConfigError::Unsafe {
                 setting: "identity.http",

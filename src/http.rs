@@ -154,7 +154,11 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(identity::cancel),
         ),
         (
-            Endpoint::new(Method::POST, "/api/v1/identity/callbacks/{provider}", Public),
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/identity/callbacks/{provider}",
+                Public,
+            ),
             post(identity::callback),
         ),
         (

@@ -188,7 +188,11 @@ pub fn decide(r: &ProviderResult, threshold: f64) -> Decision {
             "活体检测未通过，请在光线充足处按提示重新进行人脸核验。".to_string(),
         ));
     }
-    if !(r.similarity >= threshold) {
+    // NaN (a malformed score) never passes.
+    if r.similarity
+        .partial_cmp(&threshold)
+        .is_none_or(|o| o.is_lt())
+    {
         reasons.push((
             "similarity_below_threshold",
             format!(

@@ -370,8 +370,12 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the provider's reference of a verification just started.
     async fn set_provider_ref(&self, id: &str, provider_ref: &str) -> StoreResult<()>;
     /// Remembers a callback nonce; false when it was seen before (a replay).
-    async fn remember_nonce(&self, provider: &str, nonce: &str, at: OffsetDateTime)
-    -> StoreResult<bool>;
+    async fn remember_nonce(
+        &self,
+        provider: &str,
+        nonce: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     async fn set_user_identity(
         &self,

@@ -202,6 +202,23 @@ impl ContractData {
             }
         }
 
+        // Identifiers: the seller's USCC and each buyer's ID number, with their check characters.
+        // Birth dates are judged against the contract's date (no clock in the domain).
+        if !self.seller.uscc.trim().is_empty()
+            && let Err(r) = super::identity::Uscc::parse(&self.seller.uscc)
+        {
+            out.push(issue("seller.uscc", r.rule, r.message));
+        }
+        let as_of = parse_date(&self.signed_on).unwrap_or(time::macros::date!(9999 - 12 - 31));
+        for (i, b) in self.buyers.iter().enumerate() {
+            if let Err(r) = super::identity::IdNumber::parse(&b.id_number, as_of) {
+                out.push(issue(format!("buyers[{i}].id_number"), r.rule, r.message));
+            }
+            if let Err(r) = super::identity::PersonName::parse(&b.name) {
+                out.push(issue(format!("buyers[{i}].name"), r.rule, r.message));
+            }
+        }
+
         // Areas: gross = internal + shared, to the 0.01 m².
         let gross = area("unit.gross_area", &self.unit.gross_area, &mut out);
         let internal = area("unit.internal_area", &self.unit.internal_area, &mut out);

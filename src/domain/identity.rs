@@ -125,7 +125,9 @@ pub fn mask(id: &str) -> String {
 pub struct Uscc(String);
 
 const USCC_CHARS: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// The GB 32100 check character of the first 17 characters.
 pub fn uscc_check_character(first17: &str) -> Option<char> {
@@ -235,9 +237,15 @@ mod tests {
     fn bad_id_numbers_name_their_rule() {
         let rule = |s: &str| IdNumber::parse(s, TODAY).unwrap_err().rule;
         assert_eq!(rule("441900199001010011"), "checksum");
-        let feb31 = format!("44190019900231001{}", id_check_character("44190019900231001").unwrap());
+        let feb31 = format!(
+            "44190019900231001{}",
+            id_check_character("44190019900231001").unwrap()
+        );
         assert_eq!(rule(&feb31), "date");
-        let future = format!("44190020301201001{}", id_check_character("44190020301201001").unwrap());
+        let future = format!(
+            "44190020301201001{}",
+            id_check_character("44190020301201001").unwrap()
+        );
         assert_eq!(rule(&future), "future_date");
         assert_eq!(rule("441900900101001"), "old_form");
         assert_eq!(rule("4419001990010100"), "length");
@@ -254,8 +262,14 @@ mod tests {
     #[test]
     fn uscc_checks() {
         assert!(Uscc::parse("91441900MA4W0L7N36").is_ok());
-        assert_eq!(Uscc::parse("91441900MA4W0L7N37").unwrap_err().rule, "checksum");
-        assert_eq!(Uscc::parse("91441900MA4W0L7NI6").unwrap_err().rule, "characters");
+        assert_eq!(
+            Uscc::parse("91441900MA4W0L7N37").unwrap_err().rule,
+            "checksum"
+        );
+        assert_eq!(
+            Uscc::parse("91441900MA4W0L7NI6").unwrap_err().rule,
+            "characters"
+        );
         assert_eq!(Uscc::parse("91441900MA4W0L7N3").unwrap_err().rule, "length");
     }
 
@@ -267,7 +281,10 @@ mod tests {
             "阿依古丽·买买提"
         );
         assert_eq!(PersonName::parse("张").unwrap_err().rule, "length");
-        assert_eq!(PersonName::parse("Zhang Wei").unwrap_err().rule, "characters");
+        assert_eq!(
+            PersonName::parse("Zhang Wei").unwrap_err().rule,
+            "characters"
+        );
         assert_eq!(PersonName::parse("·买买提").unwrap_err().rule, "middle_dot");
     }
 }

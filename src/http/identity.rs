@@ -82,9 +82,7 @@ pub async fn callback(
             .and_then(|v| v.to_str().ok())
             .map(String::from)
     })
-    .map_err(|e| {
-        ApiError::unauthorized(e.code(), "回调缺少签名。")
-    })?;
+    .map_err(|e| ApiError::unauthorized(e.code(), "回调缺少签名。"))?;
     identity::callback(&state.services, &provider, uri.path(), &h, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

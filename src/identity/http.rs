@@ -213,7 +213,9 @@ impl Provider for HttpProvider {
         let r: ProviderResult =
             serde_json::from_slice(&reply).map_err(|e| ProviderError::Malformed(e.to_string()))?;
         if r.provider_ref != provider_ref {
-            return Err(ProviderError::Malformed("the answer is about another verification".into()));
+            return Err(ProviderError::Malformed(
+                "the answer is about another verification".into(),
+            ));
         }
         Ok(r)
     }
@@ -236,8 +238,8 @@ impl Provider for HttpProvider {
         now: i64,
     ) -> Result<Callback, CallbackError> {
         headers.check(&self.cfg.key_id, &self.cfg.secret, "POST", path, body, now)?;
-        let result: ProviderResult = serde_json::from_slice(body)
-            .map_err(|e| CallbackError::Malformed(e.to_string()))?;
+        let result: ProviderResult =
+            serde_json::from_slice(body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
         Ok(Callback {
             nonce: headers.nonce.clone(),
             result,

@@ -55,9 +55,10 @@ impl Sandbox {
         match trigger {
             "901" => r.similarity = 79.9,
             "902" => {
+                // A photo held up to the camera: the face matches, the liveness check does not.
                 r.liveness_passed = false;
                 r.status = ProviderStatus::Failed;
-                r.similarity = 0.0;
+                r.similarity = 91.0;
             }
             "904" if !completed => {
                 r.status = ProviderStatus::Pending;
@@ -107,10 +108,7 @@ impl Provider for Sandbox {
         }
         let provider_ref = format!("sbx-{seq}-{}", req.reference);
         Ok(Started {
-            redirect_url: Some(format!(
-                "{}?sandbox_ref={provider_ref}",
-                req.return_url
-            )),
+            redirect_url: Some(format!("{}?sandbox_ref={provider_ref}", req.return_url)),
             token: None,
             provider_ref,
         })
@@ -134,8 +132,8 @@ impl Provider for Sandbox {
         now: i64,
     ) -> Result<Callback, CallbackError> {
         headers.check(KEY_ID, &self.secret, "POST", path, body, now)?;
-        let result: ProviderResult = serde_json::from_slice(body)
-            .map_err(|e| CallbackError::Malformed(e.to_string()))?;
+        let result: ProviderResult =
+            serde_json::from_slice(body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
         Ok(Callback {
             nonce: headers.nonce.clone(),
             result,

@@ -110,7 +110,14 @@ impl Headers {
         if self.key_id != key_id {
             return Err(CallbackError::UnknownKey);
         }
-        let expected = hex(&mac(secret, self.timestamp, &self.nonce, method, path, body));
+        let expected = hex(&mac(
+            secret,
+            self.timestamp,
+            &self.nonce,
+            method,
+            path,
+            body,
+        ));
         let given = self.signature.to_ascii_lowercase();
         if expected.is_empty()
             || expected.len() != given.len()
@@ -134,10 +141,25 @@ mod tests {
         let h = make("k1", b"secret", "POST", "/cb", b"{}", 1000);
         let ok = |k: &str, s: &[u8], p: &str, b: &[u8], now: i64| h.check(k, s, "POST", p, b, now);
         assert!(ok("k1", b"secret", "/cb", b"{}", 1000).is_ok());
-        assert_eq!(ok("k1", b"secret", "/cb", b"{ }", 1000), Err(CallbackError::BadSignature));
-        assert_eq!(ok("k1", b"other", "/cb", b"{}", 1000), Err(CallbackError::BadSignature));
-        assert_eq!(ok("k2", b"secret", "/cb", b"{}", 1000), Err(CallbackError::UnknownKey));
-        assert_eq!(ok("k1", b"secret", "/cb", b"{}", 1301), Err(CallbackError::Stale));
-        assert_eq!(ok("k1", b"secret", "/x", b"{}", 1000), Err(CallbackError::BadSignature));
+        assert_eq!(
+            ok("k1", b"secret", "/cb", b"{ }", 1000),
+            Err(CallbackError::BadSignature)
+        );
+        assert_eq!(
+            ok("k1", b"other", "/cb", b"{}", 1000),
+            Err(CallbackError::BadSignature)
+        );
+        assert_eq!(
+            ok("k2", b"secret", "/cb", b"{}", 1000),
+            Err(CallbackError::UnknownKey)
+        );
+        assert_eq!(
+            ok("k1", b"secret", "/cb", b"{}", 1301),
+            Err(CallbackError::Stale)
+        );
+        assert_eq!(
+            ok("k1", b"secret", "/x", b"{}", 1000),
+            Err(CallbackError::BadSignature)
+        );
     }
 }

@@ -94,7 +94,13 @@ pub async fn serve(listener: tokio::net::TcpListener, cfg: StandinConfig) -> std
 }
 
 /// The request's signature, freshness and nonce; then the misbehaviour switches.
-async fn admit(s: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+async fn admit(
+    s: &Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
     s.controls.requests.fetch_add(1, Ordering::SeqCst);
     let hang = s.controls.hang_ms.load(Ordering::SeqCst);
     if hang > 0 {
@@ -103,11 +109,28 @@ async fn admit(s: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     if s.controls.fail.load(Ordering::SeqCst) {
         return Err((StatusCode::INTERNAL_SERVER_ERROR, "stand-in told to fail").into_response());
     }
-    let h = Headers::read(|k| headers.get(k).and_then(|v| v.to_str().ok()).map(String::from))
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()).into_response())?;
-    h.check(&s.cfg.key_id, &s.cfg.secret, method.as_str(), uri.path(), body, now())
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()).into_response())?;
-    if !s.nonces.lock().map(|mut n| n.insert(h.nonce.clone())).unwrap_or(false) {
+    let h = Headers::read(|k| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    })
+    .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()).into_response())?;
+    h.check(
+        &s.cfg.key_id,
+        &s.cfg.secret,
+        method.as_str(),
+        uri.path(),
+        body,
+        now(),
+    )
+    .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()).into_response())?;
+    if !s
+        .nonces
+        .lock()
+        .map(|mut n| n.insert(h.nonce.clone()))
+        .unwrap_or(false)
+    {
         return Err((StatusCode::UNAUTHORIZED, "replayed nonce").into_response());
     }
     Ok(())
@@ -136,7 +159,11 @@ async fn start(
         _ => {}
     }
     // Idempotent by the service's reference: a retried start gets the same verification.
-    let existing = s.by_reference.lock().ok().and_then(|m| m.get(&req.reference).cloned());
+    let existing = s
+        .by_reference
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&req.reference).cloned());
     let provider_ref = match existing {
         Some(r) => r,
         None => {
@@ -145,7 +172,13 @@ async fn start(
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
             if let Ok(mut m) = s.by_ref.lock() {
-                m.insert(r.clone(), Entry { result, completed: false });
+                m.insert(
+                    r.clone(),
+                    Entry {
+                        result,
+                        completed: false,
+                    },
+                );
             }
             if let Ok(mut m) = s.by_reference.lock() {
                 m.insert(req.reference.clone(), r.clone());
@@ -170,19 +203,28 @@ async fn start(
 async fn send_callback(s: &Inner, provider_ref: &str, url: &str) {
     let result = {
         let Ok(mut m) = s.by_ref.lock() else { return };
-        let Some(e) = m.get_mut(provider_ref) else { return };
-        if e.result.status == ProviderStatus::Pending && !e.completed {
-            if let Some(done) = Sandbox::outcome(provider_ref, true) {
-                e.result = done;
-            }
+        let Some(e) = m.get_mut(provider_ref) else {
+            return;
+        };
+        if e.result.status == ProviderStatus::Pending
+            && !e.completed
+            && let Some(done) = Sandbox::outcome(provider_ref, true)
+        {
+            e.result = done;
         }
         e.completed = true;
         e.result.clone()
     };
     let body = serde_json::to_vec(&result).unwrap_or_default();
-    let path = reqwest::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+    let path = reqwest::Url::parse(url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
     let h = signature::make(&s.cfg.key_id, &s.cfg.secret, "POST", &path, &body, now());
-    let mut req = s.http.post(url).header("content-type", "application/json").body(body);
+    let mut req = s
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
     for (k, v) in h.pairs() {
         req = req.header(k, v);
     }
@@ -201,7 +243,12 @@ async fn result(
     if let Err(resp) = admit(&s, &method, &uri, &headers, b"").await {
         return resp;
     }
-    match s.by_ref.lock().ok().and_then(|m| m.get(&r).map(|e| e.result.clone())) {
+    match s
+        .by_ref
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&r).map(|e| e.result.clone()))
+    {
         Some(result) => axum::Json(result).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

@@ -7,14 +7,16 @@
 use super::personal::PersonalData;
 use super::{Caller, Error, FieldError, Services};
 use crate::audit;
-use crate::store::NewAuditEvent;
 use crate::config::{Config, IdentityProviderKind, Mode};
 use crate::domain::identity::{IdNumber, PersonName};
 use crate::domain::{Duty, Role};
 use crate::identity::http::{HttpProvider, HttpProviderConfig};
 use crate::identity::sandbox::Sandbox;
 use crate::identity::signature::Headers;
-use crate::identity::{Decision, Provider, ProviderError, ProviderResult, Purpose, StartRequest, decide};
+use crate::identity::{
+    Decision, Provider, ProviderError, ProviderResult, Purpose, StartRequest, decide,
+};
+use crate::store::NewAuditEvent;
 use crate::store::{IdentityVerification, SigningCode};
 use anyhow::Context as _;
 use serde::Serialize;
@@ -108,7 +110,8 @@ pub async fn identity_of(s: &Services, user_id: &str) -> Result<Option<(String, 
         return Ok(None);
     };
     let plain = s.identity.personal.decrypt(user_id, &enc)?;
-    let id = IdNumber::parse(&plain, today()).map_err(|r| anyhow::anyhow!("stored ID number: {}", r.rule))?;
+    let id = IdNumber::parse(&plain, today())
+        .map_err(|r| anyhow::anyhow!("stored ID number: {}", r.rule))?;
     Ok(Some((name, id)))
 }
 
@@ -136,7 +139,12 @@ pub struct VerificationView {
     pub completed_at: Option<OffsetDateTime>,
 }
 
-fn view(v: &IdentityVerification, masked: String, redirect: Option<String>, token: Option<String>) -> VerificationView {
+fn view(
+    v: &IdentityVerification,
+    masked: String,
+    redirect: Option<String>,
+    token: Option<String>,
+) -> VerificationView {
     let reasons = v
         .failure
         .as_deref()
@@ -184,7 +192,13 @@ fn may_verify(caller: &Caller, purpose: Purpose) -> bool {
     }
 }
 
-async fn audit_event(s: &Services, caller: Option<&Caller>, action: &str, id: &str, detail: serde_json::Value) -> Result<(), Error> {
+async fn audit_event(
+    s: &Services,
+    caller: Option<&Caller>,
+    action: &str,
+    id: &str,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
     audit::append(
         s.store.as_ref(),
         NewAuditEvent {
@@ -207,7 +221,8 @@ fn provider_down(e: &ProviderError) -> Error {
     tracing::warn!(error = %e, "identity provider call failed");
     Error::Unavailable {
         code: "identity_provider_unavailable",
-        message: "身份核验服务暂时不可用，请稍后再试。为保障安全，完成核验前不能签署或提交申请。".into(),
+        message: "身份核验服务暂时不可用，请稍后再试。为保障安全，完成核验前不能签署或提交申请。"
+            .into(),
     }
 }
 
@@ -225,7 +240,11 @@ pub async fn start(
         return Err(Error::Invalid {
             code: "identity_missing",
             message: "请先登记本人的真实姓名和身份证号码。".into(),
-            fields: vec![FieldError::new("id_number", "required", "未登记身份证号码。")],
+            fields: vec![FieldError::new(
+                "id_number",
+                "required",
+                "未登记身份证号码。",
+            )],
         });
     };
     let now = OffsetDateTime::now_utc();
@@ -273,18 +292,38 @@ pub async fn start(
             v.completed_at = Some(OffsetDateTime::now_utc());
             v.failure = Some("provider_unavailable".into());
             s.store.complete_identity_verification(&v).await?;
-            audit_event(s, Some(caller), "identity.verification.provider_unavailable", &v.id, serde_json::json!({"purpose": purpose.as_str()})).await?;
+            audit_event(
+                s,
+                Some(caller),
+                "identity.verification.provider_unavailable",
+                &v.id,
+                serde_json::json!({"purpose": purpose.as_str()}),
+            )
+            .await?;
             return Err(provider_down(&e));
         }
     };
-    s.store.set_provider_ref(&v.id, &started.provider_ref).await?;
+    s.store
+        .set_provider_ref(&v.id, &started.provider_ref)
+        .await?;
     v.provider_ref = Some(started.provider_ref.clone());
-    audit_event(s, Some(caller), "identity.verification.start", &v.id, serde_json::json!({"purpose": purpose.as_str(), "provider": v.provider})).await?;
+    audit_event(
+        s,
+        Some(caller),
+        "identity.verification.start",
+        &v.id,
+        serde_json::json!({"purpose": purpose.as_str(), "provider": v.provider}),
+    )
+    .await?;
     Ok(view(&v, id.masked(), started.redirect_url, started.token))
 }
 
 /// The service's decision on a result, recorded once (later or repeated results change nothing).
-async fn apply_result(s: &Services, v: &IdentityVerification, r: &ProviderResult) -> Result<IdentityVerification, Error> {
+async fn apply_result(
+    s: &Services,
+    v: &IdentityVerification,
+    r: &ProviderResult,
+) -> Result<IdentityVerification, Error> {
     let decision = decide(r, v.threshold as f64 / 100.0);
     let mut done = v.clone();
     match &decision {
@@ -295,19 +334,35 @@ async fn apply_result(s: &Services, v: &IdentityVerification, r: &ProviderResult
         }
         Decision::Failed(reasons) => {
             done.status = "failed".into();
-            done.failure = Some(reasons.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(","));
+            done.failure = Some(
+                reasons
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         }
     }
     done.liveness_passed = r.liveness_passed;
     done.identity_matched = r.identity_matched;
     done.similarity = Some((r.similarity.clamp(0.0, 100.0) * 100.0).round() as i32);
-    done.evidence_digest = Some(r.evidence_digest.chars().filter(|c| c.is_ascii_hexdigit()).take(128).collect());
+    done.evidence_digest = Some(
+        r.evidence_digest
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(128)
+            .collect(),
+    );
     done.completed_at = Some(OffsetDateTime::now_utc());
     if s.store.complete_identity_verification(&done).await? {
         audit_event(
             s,
             None,
-            if done.status == "passed" { "identity.verification.passed" } else { "identity.verification.failed" },
+            if done.status == "passed" {
+                "identity.verification.passed"
+            } else {
+                "identity.verification.failed"
+            },
             &done.id,
             serde_json::json!({
                 "similarity": done.similarity,
@@ -325,7 +380,11 @@ async fn apply_result(s: &Services, v: &IdentityVerification, r: &ProviderResult
     }
 }
 
-async fn own_verification(s: &Services, caller: &Caller, id: &str) -> Result<IdentityVerification, Error> {
+async fn own_verification(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<IdentityVerification, Error> {
     s.store
         .identity_verification(id)
         .await?
@@ -358,7 +417,10 @@ pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<Verification
 pub async fn cancel(s: &Services, caller: &Caller, id: &str) -> Result<VerificationView, Error> {
     let mut v = own_verification(s, caller, id).await?;
     if v.status != "pending" {
-        return Err(Error::conflict("verification_finished", "该核验已结束，不能取消。"));
+        return Err(Error::conflict(
+            "verification_finished",
+            "该核验已结束，不能取消。",
+        ));
     }
     if let Some(r) = &v.provider_ref {
         // The record is cancelled even if the provider cannot be told: it can never pass now.
@@ -370,7 +432,14 @@ pub async fn cancel(s: &Services, caller: &Caller, id: &str) -> Result<Verificat
     v.failure = Some("cancelled".into());
     v.completed_at = Some(OffsetDateTime::now_utc());
     s.store.complete_identity_verification(&v).await?;
-    audit_event(s, Some(caller), "identity.verification.cancel", &v.id, serde_json::json!({})).await?;
+    audit_event(
+        s,
+        Some(caller),
+        "identity.verification.cancel",
+        &v.id,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(view(&v, masked_of(s, &caller.user_id).await, None, None))
 }
 
@@ -413,8 +482,15 @@ pub async fn callback(
 }
 
 /// The caller's most recent passed verification for `purpose`, if it is still fresh.
-pub async fn fresh_verification(s: &Services, caller: &Caller, purpose: Purpose) -> Result<IdentityVerification, Error> {
-    let recent = s.store.identity_verifications_of(&caller.user_id, 20).await?;
+pub async fn fresh_verification(
+    s: &Services,
+    caller: &Caller,
+    purpose: Purpose,
+) -> Result<IdentityVerification, Error> {
+    let recent = s
+        .store
+        .identity_verifications_of(&caller.user_id, 20)
+        .await?;
     let Some(v) = recent
         .into_iter()
         .filter(|v| v.purpose == purpose.as_str() && v.status == "passed")
@@ -426,7 +502,9 @@ pub async fn fresh_verification(s: &Services, caller: &Caller, purpose: Purpose)
         });
     };
     let window = time::Duration::seconds(s.config.identity.freshness_secs as i64);
-    if v.completed_at.is_none_or(|t| OffsetDateTime::now_utc() - t > window) {
+    if v.completed_at
+        .is_none_or(|t| OffsetDateTime::now_utc() - t > window)
+    {
         return Err(Error::Forbidden {
             code: "verification_stale",
             message: "身份核验已超过有效时间，请重新进行人脸核验。".into(),
@@ -467,7 +545,10 @@ pub async fn request_code(
     let v = fresh_verification(s, caller, purpose).await?;
     let now = OffsetDateTime::now_utc();
     let recent = s.store.signing_codes_of(&caller.user_id, 100).await?;
-    let last_hour = recent.iter().filter(|c| now - c.created_at < time::Duration::hours(1)).count();
+    let last_hour = recent
+        .iter()
+        .filter(|c| now - c.created_at < time::Duration::hours(1))
+        .count();
     if last_hour as i64 >= s.config.identity.codes_per_hour {
         return Err(Error::RateLimited {
             code: "too_many_codes",
@@ -500,7 +581,14 @@ pub async fn request_code(
             used_at: None,
         })
         .await?;
-    audit_event(s, Some(caller), "signing.code.issue", &v.id, serde_json::json!({"code_id": id, "document_sha256": document_sha256})).await?;
+    audit_event(
+        s,
+        Some(caller),
+        "signing.code.issue",
+        &v.id,
+        serde_json::json!({"code_id": id, "document_sha256": document_sha256}),
+    )
+    .await?;
     Ok(CodeIssued {
         code_id: id,
         expires_at,
@@ -555,10 +643,16 @@ pub async fn authorize_signing(
         return Err(code_error("code_expired", "验证码已过期，请重新获取。"));
     }
     if c.attempts >= s.config.identity.code_max_attempts {
-        return Err(code_error("code_exhausted", "验证码错误次数过多，请重新获取。"));
+        return Err(code_error(
+            "code_exhausted",
+            "验证码错误次数过多，请重新获取。",
+        ));
     }
     if c.purpose != purpose.as_str() || !c.document_sha256.eq_ignore_ascii_case(document_sha256) {
-        return Err(code_error("code_other_document", "验证码不是为此文档签发的，请核对文档后重新获取。"));
+        return Err(code_error(
+            "code_other_document",
+            "验证码不是为此文档签发的，请核对文档后重新获取。",
+        ));
     }
     let expected = s.identity.personal.code_hash(&c.id, code.trim());
     if !openssl::memcmp::eq(expected.as_bytes(), c.code_hash.as_bytes()) {
@@ -572,7 +666,10 @@ pub async fn authorize_signing(
     // The verification must still be the caller's latest passed one and fresh at this moment.
     let v = fresh_verification(s, caller, purpose).await?;
     if v.id != c.verification_id {
-        return Err(code_error("code_invalid", "验证码对应的核验已被新的核验取代，请重新获取。"));
+        return Err(code_error(
+            "code_invalid",
+            "验证码对应的核验已被新的核验取代，请重新获取。",
+        ));
     }
     if !s.store.use_signing_code(&c.id, now).await? {
         return Err(code_error("code_used", "验证码已使用，请重新获取。"));
@@ -589,7 +686,14 @@ pub async fn authorize_signing(
         evidence_digest: v.evidence_digest.clone(),
         authorized_at: now,
     };
-    audit_event(s, Some(caller), "signing.authorize", &v.id, serde_json::to_value(&auth).unwrap_or_default()).await?;
+    audit_event(
+        s,
+        Some(caller),
+        "signing.authorize",
+        &v.id,
+        serde_json::to_value(&auth).unwrap_or_default(),
+    )
+    .await?;
     Ok(auth)
 }
 

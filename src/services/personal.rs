@@ -115,7 +115,10 @@ impl PersonalData {
 
     /// The pseudonym written into a person's certificates instead of the ID number.
     pub fn pseudonym(&self, id_number: &str) -> String {
-        format!("PSN-{}", &hmac(&self.pseudonym, &[id_number.as_bytes()])[..32])
+        format!(
+            "PSN-{}",
+            &hmac(&self.pseudonym, &[id_number.as_bytes()])[..32]
+        )
     }
 
     /// What is stored of a one-time code.
@@ -145,7 +148,11 @@ mod tests {
         assert!(!e.contains("4419"));
         assert_eq!(k.decrypt("user-1", &e).unwrap(), "44190019900101001X");
         assert!(k.decrypt("user-2", &e).is_err());
-        assert_ne!(e, k.encrypt("user-1", "44190019900101001X").unwrap(), "fresh nonce");
+        assert_ne!(
+            e,
+            k.encrypt("user-1", "44190019900101001X").unwrap(),
+            "fresh nonce"
+        );
         assert_eq!(k.lookup_hash("44190019900101001X").len(), 64);
         assert_ne!(k.lookup_hash("x"), k.pseudonym("x"));
     }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod api_auth;
 mod api_errors;
+mod identity;
 mod matrix;
 mod openapi;
 mod pdf;

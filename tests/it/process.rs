@@ -28,31 +28,51 @@ fn output_within(mut c: Command, limit: Duration) -> std::process::Output {
 struct Server {
     child: Child,
     base: String,
+    /// Everything the server wrote (logs on both streams).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn start(data_dir: &std::path::Path) -> Server {
+    start_logging(data_dir, "warn")
+}
+
+fn start_logging(data_dir: &std::path::Path, level: &str) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("VW_DATABASE_URL")
-        .env("VW_LOG", "warn")
+        .env("VW_LOG", level)
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start the binary");
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stdout = child.stdout.take().unwrap();
+    let out2 = output.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            out2.lock().unwrap().push(line);
+        }
+    });
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let out3 = output.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("Virtual Window is serving on ") {
                 let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
             }
+            out3.lock().unwrap().push(line);
         }
     });
     let base = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server announces its address");
-    Server { child, base }
+    Server {
+        child,
+        base,
+        output,
+    }
 }
 
 fn terminate(mut s: Server) {
@@ -285,4 +305,165 @@ fn pki_commands_init_issue_revoke_and_publish() {
     let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
     assert!(text.contains(&serial.to_uppercase()), "{text}");
     assert!(text.contains("KEY COMPROMISE"), "{text}");
+}
+
+/// After a whole identity flow through the real binary with debug logging, no ID number appears
+/// in the clear anywhere in the data directory (database, write-ahead log, keys) or in the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_id_number_in_the_clear_in_the_database_or_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_logging(dir.path(), "debug");
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let call = |method: reqwest::Method,
+                path: &str,
+                token: Option<&str>,
+                body: Option<serde_json::Value>| {
+        let mut r = http.request(method, format!("{base}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let login = |u: &'static str| {
+        let c = call(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(
+                serde_json::json!({"username": u, "password": virtual_window::config::DEV_DEMO_PASSWORD}),
+            ),
+        );
+        async move {
+            let v: serde_json::Value = c.await.unwrap().json().await.unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let zhang = login("buyer-zhang").await;
+    let admin = login("admin").await;
+    // A new buyer registers an identity (and first gets one wrong).
+    let r = call(
+        reqwest::Method::POST,
+        "/api/v1/users",
+        Some(&admin),
+        Some(serde_json::json!({"username": "newbuyer", "display_name": "王五", "password": virtual_window::config::DEV_DEMO_PASSWORD, "role": "buyer"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let newbuyer = login("newbuyer").await;
+    let extra = crate::identity::id_with_sequence("777");
+    let r = call(
+        reqwest::Method::PUT,
+        "/api/v1/me/identity",
+        Some(&newbuyer),
+        Some(serde_json::json!({"real_name": "王五", "id_number": "441900199001010011"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = call(
+        reqwest::Method::PUT,
+        "/api/v1/me/identity",
+        Some(&newbuyer),
+        Some(serde_json::json!({"real_name": "王五", "id_number": extra})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    for token in [&zhang, &newbuyer] {
+        let v: serde_json::Value = call(
+            reqwest::Method::POST,
+            "/api/v1/identity/verifications",
+            Some(token),
+            Some(serde_json::json!({"purpose": "sign_contract"})),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let id = v["id"].as_str().unwrap();
+        let v: serde_json::Value = call(
+            reqwest::Method::GET,
+            &format!("/api/v1/identity/verifications/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(v["status"], "passed");
+        let r = call(
+            reqwest::Method::POST,
+            "/api/v1/identity/codes",
+            Some(token),
+            Some(
+                serde_json::json!({"purpose": "sign_contract", "document_sha256": "ab".repeat(32)}),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let me: serde_json::Value = call(
+            reqwest::Method::GET,
+            "/api/v1/me/identity",
+            Some(token),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert!(me["id_number"].as_str().unwrap().starts_with("4419"));
+    }
+    let output = server.output.clone();
+    terminate(server);
+    let logs = output.lock().unwrap().join("\n");
+    assert!(logs.len() > 1000, "debug logging produced output");
+    let numbers = [
+        "44190019900101001X",
+        "441900198506150021",
+        "441900199202280032",
+        "44190020000101004X",
+        extra.as_str(),
+        "441900199001010011",
+    ];
+    for n in numbers {
+        assert!(!logs.contains(n), "{n} appears in the logs");
+        assert!(
+            !logs.to_ascii_lowercase().contains(&n.to_ascii_lowercase()),
+            "{n} appears in the logs"
+        );
+    }
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut scanned = 0;
+    let mut saw_name = false;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        scanned += 1;
+        // The scan reads the stored rows: the real name (kept in the clear) is found.
+        saw_name |= bytes.windows("王五".len()).any(|w| w == "王五".as_bytes());
+        for n in numbers {
+            assert!(
+                !bytes
+                    .windows(n.len())
+                    .any(|w| w.eq_ignore_ascii_case(n.as_bytes())),
+                "{n} in the clear in {}",
+                p.display()
+            );
+        }
+    }
+    assert!(scanned >= 3, "the database and keys were scanned");
+    assert!(saw_name, "the scan reaches the stored account rows");
 }
