@@ -11,10 +11,11 @@ use std::fmt::Write as _;
 
 pub const PAGE_W: f32 = 595.276;
 pub const PAGE_H: f32 = 841.89;
-const MARGIN_X: f32 = 64.0;
+const MARGIN_X: f32 = 72.0;
 const MARGIN_TOP: f32 = 72.0;
 const MARGIN_BOTTOM: f32 = 64.0;
-const BODY_SIZE: f32 = 10.5;
+// 小四 (12 pt), the usual size of contract body text.
+const BODY_SIZE: f32 = 12.0;
 const LEADING: f32 = 1.65;
 
 /// Characters that may not begin a line (closing punctuation) and may not end one (openers).

@@ -669,7 +669,7 @@ pub(crate) mod signing {
 
         // Poppler draws the seals without complaint.
         let png = Command::new("pdftoppm")
-            .args(["-r", "20", "-f", "7", "-l", "7", "-png"])
+            .args(["-r", "20", "-f", "20", "-l", "20", "-png"])
             .arg(&path)
             .arg(dir.path().join("sealed"))
             .output()
