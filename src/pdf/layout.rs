@@ -396,7 +396,22 @@ impl<'a> Layout<'a> {
     }
 }
 
-fn content_stream(page: &Page, map: &BTreeMap<u16, u16>) -> Vec<u8> {
+/// Old glyph id → (font resource, new id) for the fonts of one document.
+struct GlyphMap<'a> {
+    base: &'a BTreeMap<u16, u16>,
+    extra: &'a BTreeMap<u16, u16>,
+}
+
+impl GlyphMap<'_> {
+    fn get(&self, g: u16) -> (&'static str, u16) {
+        match self.base.get(&g) {
+            Some(n) => ("F1", *n),
+            None => ("F2", self.extra.get(&g).copied().unwrap_or(0)),
+        }
+    }
+}
+
+fn content_stream(page: &Page, map: &GlyphMap<'_>) -> Vec<u8> {
     let mut s = String::with_capacity(4096);
     for op in &page.ops {
         match op {
@@ -410,15 +425,28 @@ fn content_stream(page: &Page, map: &BTreeMap<u16, u16>) -> Vec<u8> {
                 let mode = if *bold { "2 Tr 0.3 w " } else { "" };
                 let _ = write!(
                     s,
-                    "BT {mode}/F1 {} Tf {} {} Td <",
-                    writer::num(*size as f64),
+                    "BT {mode}{} {} Td",
                     writer::num(*x as f64),
                     writer::num(*y as f64)
                 );
+                // One run per font: the text position advances by the glyphs' widths, so the
+                // runs join seamlessly.
+                let size = writer::num(*size as f64);
+                let mut current = "";
                 for g in glyphs {
-                    let _ = write!(s, "{:04X}", map.get(g).copied().unwrap_or(0));
+                    let (f, n) = map.get(*g);
+                    if f != current {
+                        if !current.is_empty() {
+                            s.push_str("> Tj");
+                        }
+                        let _ = write!(s, " /{f} {size} Tf <");
+                        current = f;
+                    }
+                    let _ = write!(s, "{n:04X}");
                 }
-                s.push_str("> Tj");
+                if !current.is_empty() {
+                    s.push_str("> Tj");
+                }
                 s.push_str(if *bold { " 0 Tr ET\n" } else { " ET\n" });
             }
             Op::Line {
@@ -506,6 +534,17 @@ fn pdf_date(iso: &str) -> String {
 
 /// Lays out `blocks` and writes the PDF.
 pub fn render(font: &Font, meta: &Metadata, blocks: &[Block]) -> PdfResult<Rendered> {
+    render_with_base(font, meta, blocks, None)
+}
+
+/// As `render`, with the characters of `base` (a template's text) embedded from a subset that is
+/// made once and reused (`base_subset`); the document's other characters get a small subset.
+pub fn render_with_base(
+    font: &Font,
+    meta: &Metadata,
+    blocks: &[Block],
+    base: Option<&SubsetFont>,
+) -> PdfResult<Rendered> {
     let mut l = Layout::new(font);
     for b in blocks {
         match b {
@@ -573,33 +612,95 @@ pub fn render(font: &Font, meta: &Metadata, blocks: &[Block]) -> PdfResult<Rende
             width: 0.4,
         });
     }
-    write_pdf(font, meta, l)
+    write_pdf(font, meta, l, base)
 }
 
-fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered> {
-    let used: BTreeSet<u16> = l.used.keys().copied().collect();
-    let (program, remap) = font.subset(&used)?;
-    let map: BTreeMap<u16, u16> = remap.into_iter().collect();
-    let mut w = Writer::new();
-    let catalog = w.alloc();
-    let pages_id = w.alloc();
-    let font_id = w.alloc();
+/// A subset of the font, ready to embed: its glyphs (old ids), the program, old → new ids, and
+/// the characters for its ToUnicode map.
+pub struct SubsetFont {
+    glyphs: BTreeSet<u16>,
+    /// The font program and the ToUnicode map, Flate-compressed once.
+    program_z: Vec<u8>,
+    program_len: usize,
+    to_unicode_z: Vec<u8>,
+    map: BTreeMap<u16, u16>,
+    name: String,
+}
 
-    // The font: Type0 / CID font with widths and a ToUnicode map.
+fn make_subset(font: &Font, chars: &BTreeMap<u16, char>) -> PdfResult<SubsetFont> {
+    let glyphs: BTreeSet<u16> = chars.keys().copied().collect();
+    let (program, remap) = font.subset(&glyphs)?;
+    let map: BTreeMap<u16, u16> = remap.into_iter().collect();
+    let pairs: Vec<(u16, char)> = chars
+        .iter()
+        .filter_map(|(old, ch)| map.get(old).map(|n| (*n, *ch)))
+        .collect();
+    Ok(SubsetFont {
+        name: font.subset_name(&glyphs),
+        program_z: writer::deflate(&program),
+        program_len: program.len(),
+        to_unicode_z: writer::deflate(&writer::to_unicode_cmap(&pairs)),
+        map,
+        glyphs,
+    })
+}
+
+/// Characters every document may need beyond its template: printable ASCII (figures, codes,
+/// addresses) and the common Chinese punctuation.
+const BASE_EXTRA: &str = "，。、；：？！（）【】《》“”‘’—…·－％　０１２３４５６７８９";
+
+/// The subset for a template's own characters, made once per font and template text and kept:
+/// subsetting is the largest fixed cost of a document, and every contract from one template
+/// shares almost all of its characters. What the data adds goes into a small second subset.
+pub fn base_subset(font: &Font, text: &str) -> PdfResult<std::sync::Arc<SubsetFont>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<std::collections::HashMap<[u8; 32], Arc<SubsetFont>>>> =
+        OnceLock::new();
+    let mut chars: BTreeMap<u16, char> = BTreeMap::new();
+    for c in text
+        .chars()
+        .chain((0x20u8..0x7f).map(char::from))
+        .chain(BASE_EXTRA.chars())
+    {
+        if let Some(g) = font.glyph(c) {
+            chars.entry(g).or_insert(c);
+        }
+    }
+    let mut key = openssl::sha::Sha256::new();
+    key.update(font.postscript_name().as_bytes());
+    for (g, c) in &chars {
+        key.update(&g.to_be_bytes());
+        key.update(&(*c as u32).to_be_bytes());
+    }
+    let key = key.finish();
+    let cache = CACHE.get_or_init(|| Mutex::new(std::collections::HashMap::new()));
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(s);
+    }
+    let subset = Arc::new(make_subset(font, &chars)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= 16 {
+            c.clear();
+        }
+        c.insert(key, subset.clone());
+    }
+    Ok(subset)
+}
+
+/// Writes one subset as a Type0/CID font with widths and a ToUnicode map; returns its id.
+fn write_font(w: &mut Writer, font: &Font, sub: &SubsetFont) -> u32 {
     let file_id = if font.is_cff() {
-        w.add_stream(vec![("Subtype", name("CIDFontType0C"))], &program, true)
+        w.add_flate_stream(vec![("Subtype", name("CIDFontType0C"))], &sub.program_z)
     } else {
-        w.add_stream(
-            vec![("Length1", Obj::Int(program.len() as i64))],
-            &program,
-            true,
+        w.add_flate_stream(
+            vec![("Length1", Obj::Int(sub.program_len as i64))],
+            &sub.program_z,
         )
     };
-    let base = font.subset_name(&used);
     let bbox = font.bbox_milli();
     let descriptor = w.add(&dict(vec![
         ("Type", name("FontDescriptor")),
-        ("FontName", name(&base)),
+        ("FontName", name(&sub.name)),
         ("Flags", Obj::Int(4)),
         (
             "FontBBox",
@@ -620,7 +721,7 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
         ),
     ]));
     let mut widths = Vec::new();
-    for (old, new) in &map {
+    for (old, new) in &sub.map {
         widths.push(Obj::Int(*new as i64));
         widths.push(Obj::Array(vec![Obj::Int(
             font.advance_milli(*old).round() as i64
@@ -636,7 +737,7 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
                 "CIDFontType2"
             }),
         ),
-        ("BaseFont", name(&base)),
+        ("BaseFont", name(&sub.name)),
         (
             "CIDSystemInfo",
             dict(vec![
@@ -653,23 +754,55 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
         cid_font.push(("CIDToGIDMap", name("Identity")));
     }
     let cid_id = w.add(&dict(cid_font));
-    let pairs: Vec<(u16, char)> = l
+    let to_unicode = w.add_flate_stream(vec![], &sub.to_unicode_z);
+    w.add(&dict(vec![
+        ("Type", name("Font")),
+        ("Subtype", name("Type0")),
+        ("BaseFont", name(&sub.name)),
+        ("Encoding", name("Identity-H")),
+        ("DescendantFonts", Obj::Array(vec![Obj::Ref(cid_id)])),
+        ("ToUnicode", Obj::Ref(to_unicode)),
+    ]))
+}
+
+fn write_pdf(
+    font: &Font,
+    meta: &Metadata,
+    l: Layout<'_>,
+    base: Option<&SubsetFont>,
+) -> PdfResult<Rendered> {
+    // Glyphs the base subset has come from it; the rest (or everything, without a base) go
+    // into a subset of their own.
+    let extra_chars: BTreeMap<u16, char> = l
         .used
         .iter()
-        .filter_map(|(old, ch)| map.get(old).map(|n| (*n, *ch)))
+        .filter(|(g, _)| base.is_none_or(|b| !b.glyphs.contains(g)))
+        .map(|(g, c)| (*g, *c))
         .collect();
-    let to_unicode = w.add_stream(vec![], &writer::to_unicode_cmap(&pairs), true);
-    w.set(
-        font_id,
-        &dict(vec![
-            ("Type", name("Font")),
-            ("Subtype", name("Type0")),
-            ("BaseFont", name(&base)),
-            ("Encoding", name("Identity-H")),
-            ("DescendantFonts", Obj::Array(vec![Obj::Ref(cid_id)])),
-            ("ToUnicode", Obj::Ref(to_unicode)),
-        ]),
-    );
+    let extra = if extra_chars.is_empty() {
+        None
+    } else {
+        Some(make_subset(font, &extra_chars)?)
+    };
+    let no_map = BTreeMap::new();
+    let (first, second): (&SubsetFont, Option<&SubsetFont>) = match (base, extra.as_ref()) {
+        (Some(b), e) => (b, e),
+        (None, Some(e)) => (e, None),
+        (None, None) => return Err(crate::pdf::PdfError::Subset("no text".into())),
+    };
+    let map = GlyphMap {
+        base: &first.map,
+        extra: second.map(|s| &s.map).unwrap_or(&no_map),
+    };
+    let mut w = Writer::new();
+    let catalog = w.alloc();
+    let pages_id = w.alloc();
+    let f1 = write_font(&mut w, font, first);
+    let f2 = second.map(|s| write_font(&mut w, font, s));
+    let mut font_resources = vec![("F1", Obj::Ref(f1))];
+    if let Some(f2) = f2 {
+        font_resources.push(("F2", Obj::Ref(f2)));
+    }
 
     // Pages, with their signature-field widgets.
     let mut kids = Vec::new();
@@ -734,7 +867,7 @@ fn write_pdf(font: &Font, meta: &Metadata, l: Layout<'_>) -> PdfResult<Rendered>
             ),
             (
                 "Resources",
-                dict(vec![("Font", dict(vec![("F1", Obj::Ref(font_id))]))]),
+                dict(vec![("Font", dict(font_resources.clone()))]),
             ),
             ("Contents", Obj::Ref(content)),
         ];

@@ -124,6 +124,35 @@ impl Template {
         })
     }
 
+    /// The template's fixed text (placeholders left out): the characters every document made
+    /// from it shares, embedded from one cached font subset.
+    pub fn fixed_text(&self) -> String {
+        let mut out = self.title.clone();
+        for b in &self.blocks {
+            match b {
+                RawBlockOwned::Title(t) | RawBlockOwned::Heading(t) | RawBlockOwned::Text(t, _) => {
+                    out.push_str(t)
+                }
+                RawBlockOwned::Qr(_, c) => out.push_str(c),
+                _ => {}
+            }
+        }
+        // Drop the placeholders: their names are not printed.
+        let mut fixed = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find("{{") {
+            fixed.push_str(&rest[..i]);
+            match rest[i..].find("}}") {
+                Some(j) => rest = &rest[i + j + 2..],
+                None => {
+                    rest = "";
+                }
+            }
+        }
+        fixed.push_str(rest);
+        fixed
+    }
+
     /// Every placeholder the template uses, for checking data against it.
     pub fn placeholders(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -859,7 +859,14 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
         return w;
     }
     match pdf.value_span(offset, b"Contents") {
-        Some((s, e)) if s == a && e == b && data[a] == b'<' && data[b - 1] == b'>' => {}
+        // The hole holds the hex digits and nothing else: no whitespace or other bytes that no
+        // signature covers and that could be changed without changing the value.
+        Some((s, e))
+            if s == a
+                && e == b
+                && data[a] == b'<'
+                && data[b - 1] == b'>'
+                && data[a + 1..b - 1].iter().all(u8::is_ascii_hexdigit) => {}
         _ => {
             broken(
                 &mut w,

@@ -193,6 +193,25 @@ impl Writer {
         self.objects[id as usize - 1] = Some(body);
     }
 
+    /// A stream whose data is already Flate-compressed (made once and reused, like a cached
+    /// font subset).
+    pub fn add_flate_stream(&mut self, entries: Vec<(&str, Obj)>, compressed: &[u8]) -> u32 {
+        let id = self.alloc();
+        let mut entries: Vec<(String, Obj)> = entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        entries.push(("Filter".into(), name("FlateDecode")));
+        entries.push(("Length".into(), Obj::Int(compressed.len() as i64)));
+        let mut body = Vec::with_capacity(compressed.len() + 64);
+        serialize(&Obj::Dict(entries), &mut body);
+        body.extend_from_slice(b"\nstream\n");
+        body.extend_from_slice(compressed);
+        body.extend_from_slice(b"\nendstream");
+        self.objects[id as usize - 1] = Some(body);
+        id
+    }
+
     pub fn add_stream(&mut self, entries: Vec<(&str, Obj)>, data: &[u8], compress: bool) -> u32 {
         let id = self.alloc();
         let entries = entries
@@ -248,6 +267,16 @@ impl Writer {
         let _ = write!(out, "\nstartxref\n{xref}\n%%EOF\n");
         out
     }
+}
+
+/// Flate at level 1, as the writer compresses streams.
+pub fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::new(1),
+    );
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
 }
 
 /// A ToUnicode CMap mapping CIDs (2-byte codes) to Unicode text, in blocks of at most 100 entries

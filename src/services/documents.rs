@@ -293,7 +293,12 @@ pub fn render_contract(
         created: created.to_owned(),
         header: format!("{}　合同编号：{}", template.title, data.contract_no),
     };
-    let rendered = layout::render(font, &meta, &blocks).map_err(|e| Error::Internal(e.into()))?;
+    // The template's characters come from a subset made once per template version; the
+    // contract's own data adds a small second one.
+    let base =
+        layout::base_subset(font, &template.fixed_text()).map_err(|e| Error::Internal(e.into()))?;
+    let rendered = layout::render_with_base(font, &meta, &blocks, Some(&base))
+        .map_err(|e| Error::Internal(e.into()))?;
     Ok(RenderedContract {
         pdf: rendered.bytes,
         pages: rendered.pages,
