@@ -1151,25 +1151,24 @@ fn arbitrary_mutations_never_panic_and_never_pass() {
         );
         if let Ok(r) = r
             && !same_value
+            && r.verdict == Verdict::Valid
         {
-            if r.verdict == Verdict::Valid {
-                let first = t
-                    .iter()
-                    .zip(&doc)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(t.len().min(doc.len()));
-                let show = |b: &[u8]| {
-                    String::from_utf8_lossy(&b[first.saturating_sub(40)..(first + 80).min(b.len())])
-                        .into_owned()
-                };
-                panic!(
-                    "case {case} passed after a change: {} → {} bytes, first difference at {first}: {:?} / {:?}",
-                    doc.len(),
-                    t.len(),
-                    show(&doc),
-                    show(&t)
-                );
-            }
+            let first = t
+                .iter()
+                .zip(&doc)
+                .position(|(a, b)| a != b)
+                .unwrap_or(t.len().min(doc.len()));
+            let show = |b: &[u8]| {
+                String::from_utf8_lossy(&b[first.saturating_sub(40)..(first + 80).min(b.len())])
+                    .into_owned()
+            };
+            panic!(
+                "case {case} passed after a change: {} → {} bytes, first difference at {first}: {:?} / {:?}",
+                doc.len(),
+                t.len(),
+                show(&doc),
+                show(&t)
+            );
         }
     }
 }
