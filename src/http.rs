@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod contracts;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -176,6 +177,22 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             Endpoint::new(Method::GET, "/api/v1/me/identity", Authenticated),
             get(identity::get_identity),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/contracts", Roles(&[Role::Developer])),
+            post(contracts::create),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/contracts/{id}", Authenticated),
+            get(contracts::get),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/withdraw",
+                Roles(&[Role::Developer]),
+            ),
+            post(contracts::withdraw),
         ),
         (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),

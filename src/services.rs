@@ -3,6 +3,7 @@
 //! decided here, not only in the router.
 
 pub mod accounts;
+pub mod contracts;
 pub mod documents;
 pub mod error;
 pub mod identity;

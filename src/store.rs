@@ -260,6 +260,33 @@ pub struct IdentityVerification {
     pub failure: Option<String>,
 }
 
+/// A contract row. `terms` is the drafter's JSON (ID numbers encrypted); `live` is true while
+/// the contract holds its unit.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Contract {
+    pub id: String,
+    pub contract_no: String,
+    pub unit_id: String,
+    pub developer_id: String,
+    pub status: String,
+    pub live: bool,
+    pub version: i32,
+    pub terms: String,
+    pub drafter_id: String,
+    pub confirmer_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Why a unit could not be taken by a new contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DraftRefusal {
+    /// The unit is not `available` (sold, locked, frozen, unknown).
+    UnitNotAvailable,
+    /// Another live contract already holds the unit (the unique index said so).
+    UnitHasLiveContract,
+}
+
 /// The person behind an account: the real name and the ID number, encrypted (docs/privacy.md).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserIdentity {
@@ -376,6 +403,21 @@ pub trait Store: Send + Sync + 'static {
         nonce: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+
+    async fn unit(&self, id: &str) -> StoreResult<Option<Unit>>;
+    /// In one transaction: the unit `available` → `locked` (unless frozen) and the contract
+    /// inserted live. Concurrent calls for one unit: exactly one succeeds.
+    async fn create_contract_draft(&self, c: &Contract) -> StoreResult<Result<(), DraftRefusal>>;
+    async fn contract(&self, id: &str) -> StoreResult<Option<Contract>>;
+    /// In one transaction: a draft or unsigned contract → withdrawn, no longer live, and its
+    /// unit back to `available`. False when it was not in one of `from`.
+    async fn withdraw_contract(
+        &self,
+        id: &str,
+        from: &[&str],
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn live_contracts_of_unit(&self, unit_id: &str) -> StoreResult<Vec<Contract>>;
 
     async fn set_user_identity(
         &self,

@@ -3,7 +3,7 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, error, health, identity, inventory, pki, verify};
+use super::{accounts, contracts, error, health, identity, inventory, pki, verify};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -46,6 +46,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         identity::code,
         identity::set_identity,
         identity::get_identity,
+        contracts::create,
+        contracts::get,
+        contracts::withdraw,
     ),
     components(schemas(
         error::Problem,
@@ -65,6 +68,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::services::identity::VerificationView,
         crate::services::identity::CodeIssued,
         crate::identity::Purpose,
+        crate::services::contracts::NewContract,
+        crate::services::contracts::BuyerTerms,
+        crate::services::contracts::ContractView,
+        crate::services::contracts::BuyerView,
         pki::RevokeRequest,
         crate::domain::Role,
         crate::domain::Duty,

@@ -13,6 +13,7 @@ pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
+pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
@@ -450,6 +451,117 @@ macro_rules! impl_store {
                 .await?
                 .rows_affected();
                 Ok(n == 1)
+            }
+
+            async fn unit(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Unit>> {
+                let sql = format!("SELECT {} FROM units WHERE id = $1", $crate::store::sql::UNIT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn create_contract_draft(
+                &self,
+                c: &$crate::store::Contract,
+            ) -> $crate::store::StoreResult<Result<(), $crate::store::DraftRefusal>> {
+                let mut tx = self.pool.begin().await?;
+                // Compare-and-set on the unit: only an available, unfrozen unit is taken.
+                let taken = sqlx::query(
+                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'available' AND NOT seized AND NOT manual_hold AND NOT objection",
+                )
+                .bind(c.created_at)
+                .bind(&c.unit_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken != 1 {
+                    tx.rollback().await?;
+                    return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
+                }
+                let sql = format!(
+                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    $crate::store::sql::CONTRACT_COLS
+                );
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&c.id)
+                    .bind(&c.contract_no)
+                    .bind(&c.unit_id)
+                    .bind(&c.developer_id)
+                    .bind(&c.status)
+                    .bind(c.live)
+                    .bind(c.version)
+                    .bind(&c.terms)
+                    .bind(&c.drafter_id)
+                    .bind(&c.confirmer_id)
+                    .bind(c.created_at)
+                    .bind(c.updated_at)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted.map_err($crate::store::StoreError::from) {
+                    Ok(_) => {}
+                    Err($crate::store::StoreError::Conflict { constraint })
+                        if constraint.contains("contracts_one_live_per_unit")
+                            || constraint.contains("contracts.unit_id") =>
+                    {
+                        tx.rollback().await?;
+                        return Ok(Err($crate::store::DraftRefusal::UnitHasLiveContract));
+                    }
+                    Err(e) => return Err(e),
+                }
+                tx.commit().await?;
+                Ok(Ok(()))
+            }
+
+            async fn contract(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Contract>> {
+                let sql = format!("SELECT {} FROM contracts WHERE id = $1", $crate::store::sql::CONTRACT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn withdraw_contract(
+                &self,
+                id: &str,
+                from: &[&str],
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                // One conditional update decides: only a live contract in one of `from` moves.
+                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+                let sql = format!(
+                    "UPDATE contracts SET status = 'withdrawn', live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(false)
+                    .bind(at)
+                    .bind(id);
+                for f in from {
+                    q = q.bind(*f);
+                }
+                let Some((unit_id,)) = q.fetch_optional(&mut *tx).await? else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                sqlx::query(
+                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'locked'",
+                )
+                .bind(at)
+                .bind(&unit_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn live_contracts_of_unit(
+                &self,
+                unit_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Contract>> {
+                let sql = format!("SELECT {} FROM contracts WHERE unit_id = $1 AND live", $crate::store::sql::CONTRACT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(unit_id).fetch_all(&self.pool).await?)
             }
 
             async fn set_user_identity(

@@ -5,6 +5,7 @@ mod helpers;
 
 mod api_auth;
 mod api_errors;
+mod contracts;
 mod identity;
 mod matrix;
 mod openapi;

@@ -1,0 +1,275 @@
+//! Contracts (first part of issue 7): a draft takes its unit, a withdrawal releases it, and one
+//! unit never has two live contracts — also under concurrent drafts through two service
+//! instances on one database.
+
+use crate::helpers::{Db, TestApp, spawn_app, test_config};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+async fn units(app: &TestApp) -> Vec<virtual_window::store::Unit> {
+    let projects = app.services.store.projects().await.unwrap();
+    app.services.store.units(&projects[0].id).await.unwrap()
+}
+
+fn draft(unit_id: &str) -> Value {
+    json!({
+        "unit_id": unit_id,
+        "buyers": [
+            {"name": "张伟", "id_number": "44190019900101001X", "share_percent": 60},
+            {"name": "李娜", "id_number": "441900198506150021", "share_percent": 40}
+        ],
+        "payment_mode": "loan",
+        "delivery_date": "2028-06-30"
+    })
+}
+
+async fn public_status(app: &TestApp, unit_id: &str) -> String {
+    let number = app
+        .services
+        .store
+        .unit(unit_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unit_number;
+    let projects = app.services.store.projects().await.unwrap();
+    let r = app
+        .get(&format!("/api/v1/projects/{}/units", projects[0].id), None)
+        .await;
+    r.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit_number"] == number.as_str())
+        .map(|u| u["status"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let all = units(&app).await;
+    let unit = all
+        .iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let before = app.audit_len().await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft(&unit.id))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["status"], "draft");
+    assert_eq!(
+        r.body["buyers"][0]["id_number_masked"],
+        "4419**********001X"
+    );
+    assert!(!r.text.contains("44190019900101001X"));
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(public_status(&app, &unit.id).await, "locked");
+    assert_eq!(app.audit_len().await, before + 1);
+
+    // The unit is taken: a second draft is refused with a clear code.
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft(&unit.id))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "unit_not_available")
+    );
+
+    // Readers: its buyers, the developer, reviewers; not another buyer.
+    for (who, status) in [
+        ("buyer-zhang", StatusCode::OK),
+        ("buyer-li", StatusCode::OK),
+        ("buyer-wang", StatusCode::NOT_FOUND),
+        ("yj-confirmer", StatusCode::OK),
+        ("rc-first", StatusCode::OK),
+    ] {
+        let t = app.token(who).await;
+        let r = app.get(&format!("/api/v1/contracts/{id}"), Some(&t)).await;
+        assert_eq!(r.status, status, "{who}");
+    }
+    // Buyers and reviewers cannot draft or withdraw.
+    let buyer = app.token("buyer-zhang").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&buyer), draft(&unit.id))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/withdraw"),
+            Some(&buyer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The confirmer (not only the drafter) may draft? No: drafting needs the drafter duty.
+    let confirmer = app.token("yj-confirmer").await;
+    let other = all
+        .iter()
+        .find(|u| u.status == "available" && u.id != unit.id && !u.seized)
+        .unwrap();
+    let r = app
+        .post("/api/v1/contracts", Some(&confirmer), draft(&other.id))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Withdrawn: the unit is available again, and can be drafted anew.
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/withdraw"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "withdrawn");
+    assert_eq!(public_status(&app, &unit.id).await, "available");
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/withdraw"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "contract_not_withdrawable");
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft(&unit.id))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    // A frozen unit (court seizure) is refused.
+    if let Some(seized) = all.iter().find(|u| u.seized) {
+        let r = app
+            .post("/api/v1/contracts", Some(&drafter), draft(&seized.id))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "unit_not_available")
+        );
+    }
+
+    // Bad data: every rule at once, nothing written.
+    let before = app.audit_len().await;
+    let mut bad = draft(&other.id);
+    bad["buyers"][0]["id_number"] = json!("441900199001010011");
+    bad["buyers"][1]["share_percent"] = json!(30);
+    bad["delivery_date"] = json!("2020-01-01");
+    let r = app.post("/api/v1/contracts", Some(&drafter), bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<(&str, &str)> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert!(
+        fields.contains(&("buyers[0].id_number", "checksum")),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("buyers", "shares_sum_to_100")),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("delivery_date", "after_today")),
+        "{fields:?}"
+    );
+    assert_eq!(app.audit_len().await, before);
+    assert_eq!(public_status(&app, &other.id).await, "available");
+
+    // The stored terms hold no ID number in the clear.
+    let c = app.services.store.contract(&id).await.unwrap().unwrap();
+    assert!(!c.terms.contains("44190019900101001X") && !c.terms.contains("441900198506150021"));
+}
+
+/// Many drafts at once for the same few units, through two service instances (PostgreSQL) or
+/// one (SQLite): exactly one contract per unit, a 409 for every other request.
+async fn concurrent_drafts_sell_each_unit_once(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let mut routers = vec![app.router.clone()];
+    if db == Db::Postgres {
+        // A second instance: its own pool and state, the same database.
+        let cfg = test_config(&app.db);
+        let services = virtual_window::server::prepare(Arc::new(cfg))
+            .await
+            .unwrap();
+        routers.push(virtual_window::app(virtual_window::AppState::new(services)));
+    }
+    let targets: Vec<String> = units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized)
+        .take(3)
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(targets.len(), 3);
+    let token = app.token("yj-drafter").await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let router = routers[i % routers.len()].clone();
+        let unit = targets[i % 3].clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            use tower::ServiceExt as _;
+            let req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/contracts")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::from(draft(&unit).to_string()))
+                .unwrap();
+            let res = router.oneshot(req).await.unwrap();
+            let status = res.status();
+            let bytes = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (unit, status, body["code"].as_str().unwrap_or("").to_owned())
+        }));
+    }
+    let mut created = std::collections::HashMap::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        let (unit, status, code) = t.await.unwrap();
+        match status {
+            StatusCode::CREATED => *created.entry(unit).or_insert(0) += 1,
+            StatusCode::CONFLICT => {
+                assert!(
+                    matches!(
+                        code.as_str(),
+                        "unit_not_available" | "unit_has_live_contract"
+                    ),
+                    "{code}"
+                );
+                conflicts += 1;
+            }
+            other => panic!("unexpected {other} ({code})"),
+        }
+    }
+    assert_eq!(created.len(), 3, "{created:?}");
+    assert!(created.values().all(|&n| n == 1), "{created:?}");
+    assert_eq!(conflicts, 21);
+    for u in &targets {
+        assert_eq!(
+            app.services
+                .store
+                .live_contracts_of_unit(u)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+crate::on_both_databases!(
+    drafting_takes_the_unit_and_withdrawing_releases_it,
+    concurrent_drafts_sell_each_unit_once
+);
