@@ -195,6 +195,38 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::withdraw),
         ),
         (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/confirm",
+                Roles(&[Role::Developer]),
+            ),
+            post(contracts::confirm),
+        ),
+        (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/contracts/{id}/document",
+                Authenticated,
+            ),
+            get(contracts::document),
+        ),
+        (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/contracts/{id}/verification",
+                Authenticated,
+            ),
+            get(contracts::verification),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/sign",
+                Roles(&[Role::Buyer]),
+            ),
+            post(contracts::sign),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),
             post(verify::verify),
         ),

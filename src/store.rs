@@ -276,6 +276,26 @@ pub struct Contract {
     pub confirmer_id: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The current PDF (a material), from confirmation on.
+    pub document_sha256: Option<String>,
+    pub filing_no: Option<String>,
+}
+
+/// A signature on a contract: who, which field, the document before and after, and the
+/// evidence of intent (what the identity hook checked).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ContractSignature {
+    pub id: String,
+    pub contract_id: String,
+    pub contract_version: i32,
+    pub field: String,
+    pub kind: String,
+    pub signer_user_id: Option<String>,
+    pub certificate_serial: Option<String>,
+    pub signed_at: OffsetDateTime,
+    pub document_before: String,
+    pub document_after: String,
+    pub evidence: String,
 }
 
 /// Why a unit could not be taken by a new contract.
@@ -418,6 +438,33 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
     async fn live_contracts_of_unit(&self, unit_id: &str) -> StoreResult<Vec<Contract>>;
+    /// In one transaction: the contract moves to `new_status` with the signed document, only if
+    /// its current document is still `sig.document_before`, and the signature is recorded (a
+    /// field signs once per version). False, with nothing written, otherwise.
+    async fn record_contract_signature(
+        &self,
+        sig: &ContractSignature,
+        new_status: &str,
+    ) -> StoreResult<bool>;
+    async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>>;
+    /// Stores a document once by its SHA-256 (a second store of the same bytes is a no-op).
+    async fn put_material(
+        &self,
+        sha256: &str,
+        media_type: &str,
+        content: &[u8],
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn material(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// draft → awaiting_buyers with the generated PDF, only from the given version.
+    async fn confirm_contract(
+        &self,
+        id: &str,
+        version: i32,
+        confirmer_id: &str,
+        document_sha256: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     async fn set_user_identity(
         &self,

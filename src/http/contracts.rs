@@ -52,3 +52,70 @@ pub async fn withdraw(
         contracts::withdraw(&state.services, &caller, &id).await?,
     ))
 }
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/confirm", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ContractView),
+              (status = 403, description = "`four_eyes`: the drafter cannot confirm", body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "every broken rule, with its field", body = Problem, content_type = "application/problem+json")))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::confirm(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/document", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The contract's current PDF; its SHA-256 is what a buyer's one-time code is bound to", content_type = "application/pdf"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn document(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let pdf = contracts::document(&state.services, &caller, &id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf))
+}
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/verification", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The verification report of the current PDF (docs/verification.md)", body = serde_json::Value),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn verification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::pdf::verify::Report>> {
+    Ok(Json(
+        contracts::verification(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The one-time code issued for the SHA-256 of the current document.
+    pub code_id: String,
+    pub code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/sign", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SignRequest,
+    responses((status = 200, body = ContractView),
+              (status = 403, description = "`verification_required`, `verification_stale`, `code_wrong`, `code_used`, `code_expired`, `code_other_document`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`already_signed`, `contract_not_signable`, `contract_changed`", body = Problem, content_type = "application/problem+json")))]
+pub async fn sign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::sign_as_buyer(&state.services, &caller, &id, &req.code_id, &req.code).await?,
+    ))
+}

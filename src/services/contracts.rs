@@ -19,17 +19,68 @@ pub struct BuyerTerms {
     pub id_number: String,
     /// Share of the co-owned property, in percent; all buyers add up to 100.
     pub share_percent: u8,
+    pub phone: String,
+    pub address: String,
 }
 
+/// The seller's particulars that the inventory does not hold.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SellerTerms {
+    pub address: String,
+    pub legal_representative: String,
+    pub qualification_no: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstalmentTerms {
+    pub item: String,
+    /// YYYY-MM-DD
+    pub due: String,
+    /// Yuan, up to two decimals.
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentTerms {
+    /// 一次性付款, 分期付款 or 贷款方式付款.
+    pub mode: String,
+    #[serde(default)]
+    pub loan_type: Option<String>,
+    #[serde(default)]
+    pub lender: Option<String>,
+    pub schedule: Vec<InstalmentTerms>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyTerms {
+    pub company: String,
+    /// Yuan per m² per month.
+    pub fee: String,
+}
+
+/// What the drafter fills in; the project, permit, unit, areas and escrow come from the
+/// inventory.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContract {
     pub unit_id: String,
     pub buyers: Vec<BuyerTerms>,
-    /// `lump_sum`, `instalments` or `loan`.
-    pub payment_mode: String,
+    /// 单独所有, 共同共有 or 按份共有.
+    pub co_ownership: String,
+    /// Yuan per m² of the gross area, at most the filed price.
+    pub unit_price: String,
+    pub payment: PaymentTerms,
     /// YYYY-MM-DD, after today.
     pub delivery_date: String,
+    pub dispute: String,
+    pub property: PropertyTerms,
+    #[serde(default)]
+    pub supplementary: Vec<String>,
+    pub seller: SellerTerms,
 }
 
 /// What is stored of a buyer: the number only encrypted, with its lookup hash and mask.
@@ -40,13 +91,21 @@ struct StoredBuyer {
     id_number_hash: String,
     id_number_masked: String,
     share_percent: u8,
+    phone: String,
+    address: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredTerms {
     buyers: Vec<StoredBuyer>,
-    payment_mode: String,
+    co_ownership: String,
+    unit_price: String,
+    payment: PaymentTerms,
     delivery_date: String,
+    dispute: String,
+    property: PropertyTerms,
+    supplementary: Vec<String>,
+    seller: SellerTerms,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -64,8 +123,11 @@ pub struct ContractView {
     pub status: String,
     pub version: i32,
     pub buyers: Vec<BuyerView>,
+    pub unit_price: String,
     pub payment_mode: String,
     pub delivery_date: String,
+    /// SHA-256 of the current PDF (after confirmation).
+    pub document_sha256: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -123,13 +185,30 @@ fn validate(req: &NewContract) -> Result<(), Error> {
         ));
     }
     if !matches!(
-        req.payment_mode.as_str(),
-        "lump_sum" | "instalments" | "loan"
+        req.payment.mode.as_str(),
+        "一次性付款" | "分期付款" | "贷款方式付款"
     ) {
         errors.push(FieldError::new(
-            "payment_mode",
+            "payment.mode",
             "one_of",
-            "付款方式须为 lump_sum、instalments 或 loan。",
+            "付款方式须为一次性付款、分期付款或贷款方式付款。",
+        ));
+    }
+    if !matches!(
+        req.co_ownership.as_str(),
+        "单独所有" | "共同共有" | "按份共有"
+    ) {
+        errors.push(FieldError::new(
+            "co_ownership",
+            "one_of",
+            "共有方式须为单独所有、共同共有或按份共有。",
+        ));
+    }
+    if crate::domain::Money::parse_yuan(&req.unit_price).map_or(true, |m| m.0 <= 0) {
+        errors.push(FieldError::new(
+            "unit_price",
+            "format",
+            "单价须为正数，最多两位小数。",
         ));
     }
     match crate::domain::contract::parse_date(&req.delivery_date) {
@@ -170,8 +249,10 @@ fn view(c: &Contract) -> Result<ContractView, Error> {
                 share_percent: b.share_percent,
             })
             .collect(),
-        payment_mode: t.payment_mode,
+        unit_price: t.unit_price,
+        payment_mode: t.payment.mode,
         delivery_date: t.delivery_date,
+        document_sha256: c.document_sha256.clone(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     })
@@ -244,12 +325,20 @@ pub async fn create(
             id_number_hash: p.lookup_hash(number.as_str()),
             id_number_masked: number.masked(),
             share_percent: b.share_percent,
+            phone: b.phone.clone(),
+            address: b.address.clone(),
         });
     }
     let terms = serde_json::to_string(&StoredTerms {
         buyers,
-        payment_mode: req.payment_mode.clone(),
+        co_ownership: req.co_ownership.clone(),
+        unit_price: req.unit_price.clone(),
+        payment: req.payment.clone(),
         delivery_date: req.delivery_date.clone(),
+        dispute: req.dispute.clone(),
+        property: req.property.clone(),
+        supplementary: req.supplementary.clone(),
+        seller: req.seller.clone(),
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let contract = Contract {
@@ -267,6 +356,8 @@ pub async fn create(
         terms,
         drafter_id: caller.user_id.clone(),
         confirmer_id: None,
+        document_sha256: None,
+        filing_no: None,
         created_at: now,
         updated_at: now,
     };
@@ -363,5 +454,390 @@ pub async fn withdraw(s: &Services, caller: &Caller, id: &str) -> Result<Contrac
         serde_json::json!({"unit_id": c.unit_id}),
     )
     .await?;
+    view(&c)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The contract's full data: the drafter's terms, the buyers' numbers decrypted for the
+/// document (it prints them masked), and everything the inventory knows.
+async fn contract_data(
+    s: &Services,
+    c: &Contract,
+    signed_on: time::Date,
+) -> Result<crate::domain::contract::ContractData, Error> {
+    use crate::domain::contract as d;
+    let t: StoredTerms =
+        serde_json::from_str(&c.terms).map_err(|e| anyhow::anyhow!("stored terms: {e}"))?;
+    let unit = s
+        .store
+        .unit(&c.unit_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该房屋"))?;
+    let project = s
+        .store
+        .project(&unit.project_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该项目"))?;
+    let permit = s
+        .store
+        .permits(&project.id)
+        .await?
+        .into_iter()
+        .find(|p| Some(&p.id) == unit.permit_id.as_ref())
+        .ok_or_else(|| Error::conflict("no_permit", "该房屋不在有效的预售许可范围内。"))?;
+    let building = s
+        .store
+        .buildings(&project.id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == unit.building_id)
+        .ok_or_else(|| Error::not_found("该楼栋"))?;
+    let org = s
+        .store
+        .organisation(&c.developer_id)
+        .await?
+        .ok_or_else(|| Error::not_found("开发企业"))?;
+    let p = &s.identity.personal;
+    let mut buyers = Vec::new();
+    for (i, b) in t.buyers.iter().enumerate() {
+        buyers.push(d::Buyer {
+            name: b.name.clone(),
+            id_type: "居民身份证".into(),
+            id_number: p.decrypt(&format!("{}/buyers/{i}", c.id), &b.id_number_enc)?,
+            phone: b.phone.clone(),
+            address: b.address.clone(),
+            share: b.share_percent.to_string(),
+        });
+    }
+    let gross = crate::domain::Area(unit.gross_area);
+    let unit_price = crate::domain::Money::parse_yuan(&t.unit_price)
+        .map_err(|_| anyhow::anyhow!("unit price"))?;
+    let total = unit_price
+        .times_area(gross)
+        .ok_or_else(|| anyhow::anyhow!("price overflow"))?;
+    Ok(d::ContractData {
+        contract_no: c.contract_no.clone(),
+        signed_on: signed_on.to_string(),
+        seller: d::Seller {
+            name: org.name.clone(),
+            uscc: org.uscc.clone().unwrap_or_default(),
+            address: t.seller.address.clone(),
+            legal_representative: t.seller.legal_representative.clone(),
+            qualification_no: t.seller.qualification_no.clone(),
+        },
+        buyers,
+        co_ownership: t.co_ownership.clone(),
+        project: d::Project {
+            name: project.name.clone(),
+            town: project.town.clone(),
+            parcel_code: project.parcel_code.clone(),
+            land_certificate_no: project.land_certificate_no.clone(),
+            land_use: project.land_use.clone(),
+            land_term_end: project.land_term_end.to_string(),
+            planning_permit_no: project.planning_permit_no.clone(),
+            construction_permit_no: project.construction_permit_no.clone(),
+        },
+        permit: d::Permit {
+            number: permit.number.clone(),
+            authority: permit.authority.clone(),
+        },
+        unit: d::Unit {
+            building: building.name.clone(),
+            room_no: unit.room_no.clone(),
+            floor: unit.floor,
+            floors_above: building.floors_above,
+            floors_below: building.floors_below,
+            unit_number: unit.unit_number.clone(),
+            use_type: unit.use_type.clone(),
+            storey_height: format!(
+                "{}.{:02}",
+                unit.storey_height_mm / 1000,
+                (unit.storey_height_mm % 1000) / 10
+            ),
+            gross_area: gross.to_string(),
+            internal_area: crate::domain::Area(unit.internal_area).to_string(),
+            shared_area: crate::domain::Area(unit.shared_area).to_string(),
+        },
+        mortgage: if unit.mortgaged {
+            "该商品房所在项目存在在建工程抵押，详见附件三之二".into()
+        } else {
+            "无".into()
+        },
+        price: d::Price {
+            basis: "建筑面积".into(),
+            unit_price: t.unit_price.clone(),
+            total: total.to_string(),
+        },
+        payment: d::Payment {
+            mode: t.payment.mode.clone(),
+            loan_type: t.payment.loan_type.clone(),
+            lender: t.payment.lender.clone(),
+            schedule: t
+                .payment
+                .schedule
+                .iter()
+                .map(|i| d::Instalment {
+                    due: i.due.clone(),
+                    amount: i.amount.clone(),
+                    item: i.item.clone(),
+                })
+                .collect(),
+        },
+        escrow: d::Escrow {
+            bank: permit.escrow_bank.clone(),
+            account_name: permit.escrow_account_name.clone(),
+            account_no: permit.escrow_account_no.clone(),
+        },
+        delivery_date: t.delivery_date.clone(),
+        filing_deadline_days: 30,
+        registration_deadline_days: 730,
+        dispute: t.dispute.clone(),
+        property: d::PropertyManagement {
+            company: t.property.company.clone(),
+            fee: t.property.fee.clone(),
+        },
+        supplementary: t.supplementary.clone(),
+    })
+}
+
+/// The confirmer (another person than the drafter) confirms the draft: every rule is checked,
+/// the PDF is generated from the template, stored, and the buyers may sign.
+pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !(caller.is(Role::Developer)
+        && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
+    {
+        return Err(Error::not_found("该合同"));
+    }
+    if !caller.has_duty(Duty::Confirmer) {
+        return Err(Error::forbidden("只有合同确认人员可以确认合同。"));
+    }
+    if caller.user_id == c.drafter_id {
+        return Err(Error::Forbidden {
+            code: "four_eyes",
+            message: "合同的起草人与确认人不能是同一人。".into(),
+        });
+    }
+    if c.status != "draft" {
+        return Err(Error::conflict(
+            "contract_not_draft",
+            "只有草稿状态的合同可以确认。",
+        ));
+    }
+    let data = contract_data(s, &c, today()).await?;
+    let unit = s
+        .store
+        .unit(&c.unit_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该房屋"))?;
+    let mut errors: Vec<FieldError> = data
+        .validate()
+        .into_iter()
+        .map(|i| FieldError::new(i.field, i.rule, i.message))
+        .collect();
+    if let Ok(p) = crate::domain::Money::parse_yuan(&data.price.unit_price)
+        && p.0 > unit.filed_price_fen
+    {
+        errors.push(FieldError::new(
+            "unit_price",
+            "above_filed_price",
+            "单价高于该房屋的备案价格。",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
+        code: "documents_unavailable",
+        message: "服务器缺少中文字体，暂时不能生成合同文件。".into(),
+    })?;
+    let public = s
+        .config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", s.config.listen));
+    let now = OffsetDateTime::now_utc();
+    let created = now
+        .to_offset(time::macros::offset!(+8))
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rendered = super::documents::render_contract(
+        font,
+        super::documents::CONTRACT_TEMPLATE,
+        &data,
+        &public,
+        &created,
+    )?;
+    let sha = hex(&openssl::sha::sha256(&rendered.pdf));
+    s.store
+        .put_material(&sha, "application/pdf", &rendered.pdf, now)
+        .await?;
+    if !s
+        .store
+        .confirm_contract(&c.id, c.version, &caller.user_id, &sha, now)
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_changed",
+            "合同已被修改或已确认，请刷新后重试。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.confirm",
+        &c,
+        serde_json::json!({"document_sha256": sha, "pages": rendered.pages}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// The current PDF of a contract, for whoever may read the contract.
+pub async fn document(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !may_read(s, caller, &c).await? {
+        return Err(Error::not_found("该合同"));
+    }
+    let sha = c
+        .document_sha256
+        .ok_or_else(|| Error::not_found("该合同的文件（尚未确认）"))?;
+    Ok(s.store
+        .material(&sha)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material {sha} missing"))?)
+}
+
+/// The verification report of the contract's current PDF (the verifier of issue 5, trusting
+/// this installation's root).
+pub async fn verification(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::pdf::verify::Report, Error> {
+    let pdf = document(s, caller, id).await?;
+    super::verification::verify_pdf(s, bytes::Bytes::from(pdf)).await
+}
+
+/// A buyer signs the contract's current PDF in their own field, after the identity hook (a
+/// fresh verification and the one-time code issued for exactly this PDF's SHA-256). The first
+/// buyer's signature certifies the contract (DocMDP P=2), so later signatures may only fill the
+/// prepared fields. When every buyer has signed, the contract is `buyers_signed`.
+pub async fn sign_as_buyer(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    code_id: &str,
+    code: &str,
+) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !caller.is(Role::Buyer) || !may_read(s, caller, &c).await? {
+        return Err(Error::not_found("该合同"));
+    }
+    if !matches!(c.status.as_str(), "awaiting_buyers" | "buyers_signing") {
+        return Err(Error::conflict(
+            "contract_not_signable",
+            "合同当前不在买受人签署阶段。",
+        ));
+    }
+    let t: StoredTerms = serde_json::from_str(&c.terms).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = s
+        .store
+        .user_identity(&caller.user_id)
+        .await?
+        .and_then(|r| r.id_number_hash)
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let index = t
+        .buyers
+        .iter()
+        .position(|b| b.id_number_hash == hash)
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let field = format!("buyer-{}", index + 1);
+    let done = s.store.contract_signatures(&c.id).await?;
+    let of_version: Vec<_> = done
+        .iter()
+        .filter(|x| x.contract_version == c.version)
+        .collect();
+    if of_version.iter().any(|x| x.field == field) {
+        return Err(Error::conflict("already_signed", "您已签署过本合同。"));
+    }
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no document"))?;
+    let pdf = s
+        .store
+        .material(&before)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material missing"))?;
+    let certify = of_version.is_empty().then_some(2);
+    let signed = super::signing::sign_as_person(
+        s,
+        caller,
+        &pdf,
+        &field,
+        crate::identity::Purpose::SignContract,
+        code_id,
+        code,
+        certify,
+    )
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let after = hex(&openssl::sha::sha256(&signed.pdf));
+    s.store
+        .put_material(&after, "application/pdf", &signed.pdf, now)
+        .await?;
+    let all_signed = of_version.len() + 1 == t.buyers.len();
+    let sig = crate::store::ContractSignature {
+        id: uuid::Uuid::now_v7().to_string(),
+        contract_id: c.id.clone(),
+        contract_version: c.version,
+        field: field.clone(),
+        kind: "personal".into(),
+        signer_user_id: Some(caller.user_id.clone()),
+        certificate_serial: Some(signed.certificate_serial.clone()),
+        signed_at: now,
+        document_before: before,
+        document_after: after.clone(),
+        evidence: serde_json::to_string(&signed.authorization)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let status = if all_signed {
+        "buyers_signed"
+    } else {
+        "buyers_signing"
+    };
+    if !s.store.record_contract_signature(&sig, status).await? {
+        return Err(Error::conflict(
+            "contract_changed",
+            "合同在签署期间发生了变化，请重新核对后签署。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(s, caller, "contract.sign", &c, serde_json::json!({"field": field, "document_sha256": after, "certificate": signed.certificate_serial, "verification_id": signed.authorization.verification_id, "code_id": signed.authorization.code_id})).await?;
     view(&c)
 }

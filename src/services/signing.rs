@@ -22,7 +22,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Signs `pdf` in the empty field `field` as the caller, after the identity hook.
+/// Signs `pdf` in the empty field `field` as the caller, after the identity hook; `certify`
+/// makes it the certification signature (the first one on a contract, DocMDP P=2).
 pub async fn sign_as_person(
     s: &Services,
     caller: &Caller,
@@ -31,6 +32,7 @@ pub async fn sign_as_person(
     purpose: Purpose,
     code_id: &str,
     code: &str,
+    certify: Option<u8>,
 ) -> Result<Signed, Error> {
     let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
         code: "documents_unavailable",
@@ -68,7 +70,7 @@ pub async fn sign_as_person(
             reason: Some("买受人签署"),
             reserve: 0,
             timestamper: Some(&timestamp),
-            certify: None,
+            certify,
             visible: Some((
                 font,
                 Visible::Signature {

@@ -13,7 +13,8 @@ pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
-pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at";
+pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no";
+pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
@@ -480,7 +481,7 @@ macro_rules! impl_store {
                     return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
                 }
                 let sql = format!(
-                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     $crate::store::sql::CONTRACT_COLS
                 );
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -496,6 +497,8 @@ macro_rules! impl_store {
                     .bind(&c.confirmer_id)
                     .bind(c.created_at)
                     .bind(c.updated_at)
+                    .bind(&c.document_sha256)
+                    .bind(&c.filing_no)
                     .execute(&mut *tx)
                     .await;
                 match inserted.map_err($crate::store::StoreError::from) {
@@ -554,6 +557,120 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn put_material(
+                &self,
+                sha256: &str,
+                media_type: &str,
+                content: &[u8],
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO materials (sha256, media_type, size, content, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(media_type)
+                .bind(content.len() as i64)
+                .bind(content)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn material(&self, sha256: &str) -> $crate::store::StoreResult<Option<Vec<u8>>> {
+                let row: Option<(Vec<u8>,)> =
+                    sqlx::query_as("SELECT content FROM materials WHERE sha256 = $1")
+                        .bind(sha256)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|r| r.0))
+            }
+
+            async fn confirm_contract(
+                &self,
+                id: &str,
+                version: i32,
+                confirmer_id: &str,
+                document_sha256: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE contracts SET status = 'awaiting_buyers', confirmer_id = $1, document_sha256 = $2, updated_at = $3 WHERE id = $4 AND version = $5 AND status = 'draft' AND live",
+                )
+                .bind(confirmer_id)
+                .bind(document_sha256)
+                .bind(at)
+                .bind(id)
+                .bind(version)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn record_contract_signature(
+                &self,
+                sig: &$crate::store::ContractSignature,
+                new_status: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE contracts SET status = $1, document_sha256 = $2, updated_at = $3 WHERE id = $4 AND version = $5 AND document_sha256 = $6 AND live",
+                )
+                .bind(new_status)
+                .bind(&sig.document_after)
+                .bind(sig.signed_at)
+                .bind(&sig.contract_id)
+                .bind(sig.contract_version)
+                .bind(&sig.document_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let sql = format!(
+                    "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    $crate::store::sql::SIGNATURE_COLS
+                );
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&sig.id)
+                    .bind(&sig.contract_id)
+                    .bind(sig.contract_version)
+                    .bind(&sig.field)
+                    .bind(&sig.kind)
+                    .bind(&sig.signer_user_id)
+                    .bind(&sig.certificate_serial)
+                    .bind(sig.signed_at)
+                    .bind(&sig.document_before)
+                    .bind(&sig.document_after)
+                    .bind(&sig.evidence)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted.map_err($crate::store::StoreError::from) {
+                    Ok(_) => {}
+                    Err($crate::store::StoreError::Conflict { .. }) => {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn contract_signatures(
+                &self,
+                contract_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::ContractSignature>> {
+                let sql = format!(
+                    "SELECT {} FROM contract_signatures WHERE contract_id = $1 ORDER BY signed_at, id",
+                    $crate::store::sql::SIGNATURE_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.pool).await?)
             }
 
             async fn live_contracts_of_unit(

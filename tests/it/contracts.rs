@@ -13,15 +13,34 @@ async fn units(app: &TestApp) -> Vec<virtual_window::store::Unit> {
 }
 
 fn draft(unit_id: &str) -> Value {
+    draft_priced(unit_id, "30500", "2725480.00")
+}
+
+/// A lump-sum contract at `unit_price`, `total` being unit price × gross area.
+fn draft_priced(unit_id: &str, unit_price: &str, total: &str) -> Value {
     json!({
         "unit_id": unit_id,
         "buyers": [
-            {"name": "张伟", "id_number": "44190019900101001X", "share_percent": 60},
-            {"name": "李娜", "id_number": "441900198506150021", "share_percent": 40}
+            {"name": "张伟", "id_number": "44190019900101001X", "share_percent": 60, "phone": "13800000001", "address": "广东省东莞市南城街道鸿福路 100 号"},
+            {"name": "李娜", "id_number": "441900198506150021", "share_percent": 40, "phone": "13800000002", "address": "广东省东莞市南城街道鸿福路 100 号"}
         ],
-        "payment_mode": "loan",
-        "delivery_date": "2028-06-30"
+        "co_ownership": "按份共有",
+        "unit_price": unit_price,
+        "payment": {"mode": "一次性付款", "schedule": [{"item": "全部房价款", "due": "2026-12-31", "amount": total}]},
+        "delivery_date": "2028-06-30",
+        "dispute": "依法向东莞市第三人民法院起诉",
+        "property": {"company": "东莞市云境物业服务有限公司", "fee": "3.50"},
+        "supplementary": ["本补充协议与合同正文不一致的，以合同正文为准。"],
+        "seller": {"address": "广东省东莞市松山湖园区科技四路 1 号", "legal_representative": "陈建国", "qualification_no": "粤房开 441900-2024-0088"}
     })
+}
+
+/// A draft priced at the unit's filed price, so it passes confirmation.
+fn draft_for(unit: &virtual_window::store::Unit) -> Value {
+    use virtual_window::domain::{Area, Money};
+    let price = Money(unit.filed_price_fen);
+    let total = price.times_area(Area(unit.gross_area)).unwrap();
+    draft_priced(&unit.id, &price.to_string(), &total.to_string())
 }
 
 async fn public_status(app: &TestApp, unit_id: &str) -> String {
@@ -158,6 +177,7 @@ async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
     bad["buyers"][0]["id_number"] = json!("441900199001010011");
     bad["buyers"][1]["share_percent"] = json!(30);
     bad["delivery_date"] = json!("2020-01-01");
+    bad["payment"]["mode"] = json!("赊账");
     let r = app.post("/api/v1/contracts", Some(&drafter), bad).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let fields: Vec<(&str, &str)> = r.body["errors"]
@@ -269,7 +289,188 @@ async fn concurrent_drafts_sell_each_unit_once(db: Db) {
     }
 }
 
+/// Confirmation by another person generates the PDF; each buyer verifies, gets a code for the
+/// exact PDF, and signs; the first signature certifies; the verifier finds every signature valid.
+async fn confirmed_then_signed_by_every_buyer(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+
+    // Four eyes: the drafter cannot confirm; a price above the filed one is refused.
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&drafter),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "awaiting_buyers");
+    let first_sha = r.body["document_sha256"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "contract_not_draft");
+
+    let doc = |token: String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let r = app
+                .send(
+                    axum::http::Request::builder()
+                        .uri(format!("/api/v1/contracts/{id}/document"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK);
+            r
+        }
+    };
+    let sign = |who: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let token = app.token(who).await;
+            let r = app
+                .post(
+                    "/api/v1/identity/verifications",
+                    Some(&token),
+                    json!({"purpose": "sign_contract"}),
+                )
+                .await;
+            let vid = r.body["id"].as_str().unwrap().to_owned();
+            app.get(
+                &format!("/api/v1/identity/verifications/{vid}"),
+                Some(&token),
+            )
+            .await;
+            let current = app
+                .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+                .await;
+            if current.status != StatusCode::OK {
+                return current;
+            }
+            let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
+            let r = app
+                .post(
+                    "/api/v1/identity/codes",
+                    Some(&token),
+                    json!({"purpose": "sign_contract", "document_sha256": sha}),
+                )
+                .await;
+            let (code_id, code) = (
+                r.body["code_id"].as_str().unwrap().to_owned(),
+                r.body["dev_code"].as_str().unwrap().to_owned(),
+            );
+            app.post(
+                &format!("/api/v1/contracts/{id}/sign"),
+                Some(&token),
+                json!({"code_id": code_id, "code": code}),
+            )
+            .await
+        }
+    };
+    let pdf = doc(app.token("buyer-zhang").await).await;
+    assert!(pdf.text.starts_with("%PDF-"));
+    let r = sign("buyer-zhang").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "buyers_signing");
+    assert_ne!(r.body["document_sha256"], first_sha.as_str());
+    // A code for the document as it was before is refused: it binds the exact bytes.
+    let li = app.token("buyer-li").await;
+    let r = app
+        .post(
+            "/api/v1/identity/verifications",
+            Some(&li),
+            json!({"purpose": "sign_contract"}),
+        )
+        .await;
+    let vid = r.body["id"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/identity/verifications/{vid}"), Some(&li))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&li),
+            json!({"purpose": "sign_contract", "document_sha256": first_sha}),
+        )
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/sign"),
+            Some(&li),
+            json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+        )
+        .await;
+    assert_eq!(r.code(), "code_other_document");
+    // Someone who is not a buyer of this contract cannot sign it; nobody signs twice.
+    let r = sign("buyer-wang").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = sign("buyer-zhang").await;
+    assert_eq!(r.code(), "already_signed");
+    let r = sign("buyer-li").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "buyers_signed");
+
+    // The contract's own verification report: two valid signatures, the first certifying.
+    let token = app.token("rc-first").await;
+    let r = app
+        .get(
+            &format!("/api/v1/contracts/{id}/verification"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["verdict"], "valid", "{}", r.text);
+    let sigs = r.body["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2);
+    assert_eq!(sigs[0]["kind"], "certification");
+    assert_eq!(sigs[0]["field"], "buyer-1");
+    assert_eq!(sigs[1]["field"], "buyer-2");
+    assert!(sigs.iter().all(|s| s["level"] == "B-T"));
+    // What the hook checked is stored with each signature.
+    let stored = app.services.store.contract_signatures(&id).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for s in &stored {
+        let e: Value = serde_json::from_str(&s.evidence).unwrap();
+        assert_eq!(e["document_sha256"], s.document_before.as_str());
+        assert!(e["verification_id"].is_string() && e["code_id"].is_string());
+        assert_eq!(e["similarity"], 96.5);
+    }
+}
+
 crate::on_both_databases!(
     drafting_takes_the_unit_and_withdrawing_releases_it,
-    concurrent_drafts_sell_each_unit_once
+    concurrent_drafts_sell_each_unit_once,
+    confirmed_then_signed_by_every_buyer
 );

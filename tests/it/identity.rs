@@ -314,6 +314,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         "nope",
         "000000",
+        None,
     )
     .await
     .err()
@@ -350,6 +351,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         &code_id,
         wrong,
+        None,
     )
     .await
     .err()
@@ -365,6 +367,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         &code_id,
         &code,
+        None,
     )
     .await
     .err()
@@ -384,6 +387,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         &code_id,
         &code,
+        None,
     )
     .await
     .err()
@@ -399,6 +403,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         &code_id,
         &code,
+        None,
     )
     .await
     .unwrap();
@@ -439,6 +444,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         Purpose::SignContract,
         &code_id,
         &code,
+        None,
     )
     .await
     .err()
