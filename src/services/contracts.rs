@@ -796,9 +796,11 @@ pub async fn sign_as_buyer(
         caller,
         &pdf,
         &field,
-        crate::identity::Purpose::SignContract,
-        code_id,
-        code,
+        &super::signing::Intent {
+            purpose: crate::identity::Purpose::SignContract,
+            code_id,
+            code,
+        },
         certify,
     )
     .await?;

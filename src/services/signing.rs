@@ -11,6 +11,13 @@ use crate::pdf::sign::{SignOptions, sign};
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
+/// The signer's confirmation of intent: the one-time code issued for this exact document.
+pub struct Intent<'a> {
+    pub purpose: Purpose,
+    pub code_id: &'a str,
+    pub code: &'a str,
+}
+
 /// A signed document and the evidence to keep with the signature.
 pub struct Signed {
     pub pdf: Vec<u8>,
@@ -29,9 +36,7 @@ pub async fn sign_as_person(
     caller: &Caller,
     pdf: &[u8],
     field: &str,
-    purpose: Purpose,
-    code_id: &str,
-    code: &str,
+    intent: &Intent<'_>,
     certify: Option<u8>,
 ) -> Result<Signed, Error> {
     let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
@@ -39,8 +44,15 @@ pub async fn sign_as_person(
         message: "服务器缺少中文字体，暂时不能签署文件。".into(),
     })?;
     let document_sha256 = hex(&openssl::sha::sha256(pdf));
-    let authorization =
-        identity::authorize_signing(s, caller, purpose, &document_sha256, code_id, code).await?;
+    let authorization = identity::authorize_signing(
+        s,
+        caller,
+        intent.purpose,
+        &document_sha256,
+        intent.code_id,
+        intent.code,
+    )
+    .await?;
     let (cert, key) =
         super::pki::issue_event_certificate(s, caller, &authorization.verification_id).await?;
     let tsa = super::pki::tsa_unit(s).context("the time-stamping unit")?;

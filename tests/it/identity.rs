@@ -311,9 +311,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &zhang,
         &contract,
         "buyer-1",
-        Purpose::SignContract,
-        "nope",
-        "000000",
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: "nope",
+            code: "000000",
+        },
         None,
     )
     .await
@@ -348,9 +350,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &zhang,
         &contract,
         "buyer-1",
-        Purpose::SignContract,
-        &code_id,
-        wrong,
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: &code_id,
+            code: wrong,
+        },
         None,
     )
     .await
@@ -364,9 +368,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &zhang,
         &other_doc,
         "buyer-1",
-        Purpose::SignContract,
-        &code_id,
-        &code,
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: &code_id,
+            code: &code,
+        },
         None,
     )
     .await
@@ -384,9 +390,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &li,
         &contract,
         "buyer-1",
-        Purpose::SignContract,
-        &code_id,
-        &code,
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: &code_id,
+            code: &code,
+        },
         None,
     )
     .await
@@ -400,9 +408,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &zhang,
         &contract,
         "buyer-1",
-        Purpose::SignContract,
-        &code_id,
-        &code,
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: &code_id,
+            code: &code,
+        },
         None,
     )
     .await
@@ -441,9 +451,11 @@ async fn codes_and_the_signing_hook(db: Db) {
         &zhang,
         &contract,
         "buyer-2",
-        Purpose::SignContract,
-        &code_id,
-        &code,
+        &signing::Intent {
+            purpose: Purpose::SignContract,
+            code_id: &code_id,
+            code: &code,
+        },
         None,
     )
     .await
