@@ -227,6 +227,22 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::sign),
         ),
         (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/seal",
+                Roles(&[Role::Developer]),
+            ),
+            post(contracts::seal),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/filing/approve",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(contracts::approve_filing),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),
             post(verify::verify),
         ),

@@ -447,6 +447,18 @@ pub trait Store: Send + Sync + 'static {
         new_status: &str,
     ) -> StoreResult<bool>;
     async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>>;
+    /// A sealing step, in one transaction: the contract moves `from` → `to` with the sealed
+    /// document (only if its document is still `sig.document_before`), optionally receiving its
+    /// filing number, the unit moves `unit.0` → `unit.1`, and the signature is recorded. Two
+    /// concurrent calls: exactly one succeeds; false (nothing written) for the other.
+    async fn record_contract_step(
+        &self,
+        sig: &ContractSignature,
+        from: &str,
+        to: &str,
+        filing_no: Option<&str>,
+        unit: (&str, &str),
+    ) -> StoreResult<bool>;
     /// Stores a document once by its SHA-256 (a second store of the same bytes is a no-op).
     async fn put_material(
         &self,

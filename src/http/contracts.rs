@@ -119,3 +119,34 @@ pub async fn sign(
         contracts::sign_as_buyer(&state.services, &caller, &id, &req.code_id, &req.code).await?,
     ))
 }
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/seal", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SignRequest,
+    responses((status = 200, description = "Sealed and submitted for filing review", body = ContractView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`contract_not_sealable`, `contract_changed`", body = Problem, content_type = "application/problem+json")))]
+pub async fn seal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::seal(&state.services, &caller, &id, &req.code_id, &req.code).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/filing/approve", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Filed: filing number issued, centre seal, DSS and archive time-stamp added", body = ContractView),
+              (status = 409, description = "`already_decided`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "`signatures_invalid`", body = Problem, content_type = "application/problem+json")))]
+pub async fn approve_filing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::approve_filing(&state.services, &caller, &id).await?,
+    ))
+}

@@ -53,6 +53,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::document,
         contracts::verification,
         contracts::sign,
+        contracts::seal,
+        contracts::approve_filing,
     ),
     components(schemas(
         error::Problem,

@@ -128,6 +128,8 @@ pub struct ContractView {
     pub delivery_date: String,
     /// SHA-256 of the current PDF (after confirmation).
     pub document_sha256: Option<String>,
+    /// The filing number (备案号), once filed.
+    pub filing_no: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -253,6 +255,7 @@ fn view(c: &Contract) -> Result<ContractView, Error> {
         payment_mode: t.payment.mode,
         delivery_date: t.delivery_date,
         document_sha256: c.document_sha256.clone(),
+        filing_no: c.filing_no.clone(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     })
@@ -841,5 +844,348 @@ pub async fn sign_as_buyer(
         .await?
         .ok_or_else(|| Error::not_found("该合同"))?;
     record(s, caller, "contract.sign", &c, serde_json::json!({"field": field, "document_sha256": after, "certificate": signed.certificate_serial, "verification_id": signed.authorization.verification_id, "code_id": signed.authorization.code_id})).await?;
+    view(&c)
+}
+
+/// The developer's seal certificate and key: issued on first use by the organisations CA and
+/// kept (encrypted) in the PKI directory beside the service's own units.
+async fn organisation_seal(
+    s: &Services,
+    org: &crate::store::Organisation,
+) -> Result<(Vec<u8>, crate::pki::SoftwareKey), Error> {
+    let unit = format!("seal-{}", org.id);
+    if let (Ok(cert), Ok(key)) = (s.pki.unit_cert(&unit), s.pki.unit_key(&unit)) {
+        return Ok((cert, key));
+    }
+    let (issued, key) = super::pki::issue_seal(
+        s,
+        Some(org.id.clone()),
+        &org.name,
+        org.uscc.as_deref().unwrap_or(""),
+        "合同专用章",
+        None,
+    )
+    .await?;
+    s.pki.save_key(&s.pki.unit_key_path(&unit), &key)?;
+    std::fs::write(s.pki.dir.join(format!("{unit}.pem")), issued.pem())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((issued.der, key))
+}
+
+fn signing_error(e: crate::pdf::PdfError) -> Error {
+    Error::Invalid {
+        code: "signing_failed",
+        message: format!("签章失败：{e}"),
+        fields: vec![],
+    }
+}
+
+/// The developer's confirmer seals the contract every buyer signed (after their own identity
+/// check and a code for this exact PDF); the contract goes to filing review and the unit is
+/// `signed`.
+pub async fn seal(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    code_id: &str,
+    code: &str,
+) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !(caller.is(Role::Developer)
+        && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
+    {
+        return Err(Error::not_found("该合同"));
+    }
+    if !caller.has_duty(Duty::Confirmer) {
+        return Err(Error::forbidden("只有合同确认人员可以加盖合同专用章。"));
+    }
+    if c.status != "buyers_signed" {
+        return Err(Error::conflict(
+            "contract_not_sealable",
+            "全部买受人签署后才能盖章。",
+        ));
+    }
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no document"))?;
+    let pdf = s
+        .store
+        .material(&before)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material missing"))?;
+    let auth = super::identity::authorize_signing(
+        s,
+        caller,
+        crate::identity::Purpose::SealContract,
+        &before,
+        code_id,
+        code,
+    )
+    .await?;
+    let org = s
+        .store
+        .organisation(&c.developer_id)
+        .await?
+        .ok_or_else(|| Error::not_found("开发企业"))?;
+    let (cert, key) = organisation_seal(s, &org).await?;
+    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
+        code: "documents_unavailable",
+        message: "服务器缺少中文字体，暂时不能盖章。".into(),
+    })?;
+    let tsa = super::pki::tsa_unit(s)?;
+    let orgs_ca = s
+        .pki
+        .hierarchy
+        .authority("organisations-ca")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .cert_der
+        .clone();
+    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
+    let now = OffsetDateTime::now_utc();
+    let sealed = crate::pdf::sign::sign(
+        &pdf,
+        &crate::pdf::sign::SignOptions {
+            field: "seller-seal",
+            signer_cert: &cert,
+            chain: vec![orgs_ca],
+            key: &key,
+            time: now,
+            reason: Some("出卖人盖章"),
+            reserve: 0,
+            timestamper: Some(&stamp),
+            certify: None,
+            visible: Some((
+                font,
+                crate::pdf::appearance::Visible::Seal {
+                    organisation: org.name.clone(),
+                    purpose: "合同专用章".into(),
+                },
+            )),
+        },
+    )
+    .map_err(signing_error)?;
+    let after = hex(&openssl::sha::sha256(&sealed));
+    s.store
+        .put_material(&after, "application/pdf", &sealed, now)
+        .await?;
+    let serial = openssl::x509::X509::from_der(&cert)
+        .ok()
+        .and_then(|x| x.serial_number().to_bn().ok())
+        .map(|b| hex(&b.to_vec()));
+    let sig = crate::store::ContractSignature {
+        id: uuid::Uuid::now_v7().to_string(),
+        contract_id: c.id.clone(),
+        contract_version: c.version,
+        field: "seller-seal".into(),
+        kind: "organisation_seal".into(),
+        signer_user_id: Some(caller.user_id.clone()),
+        certificate_serial: serial,
+        signed_at: now,
+        document_before: before,
+        document_after: after.clone(),
+        evidence: serde_json::to_string(&auth).map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    // Sealed and submitted for filing in one step (the submission is automatic).
+    if !s
+        .store
+        .record_contract_step(
+            &sig,
+            "buyers_signed",
+            "filing_review",
+            None,
+            ("locked", "signed"),
+        )
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_changed",
+            "合同已被处理，请刷新后重试。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.seal",
+        &c,
+        serde_json::json!({"document_sha256": after}),
+    )
+    .await?;
+    record(
+        s,
+        caller,
+        "contract.submit_filing",
+        &c,
+        serde_json::json!({}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// A reviewer approves the filing: the contract's signatures must all verify; a filing number
+/// is issued; the registration centre's seal, the validation data (DSS) and a document
+/// time-stamp are added (PAdES B-LTA); the unit becomes `filed`. Two reviewers approving at
+/// once: one succeeds, the other gets `already_decided`.
+pub async fn approve_filing(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<ContractView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的审核人员可以审核备案。"));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if c.status != "filing_review" {
+        return Err(Error::conflict(
+            "already_decided",
+            "该合同不在备案审核中（可能已被处理）。",
+        ));
+    }
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no document"))?;
+    let pdf = s
+        .store
+        .material(&before)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material missing"))?;
+    // Check 10 of the reviewer's list: every signature verifies over the stored PDF.
+    let report = super::verification::verify_pdf(s, bytes::Bytes::from(pdf.clone())).await?;
+    if report.verdict != crate::pdf::verify::Verdict::Valid {
+        return Err(Error::Invalid {
+            code: "signatures_invalid",
+            message: "合同的签名或印章未通过核验，不能备案。".into(),
+            fields: report
+                .problems
+                .iter()
+                .chain(report.signatures.iter().flat_map(|x| x.problems.iter()))
+                .map(|p| FieldError::new("document", p.code, p.message.clone()))
+                .collect(),
+        });
+    }
+    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
+        code: "documents_unavailable",
+        message: "服务器缺少中文字体，暂时不能盖章。".into(),
+    })?;
+    let (cert, key) = super::pki::centre_seal(s)?;
+    let tsa = super::pki::tsa_unit(s)?;
+    let orgs_ca = s
+        .pki
+        .hierarchy
+        .authority("organisations-ca")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .cert_der
+        .clone();
+    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
+    let now = OffsetDateTime::now_utc();
+    let sealed = crate::pdf::sign::sign(
+        &pdf,
+        &crate::pdf::sign::SignOptions {
+            field: "centre-seal",
+            signer_cert: &cert,
+            chain: vec![orgs_ca],
+            key: &key,
+            time: now,
+            reason: Some("备案"),
+            reserve: 0,
+            timestamper: Some(&stamp),
+            certify: None,
+            visible: Some((
+                font,
+                crate::pdf::appearance::Visible::Seal {
+                    organisation: "东莞市不动产登记中心".into(),
+                    purpose: "不动产登记专用章".into(),
+                },
+            )),
+        },
+    )
+    .map_err(signing_error)?;
+    // Long-term validation data and an archive time-stamp over everything.
+    let h = &s.pki.hierarchy;
+    let certs: Vec<Vec<u8>> = std::iter::once(&h.root)
+        .chain(h.issuing.iter())
+        .map(|a| a.cert_der.clone())
+        .collect();
+    let mut crls = Vec::new();
+    for name in std::iter::once("root").chain(crate::pki::ca::ISSUING_CAS) {
+        crls.push(super::pki::crl(s, name).await?);
+    }
+    let with_dss = crate::pdf::sign::add_dss(&sealed, &certs, &crls).map_err(signing_error)?;
+    let archived = crate::pdf::sign::add_document_timestamp(
+        &with_dss,
+        "archive-timestamp",
+        &stamp,
+        crate::pdf::sign::TIMESTAMP_ALLOWANCE,
+    )
+    .map_err(signing_error)?;
+    let after = hex(&openssl::sha::sha256(&archived));
+    s.store
+        .put_material(&after, "application/pdf", &archived, now)
+        .await?;
+    let filing_no = format!(
+        "莞预备{}{}",
+        now.year(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8].to_ascii_uppercase()
+    );
+    let serial = openssl::x509::X509::from_der(&cert)
+        .ok()
+        .and_then(|x| x.serial_number().to_bn().ok())
+        .map(|b| hex(&b.to_vec()));
+    let sig = crate::store::ContractSignature {
+        id: uuid::Uuid::now_v7().to_string(),
+        contract_id: c.id.clone(),
+        contract_version: c.version,
+        field: "centre-seal".into(),
+        kind: "centre_seal".into(),
+        signer_user_id: Some(caller.user_id.clone()),
+        certificate_serial: serial,
+        signed_at: now,
+        document_before: before,
+        document_after: after.clone(),
+        evidence: serde_json::json!({"reviewer": caller.user_id, "verification_verdict": "valid", "filing_no": filing_no}).to_string(),
+    };
+    if !s
+        .store
+        .record_contract_step(
+            &sig,
+            "filing_review",
+            "filed",
+            Some(&filing_no),
+            ("signed", "filed"),
+        )
+        .await?
+    {
+        return Err(Error::conflict(
+            "already_decided",
+            "该合同已被其他审核人员处理。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.file",
+        &c,
+        serde_json::json!({"filing_no": filing_no, "document_sha256": after}),
+    )
+    .await?;
     view(&c)
 }

@@ -662,6 +662,76 @@ macro_rules! impl_store {
                 Ok(true)
             }
 
+            async fn record_contract_step(
+                &self,
+                sig: &$crate::store::ContractSignature,
+                from: &str,
+                to: &str,
+                filing_no: Option<&str>,
+                unit: (&str, &str),
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let unit_id: Option<(String,)> = sqlx::query_as(
+                    "UPDATE contracts SET status = $1, document_sha256 = $2, updated_at = $3, filing_no = COALESCE($4, filing_no) WHERE id = $5 AND version = $6 AND status = $7 AND document_sha256 = $8 AND live RETURNING unit_id",
+                )
+                .bind(to)
+                .bind(&sig.document_after)
+                .bind(sig.signed_at)
+                .bind(filing_no)
+                .bind(&sig.contract_id)
+                .bind(sig.contract_version)
+                .bind(from)
+                .bind(&sig.document_before)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((unit_id,)) = unit_id else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let moved = sqlx::query(
+                    "UPDATE units SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4",
+                )
+                .bind(unit.1)
+                .bind(sig.signed_at)
+                .bind(&unit_id)
+                .bind(unit.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let sql = format!(
+                    "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    $crate::store::sql::SIGNATURE_COLS
+                );
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&sig.id)
+                    .bind(&sig.contract_id)
+                    .bind(sig.contract_version)
+                    .bind(&sig.field)
+                    .bind(&sig.kind)
+                    .bind(&sig.signer_user_id)
+                    .bind(&sig.certificate_serial)
+                    .bind(sig.signed_at)
+                    .bind(&sig.document_before)
+                    .bind(&sig.document_after)
+                    .bind(&sig.evidence)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted.map_err($crate::store::StoreError::from) {
+                    Ok(_) => {}
+                    Err($crate::store::StoreError::Conflict { .. }) => {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn contract_signatures(
                 &self,
                 contract_id: &str,

@@ -458,10 +458,113 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
     assert_eq!(sigs[0]["field"], "buyer-1");
     assert_eq!(sigs[1]["field"], "buyer-2");
     assert!(sigs.iter().all(|s| s["level"] == "B-T"));
+    // The developer's confirmer seals after their own identity check; the contract goes to
+    // filing review and the unit is signed.
+    let r = app
+        .post(
+            "/api/v1/identity/verifications",
+            Some(&confirmer),
+            json!({"purpose": "seal_contract"}),
+        )
+        .await;
+    let vid = r.body["id"].as_str().unwrap().to_owned();
+    app.get(
+        &format!("/api/v1/identity/verifications/{vid}"),
+        Some(&confirmer),
+    )
+    .await;
+    let current = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&confirmer))
+        .await;
+    let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&confirmer),
+            json!({"purpose": "seal_contract", "document_sha256": sha}),
+        )
+        .await;
+    let body = json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]});
+    let drafter_seal = app
+        .post(
+            &format!("/api/v1/contracts/{id}/seal"),
+            Some(&drafter),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        drafter_seal.status,
+        StatusCode::FORBIDDEN,
+        "only the confirmer seals"
+    );
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/seal"),
+            Some(&confirmer),
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "filing_review");
+    assert_eq!(public_status(&app, &unit.id).await, "signed");
+
+    // Two reviewers approve at once: exactly one files it, the other is told it was decided.
+    let first = app.token("rc-first").await;
+    let second = app.token("rc-second").await;
+    let path = format!("/api/v1/contracts/{id}/filing/approve");
+    let (a, b) = tokio::join!(
+        app.post(&path, Some(&first), json!({})),
+        app.post(&path, Some(&second), json!({}))
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} / {}",
+        a.text,
+        b.text
+    );
+    let filed = if a.status == StatusCode::OK { a } else { b };
+    assert_eq!(filed.body["status"], "filed");
+    assert!(
+        filed.body["filing_no"]
+            .as_str()
+            .unwrap()
+            .starts_with("莞预备")
+    );
+    assert_eq!(public_status(&app, &unit.id).await, "filed");
+    let r = app
+        .get(
+            &format!("/api/v1/contracts/{id}/verification"),
+            Some(&first),
+        )
+        .await;
+    assert_eq!(r.body["verdict"], "valid", "{}", r.text);
+    let sigs = r.body["signatures"].as_array().unwrap();
+    let fields: Vec<&str> = sigs.iter().map(|x| x["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        [
+            "buyer-1",
+            "buyer-2",
+            "seller-seal",
+            "centre-seal",
+            "archive-timestamp"
+        ]
+    );
+    for s in &sigs[1..4] {
+        assert_eq!(s["level"], "B-LTA", "{s}");
+    }
+    assert_eq!(sigs[4]["kind"], "document_timestamp");
+
     // What the hook checked is stored with each signature.
     let stored = app.services.store.contract_signatures(&id).await.unwrap();
-    assert_eq!(stored.len(), 2);
-    for s in &stored {
+    assert_eq!(stored.len(), 4);
+    for s in stored
+        .iter()
+        .filter(|s| s.kind == "personal" || s.kind == "organisation_seal")
+    {
         let e: Value = serde_json::from_str(&s.evidence).unwrap();
         assert_eq!(e["document_sha256"], s.document_before.as_str());
         assert!(e["verification_id"].is_string() && e["code_id"].is_string());
