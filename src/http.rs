@@ -243,6 +243,30 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::approve_filing),
         ),
         (
+            Endpoint::new(
+                Method::PUT,
+                "/api/v1/contracts/{id}",
+                Roles(&[Role::Developer]),
+            ),
+            put(contracts::edit),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/filing/return",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(contracts::return_filing),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/reopen",
+                Roles(&[Role::Developer]),
+            ),
+            post(contracts::reopen),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),
             post(verify::verify),
         ),

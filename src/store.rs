@@ -279,6 +279,8 @@ pub struct Contract {
     /// The current PDF (a material), from confirmation on.
     pub document_sha256: Option<String>,
     pub filing_no: Option<String>,
+    /// The reviewer's reasons (JSON list) while the contract is `returned`.
+    pub returned_reasons: Option<String>,
 }
 
 /// A signature on a contract: who, which field, the document before and after, and the
@@ -447,6 +449,25 @@ pub trait Store: Send + Sync + 'static {
         new_status: &str,
     ) -> StoreResult<bool>;
     async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>>;
+    /// filing_review → returned with the reviewer's reasons; false when it was no longer in
+    /// review (another reviewer decided first).
+    async fn return_contract(
+        &self,
+        id: &str,
+        reasons: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// returned → draft as a new version (the earlier signatures belong to the old version and
+    /// count for nothing), the unit `signed` → `locked`.
+    async fn reopen_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// A draft's terms replaced: version + 1. False unless it is a draft of `version`.
+    async fn edit_contract(
+        &self,
+        id: &str,
+        version: i32,
+        terms: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// A sealing step, in one transaction: the contract moves `from` → `to` with the sealed
     /// document (only if its document is still `sig.document_before`), optionally receiving its
     /// filing number, the unit moves `unit.0` → `unit.1`, and the signature is recorded. Two

@@ -150,3 +150,55 @@ pub async fn approve_filing(
         contracts::approve_filing(&state.services, &caller, &id).await?,
     ))
 }
+
+#[utoipa::path(put, path = "/api/v1/contracts/{id}", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NewContract,
+    responses((status = 200, description = "A new version of the draft", body = ContractView),
+              (status = 409, description = "`contract_not_draft`, `contract_changed`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewContract>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::edit(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// Every reason at once (一次性告知).
+    pub reasons: Vec<contracts::ReturnReason>,
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/filing/return", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ReturnRequest,
+    responses((status = 200, body = ContractView),
+              (status = 409, description = "`already_decided`", body = Problem, content_type = "application/problem+json")))]
+pub async fn return_filing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReturnRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::return_filing(&state.services, &caller, &id, req.reasons).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/reopen", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "A new draft version; earlier signatures are void", body = ContractView),
+              (status = 409, description = "`contract_not_returned`", body = Problem, content_type = "application/problem+json")))]
+pub async fn reopen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::reopen(&state.services, &caller, &id).await?,
+    ))
+}

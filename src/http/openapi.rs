@@ -55,6 +55,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::sign,
         contracts::seal,
         contracts::approve_filing,
+        contracts::edit,
+        contracts::return_filing,
+        contracts::reopen,
     ),
     components(schemas(
         error::Problem,
@@ -83,6 +86,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::services::contracts::InstalmentTerms,
         crate::services::contracts::PropertyTerms,
         contracts::SignRequest,
+        contracts::ReturnRequest,
+        crate::services::contracts::ReturnReason,
         pki::RevokeRequest,
         crate::domain::Role,
         crate::domain::Duty,

@@ -130,6 +130,8 @@ pub struct ContractView {
     pub document_sha256: Option<String>,
     /// The filing number (备案号), once filed.
     pub filing_no: Option<String>,
+    /// Why the filing was returned (every reason), while `returned`.
+    pub returned_reasons: Vec<FieldError>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -256,6 +258,11 @@ fn view(c: &Contract) -> Result<ContractView, Error> {
         delivery_date: t.delivery_date,
         document_sha256: c.document_sha256.clone(),
         filing_no: c.filing_no.clone(),
+        returned_reasons: c
+            .returned_reasons
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     })
@@ -286,6 +293,41 @@ async fn record(
     Ok(())
 }
 
+/// The terms as stored: each buyer's number encrypted, bound to this contract and position (a
+/// value copied elsewhere does not decrypt).
+fn stored_terms(s: &Services, id: &str, req: &NewContract) -> Result<String, Error> {
+    let p = &s.identity.personal;
+    let mut buyers = Vec::new();
+    for (i, b) in req.buyers.iter().enumerate() {
+        let number =
+            IdNumber::parse(&b.id_number, today()).map_err(|r| anyhow::anyhow!("{}", r.rule))?;
+        buyers.push(StoredBuyer {
+            name: PersonName::parse(&b.name)
+                .map_err(|r| anyhow::anyhow!("{}", r.rule))?
+                .as_str()
+                .to_owned(),
+            id_number_enc: p.encrypt(&format!("{id}/buyers/{i}"), number.as_str())?,
+            id_number_hash: p.lookup_hash(number.as_str()),
+            id_number_masked: number.masked(),
+            share_percent: b.share_percent,
+            phone: b.phone.clone(),
+            address: b.address.clone(),
+        });
+    }
+    Ok(serde_json::to_string(&StoredTerms {
+        buyers,
+        co_ownership: req.co_ownership.clone(),
+        unit_price: req.unit_price.clone(),
+        payment: req.payment.clone(),
+        delivery_date: req.delivery_date.clone(),
+        dispute: req.dispute.clone(),
+        property: req.property.clone(),
+        supplementary: req.supplementary.clone(),
+        seller: req.seller.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?)
+}
+
 /// A drafter of the unit's developer creates a draft; the unit is taken in the same
 /// transaction. Another live contract on the unit, or a unit that is not available, is a 409.
 pub async fn create(
@@ -313,37 +355,7 @@ pub async fn create(
     }
     let now = OffsetDateTime::now_utc();
     let id = uuid::Uuid::now_v7().to_string();
-    let p = &s.identity.personal;
-    let mut buyers = Vec::new();
-    for (i, b) in req.buyers.iter().enumerate() {
-        let number =
-            IdNumber::parse(&b.id_number, today()).map_err(|r| anyhow::anyhow!("{}", r.rule))?;
-        buyers.push(StoredBuyer {
-            name: PersonName::parse(&b.name)
-                .map_err(|r| anyhow::anyhow!("{}", r.rule))?
-                .as_str()
-                .to_owned(),
-            // Bound to this contract and position: a value copied elsewhere does not decrypt.
-            id_number_enc: p.encrypt(&format!("{id}/buyers/{i}"), number.as_str())?,
-            id_number_hash: p.lookup_hash(number.as_str()),
-            id_number_masked: number.masked(),
-            share_percent: b.share_percent,
-            phone: b.phone.clone(),
-            address: b.address.clone(),
-        });
-    }
-    let terms = serde_json::to_string(&StoredTerms {
-        buyers,
-        co_ownership: req.co_ownership.clone(),
-        unit_price: req.unit_price.clone(),
-        payment: req.payment.clone(),
-        delivery_date: req.delivery_date.clone(),
-        dispute: req.dispute.clone(),
-        property: req.property.clone(),
-        supplementary: req.supplementary.clone(),
-        seller: req.seller.clone(),
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let terms = stored_terms(s, &id, &req)?;
     let contract = Contract {
         contract_no: format!(
             "YJ{}-{}",
@@ -361,6 +373,7 @@ pub async fn create(
         confirmer_id: None,
         document_sha256: None,
         filing_no: None,
+        returned_reasons: None,
         created_at: now,
         updated_at: now,
     };
@@ -1185,6 +1198,168 @@ pub async fn approve_filing(
         "contract.file",
         &c,
         serde_json::json!({"filing_no": filing_no, "document_sha256": after}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// One reason for returning a filing.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnReason {
+    /// The field or subject (`unit_price`, `buyers[1].phone`, `document`, …).
+    pub field: String,
+    /// A short code for the check that failed.
+    pub code: String,
+    pub message: String,
+}
+
+/// A reviewer returns the filing with every reason at once.
+pub async fn return_filing(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    reasons: Vec<ReturnReason>,
+) -> Result<ContractView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的审核人员可以审核备案。"));
+    }
+    if reasons.is_empty() || reasons.iter().any(|r| r.message.trim().is_empty()) {
+        return Err(Error::invalid(vec![FieldError::new(
+            "reasons",
+            "required",
+            "退回须列明全部理由。",
+        )]));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let list: Vec<FieldError> = reasons
+        .into_iter()
+        .map(|r| FieldError::new(r.field, r.code, r.message))
+        .collect();
+    let json = serde_json::to_string(&list).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !s
+        .store
+        .return_contract(&c.id, &json, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "already_decided",
+            "该合同不在备案审核中（可能已被处理）。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.return_filing",
+        &c,
+        serde_json::json!({"reasons": list}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// The developer takes a returned contract back as a new draft version: the earlier
+/// signatures are void (they belong to the old version) and everyone signs again.
+pub async fn reopen(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !(caller.is(Role::Developer)
+        && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
+    {
+        return Err(Error::not_found("该合同"));
+    }
+    if !s
+        .store
+        .reopen_contract(&c.id, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_not_returned",
+            "只有被退回的合同可以重新起草。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.reopen",
+        &c,
+        serde_json::json!({"version": c.version}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// The drafter changes a draft's terms (not its unit): a new version.
+pub async fn edit(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: NewContract,
+) -> Result<ContractView, Error> {
+    if !(caller.is(Role::Developer) && caller.has_duty(Duty::Drafter)) {
+        return Err(Error::forbidden("只有开发企业的合同起草人员可以修改合同。"));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if caller.organisation_id.as_deref() != Some(c.developer_id.as_str()) {
+        return Err(Error::not_found("该合同"));
+    }
+    if req.unit_id != c.unit_id {
+        return Err(Error::invalid(vec![FieldError::new(
+            "unit_id",
+            "unchanged",
+            "合同的房屋不能更改；请撤回后另行起草。",
+        )]));
+    }
+    if c.status != "draft" {
+        return Err(Error::conflict(
+            "contract_not_draft",
+            "只有草稿状态的合同可以修改。",
+        ));
+    }
+    validate(&req)?;
+    let terms = stored_terms(s, &c.id, &req)?;
+    if !s
+        .store
+        .edit_contract(&c.id, c.version, &terms, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_changed",
+            "合同已被他人修改，请刷新后重试。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.edit",
+        &c,
+        serde_json::json!({"version": c.version}),
     )
     .await?;
     view(&c)

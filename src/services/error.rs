@@ -5,7 +5,7 @@
 use crate::store::StoreError;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field, as a JSON path into the request (`buyers[0].id_number`).
     pub field: String,

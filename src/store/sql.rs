@@ -13,7 +13,7 @@ pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
-pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no";
+pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
@@ -481,7 +481,7 @@ macro_rules! impl_store {
                     return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
                 }
                 let sql = format!(
-                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                     $crate::store::sql::CONTRACT_COLS
                 );
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -499,6 +499,7 @@ macro_rules! impl_store {
                     .bind(c.updated_at)
                     .bind(&c.document_sha256)
                     .bind(&c.filing_no)
+                    .bind(&c.returned_reasons)
                     .execute(&mut *tx)
                     .await;
                 match inserted.map_err($crate::store::StoreError::from) {
@@ -660,6 +661,72 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn return_contract(
+                &self,
+                id: &str,
+                reasons: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE contracts SET status = 'returned', returned_reasons = $1, updated_at = $2 WHERE id = $3 AND status = 'filing_review' AND live",
+                )
+                .bind(reasons)
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn reopen_contract(
+                &self,
+                id: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let row: Option<(String,)> = sqlx::query_as(
+                    "UPDATE contracts SET status = 'draft', version = version + 1, document_sha256 = NULL, confirmer_id = NULL, updated_at = $1 WHERE id = $2 AND status = 'returned' AND live RETURNING unit_id",
+                )
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((unit_id,)) = row else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                sqlx::query(
+                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'signed'",
+                )
+                .bind(at)
+                .bind(&unit_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn edit_contract(
+                &self,
+                id: &str,
+                version: i32,
+                terms: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE contracts SET terms = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4 AND status = 'draft' AND live",
+                )
+                .bind(terms)
+                .bind(at)
+                .bind(id)
+                .bind(version)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
             }
 
             async fn record_contract_step(

@@ -572,8 +572,182 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
     }
 }
 
+/// `who` verifies for `purpose`, gets a code for the contract's current PDF and posts it to
+/// `action` (`sign` or `seal`).
+async fn act(
+    app: &TestApp,
+    who: &str,
+    id: &str,
+    purpose: &str,
+    action: &str,
+) -> crate::helpers::Reply {
+    let token = app.token(who).await;
+    let r = app
+        .post(
+            "/api/v1/identity/verifications",
+            Some(&token),
+            json!({"purpose": purpose}),
+        )
+        .await;
+    let vid = r.body["id"].as_str().unwrap().to_owned();
+    app.get(
+        &format!("/api/v1/identity/verifications/{vid}"),
+        Some(&token),
+    )
+    .await;
+    let current = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+        .await;
+    let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&token),
+            json!({"purpose": purpose, "document_sha256": sha}),
+        )
+        .await;
+    app.post(
+        &format!("/api/v1/contracts/{id}/{action}"),
+        Some(&token),
+        json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+    )
+    .await
+}
+
+/// Confirmed, signed by both buyers and sealed: in filing review.
+async fn to_filing_review(app: &TestApp, id: &str) {
+    let confirmer = app.token("yj-confirmer").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for who in ["buyer-zhang", "buyer-li"] {
+        let r = act(app, who, id, "sign_contract", "sign").await;
+        assert_eq!(r.status, StatusCode::OK, "{who}: {}", r.text);
+    }
+    let r = act(app, "yj-confirmer", id, "seal_contract", "seal").await;
+    assert_eq!(r.body["status"], "filing_review", "{}", r.text);
+}
+
+/// A reviewer returns the filing with every reason; the developer reopens it as a new version
+/// (old signatures void), corrects it, everyone signs again, and it is filed.
+async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    to_filing_review(&app, &id).await;
+
+    let reviewer = app.token("rc-first").await;
+    let buyer = app.token("buyer-zhang").await;
+    let reasons = json!({"reasons": [
+        {"field": "buyers[1].address", "code": "incomplete", "message": "买受人李娜的通讯地址不完整。"},
+        {"field": "supplementary", "code": "unfair_term", "message": "补充协议第 1 条减轻了出卖人的责任。"}
+    ]});
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/return"),
+            Some(&buyer),
+            reasons.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/return"),
+            Some(&reviewer),
+            reasons.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "returned");
+    assert_eq!(r.body["returned_reasons"].as_array().unwrap().len(), 2);
+    // Decided: a second decision is refused.
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "already_decided");
+
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/reopen"),
+            Some(&drafter),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["version"].as_i64()),
+        (Some("draft"), Some(2))
+    );
+    assert!(
+        r.body["document_sha256"].is_null(),
+        "the signed document is no longer the contract"
+    );
+    assert_eq!(public_status(&app, &unit.id).await, "locked");
+    let mut corrected = draft_for(&unit);
+    corrected["buyers"][1]["address"] = json!("广东省东莞市南城街道鸿福路 100 号 2 栋 1201 房");
+    corrected["supplementary"] = json!([]);
+    let r = app
+        .call(
+            axum::http::Method::PUT,
+            &format!("/api/v1/contracts/{id}"),
+            Some(&drafter),
+            Some(corrected),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["version"].as_i64()),
+        (StatusCode::OK, Some(3)),
+        "{}",
+        r.text
+    );
+    to_filing_review(&app, &id).await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "filed", "{}", r.text);
+    // Only the last version's signatures are in the filed document.
+    let report = app
+        .get(
+            &format!("/api/v1/contracts/{id}/verification"),
+            Some(&reviewer),
+        )
+        .await;
+    assert_eq!(report.body["verdict"], "valid");
+    assert_eq!(report.body["signatures"].as_array().unwrap().len(), 5);
+    let stored = app.services.store.contract_signatures(&id).await.unwrap();
+    assert_eq!(stored.iter().filter(|s| s.contract_version == 1).count(), 3);
+    assert_eq!(stored.iter().filter(|s| s.contract_version == 3).count(), 4);
+}
+
 crate::on_both_databases!(
     drafting_takes_the_unit_and_withdrawing_releases_it,
     concurrent_drafts_sell_each_unit_once,
-    confirmed_then_signed_by_every_buyer
+    confirmed_then_signed_by_every_buyer,
+    a_returned_filing_is_corrected_and_refiled
 );
