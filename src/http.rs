@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
+pub mod registrations;
 pub mod verify;
 
 pub use access::{Access, Endpoint};
@@ -265,6 +266,58 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 Roles(&[Role::Developer]),
             ),
             post(contracts::reopen),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
+            post(registrations::apply),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/registrations/{id}", Authenticated),
+            get(registrations::get),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/accept",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::accept),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/first-review",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::first_review),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/second-review",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::second_review),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/record",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::record),
+        ),
+        (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/registrations/{id}/certificate",
+                Authenticated,
+            ),
+            get(registrations::certificate),
+        ),
+        (
+            Endpoint::new(Method::GET, "/c/{number}", Public),
+            get(registrations::public_status),
         ),
         (
             Endpoint::new(Method::POST, "/api/v1/verify", Public),

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod personal;
 pub mod pki;
 pub mod ratelimit;
+pub mod registrations;
 pub mod seed;
 pub mod signing;
 pub mod tokens;

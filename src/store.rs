@@ -300,6 +300,49 @@ pub struct ContractSignature {
     pub evidence: String,
 }
 
+/// A registration application and, once issued, its certificate.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Registration {
+    pub id: String,
+    pub contract_id: String,
+    pub applicant_id: String,
+    pub status: String,
+    pub acceptance_no: Option<String>,
+    pub acceptor_id: Option<String>,
+    pub first_reviewer_id: Option<String>,
+    pub second_reviewer_id: Option<String>,
+    pub recorder_id: Option<String>,
+    pub certificate_no: Option<String>,
+    pub certificate_sha256: Option<String>,
+    pub certificate_status: Option<String>,
+    /// JSON list of the material hashes the application relies on.
+    pub materials: String,
+    /// JSON list of review opinions (step, person, opinion, time).
+    pub opinions: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The steps of a registration case and the column that records who took each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationStep {
+    Accept,
+    FirstReview,
+    SecondReview,
+    Record,
+}
+
+impl RegistrationStep {
+    pub fn column(self) -> &'static str {
+        match self {
+            RegistrationStep::Accept => "acceptor_id",
+            RegistrationStep::FirstReview => "first_reviewer_id",
+            RegistrationStep::SecondReview => "second_reviewer_id",
+            RegistrationStep::Record => "recorder_id",
+        }
+    }
+}
+
 /// Why a unit could not be taken by a new contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DraftRefusal {
@@ -466,6 +509,38 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         version: i32,
         terms: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// A new application; false when the contract already has a live one.
+    async fn insert_registration(&self, r: &Registration) -> StoreResult<bool>;
+    async fn registration(&self, id: &str) -> StoreResult<Option<Registration>>;
+    async fn registration_by_certificate(
+        &self,
+        certificate_no: &str,
+    ) -> StoreResult<Option<Registration>>;
+    /// One step of a case `from` → `to`, recording `actor` in the step's column, appending the
+    /// opinion, and (on acceptance) the acceptance number — only if the actor took no other
+    /// step of this case (four eyes, enforced by the statement itself). False otherwise.
+    #[allow(clippy::too_many_arguments)]
+    async fn registration_step(
+        &self,
+        id: &str,
+        step: RegistrationStep,
+        from: &str,
+        to: &str,
+        actor: &str,
+        opinions: &str,
+        acceptance_no: Option<&str>,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// recorded → certificate_issued with the sealed certificate, and the unit
+    /// `filed` → `advance_notice_registered`, in one transaction.
+    async fn issue_registration_certificate(
+        &self,
+        id: &str,
+        unit_id: &str,
+        certificate_no: &str,
+        certificate_sha256: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
     /// A sealing step, in one transaction: the contract moves `from` → `to` with the sealed

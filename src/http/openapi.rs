@@ -3,7 +3,7 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, contracts, error, health, identity, inventory, pki, verify};
+use super::{accounts, contracts, error, health, identity, inventory, pki, registrations, verify};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -58,6 +58,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::edit,
         contracts::return_filing,
         contracts::reopen,
+        registrations::apply,
+        registrations::get,
+        registrations::accept,
+        registrations::first_review,
+        registrations::second_review,
+        registrations::record,
+        registrations::certificate,
+        registrations::public_status,
     ),
     components(schemas(
         error::Problem,
@@ -87,6 +95,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::services::contracts::PropertyTerms,
         contracts::SignRequest,
         contracts::ReturnRequest,
+        registrations::ApplyRequest,
+        registrations::StepRequest,
+        crate::services::registrations::RegistrationView,
+        crate::services::registrations::CertificateStatus,
         crate::services::contracts::ReturnReason,
         pki::RevokeRequest,
         crate::domain::Role,

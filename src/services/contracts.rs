@@ -1364,3 +1364,50 @@ pub async fn edit(
     .await?;
     view(&c)
 }
+
+/// The contract, if the caller is one of its buyers.
+pub async fn contract_for_buyer(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<Contract, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if !caller.is(Role::Buyer) || !may_read(s, caller, &c).await? {
+        return Err(Error::not_found("该合同"));
+    }
+    Ok(c)
+}
+
+/// What a registration certificate states of a contract.
+pub struct Summary {
+    pub right_holder: String,
+    pub obligor: String,
+    pub location: String,
+    pub unit_number: String,
+    pub total: String,
+    pub gross_area: String,
+}
+
+pub async fn summary(s: &Services, c: &Contract) -> Result<Summary, Error> {
+    let data = contract_data(s, c, today()).await?;
+    let holders: Vec<String> = data
+        .buyers
+        .iter()
+        .map(|b| format!("{}（{}%）", b.name, b.share))
+        .collect();
+    Ok(Summary {
+        right_holder: format!("{}，{}", holders.join("、"), data.co_ownership),
+        obligor: data.seller.name.clone(),
+        location: format!(
+            "{}{}{}{}号",
+            data.project.town, data.project.name, data.unit.building, data.unit.room_no
+        ),
+        unit_number: data.unit.unit_number.clone(),
+        total: data.price.total.clone(),
+        gross_area: data.unit.gross_area.clone(),
+    })
+}

@@ -15,6 +15,7 @@ pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisati
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
 pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
+pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
@@ -727,6 +728,123 @@ macro_rules! impl_store {
                 .await?
                 .rows_affected();
                 Ok(n == 1)
+            }
+
+            async fn insert_registration(
+                &self,
+                r: &$crate::store::Registration,
+            ) -> $crate::store::StoreResult<bool> {
+                let sql = format!(
+                    "INSERT INTO registrations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    $crate::store::sql::REGISTRATION_COLS
+                );
+                let res = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&r.id)
+                    .bind(&r.contract_id)
+                    .bind(&r.applicant_id)
+                    .bind(&r.status)
+                    .bind(&r.acceptance_no)
+                    .bind(&r.acceptor_id)
+                    .bind(&r.first_reviewer_id)
+                    .bind(&r.second_reviewer_id)
+                    .bind(&r.recorder_id)
+                    .bind(&r.certificate_no)
+                    .bind(&r.certificate_sha256)
+                    .bind(&r.certificate_status)
+                    .bind(&r.materials)
+                    .bind(&r.opinions)
+                    .bind(r.created_at)
+                    .bind(r.updated_at)
+                    .execute(&self.pool)
+                    .await;
+                match res.map_err($crate::store::StoreError::from) {
+                    Ok(_) => Ok(true),
+                    Err($crate::store::StoreError::Conflict { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+
+            async fn registration(
+                &self,
+                id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Registration>> {
+                let sql = format!("SELECT {} FROM registrations WHERE id = $1", $crate::store::sql::REGISTRATION_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn registration_by_certificate(
+                &self,
+                certificate_no: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Registration>> {
+                let sql = format!("SELECT {} FROM registrations WHERE certificate_no = $1", $crate::store::sql::REGISTRATION_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(certificate_no).fetch_optional(&self.pool).await?)
+            }
+
+            async fn registration_step(
+                &self,
+                id: &str,
+                step: $crate::store::RegistrationStep,
+                from: &str,
+                to: &str,
+                actor: &str,
+                opinions: &str,
+                acceptance_no: Option<&str>,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                // The column comes from a closed set, never from input.
+                let sql = format!(
+                    "UPDATE registrations SET status = $1, {col} = $2, opinions = $3, acceptance_no = COALESCE($4, acceptance_no), updated_at = $5 \
+                     WHERE id = $6 AND status = $7 \
+                     AND COALESCE(acceptor_id, '') <> $2 AND COALESCE(first_reviewer_id, '') <> $2 \
+                     AND COALESCE(second_reviewer_id, '') <> $2 AND COALESCE(recorder_id, '') <> $2",
+                    col = step.column()
+                );
+                let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(to)
+                    .bind(actor)
+                    .bind(opinions)
+                    .bind(acceptance_no)
+                    .bind(at)
+                    .bind(id)
+                    .bind(from)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn issue_registration_certificate(
+                &self,
+                id: &str,
+                unit_id: &str,
+                certificate_no: &str,
+                certificate_sha256: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE registrations SET status = 'certificate_issued', certificate_no = $1, certificate_sha256 = $2, certificate_status = 'valid', updated_at = $3 WHERE id = $4 AND status = 'recorded'",
+                )
+                .bind(certificate_no)
+                .bind(certificate_sha256)
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE units SET status = 'advance_notice_registered', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'filed'",
+                )
+                .bind(at)
+                .bind(unit_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn record_contract_step(

@@ -745,9 +745,296 @@ async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
     assert_eq!(stored.iter().filter(|s| s.contract_version == 3).count(), 4);
 }
 
+/// After filing: the buyer applies for advance-notice registration relying on the stored
+/// contract; four different people accept, review twice and record; the sealed certificate is
+/// issued and its public page shows it valid.
+async fn registration_with_four_eyes_to_the_certificate(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // Not filed yet: no application.
+    let apply = |who: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let token = app.token(who).await;
+            let r = app
+                .post(
+                    "/api/v1/identity/verifications",
+                    Some(&token),
+                    json!({"purpose": "apply_registration"}),
+                )
+                .await;
+            let vid = r.body["id"].as_str().unwrap().to_owned();
+            app.get(
+                &format!("/api/v1/identity/verifications/{vid}"),
+                Some(&token),
+            )
+            .await;
+            let c = app
+                .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+                .await;
+            let sha = c.body["document_sha256"]
+                .as_str()
+                .unwrap_or(&"00".repeat(32))
+                .to_owned();
+            let r = app
+                .post(
+                    "/api/v1/identity/codes",
+                    Some(&token),
+                    json!({"purpose": "apply_registration", "document_sha256": sha}),
+                )
+                .await;
+            app.post(
+                "/api/v1/registrations",
+                Some(&token),
+                json!({"contract_id": id, "code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+            )
+            .await
+        }
+    };
+    to_filing_review(&app, &id).await;
+    assert_eq!(apply("buyer-zhang").await.code(), "contract_not_filed");
+    let reviewer = app.token("rc-first").await;
+    let filed = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    let filed_sha = filed.body["document_sha256"].as_str().unwrap().to_owned();
+
+    let r = apply("buyer-zhang").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["status"], "submitted");
+    assert_eq!(
+        r.body["materials"],
+        json!([filed_sha]),
+        "the filed contract is referenced, not uploaded"
+    );
+    let reg = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(apply("buyer-li").await.code(), "registration_exists");
+
+    let step = |who: &'static str, action: &'static str| {
+        let app = &app;
+        let reg = reg.clone();
+        async move {
+            let t = app.token(who).await;
+            app.post(
+                &format!("/api/v1/registrations/{reg}/{action}"),
+                Some(&t),
+                json!({"opinion": "材料齐全，符合登记条件。"}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        step("rc-first", "first-review").await.code(),
+        "wrong_step",
+        "not accepted yet"
+    );
+    let r = step("rc-intake", "accept").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.body["acceptance_no"]
+            .as_str()
+            .unwrap()
+            .starts_with("莞受")
+    );
+    assert_eq!(
+        step("rc-intake", "first-review").await.status,
+        StatusCode::FORBIDDEN,
+        "no duty"
+    );
+    assert_eq!(
+        step("rc-second", "first-review").await.status,
+        StatusCode::FORBIDDEN,
+        "no duty"
+    );
+    assert_eq!(
+        step("rc-first", "first-review").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(step("rc-recorder", "record").await.code(), "wrong_step");
+    assert_eq!(
+        step("rc-second", "second-review").await.status,
+        StatusCode::OK
+    );
+    let r = step("rc-recorder", "record").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "certificate_issued");
+    assert_eq!(r.body["certificate_status"], "valid");
+    let number = r.body["certificate_no"].as_str().unwrap().to_owned();
+    assert!(
+        number.starts_with("粤(") && number.ends_with("号"),
+        "{number}"
+    );
+    assert_eq!(r.body["opinions"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        public_status(&app, &unit.id).await,
+        "advance_notice_registered"
+    );
+
+    // The certificate: sealed by the centre and valid for the verifier.
+    let token = app.token("buyer-zhang").await;
+    let pdf = app
+        .send(
+            axum::http::Request::builder()
+                .uri(format!("/api/v1/registrations/{reg}/certificate"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    let bytes = app
+        .services
+        .store
+        .material(
+            &app.services
+                .store
+                .registration(&reg)
+                .await
+                .unwrap()
+                .unwrap()
+                .certificate_sha256
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let report = virtual_window::services::verification::verify_pdf(&app.services, bytes.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.verdict,
+        virtual_window::pdf::verify::Verdict::Valid,
+        "{report:#?}"
+    );
+    assert_eq!(report.signatures[0].field, "centre-seal");
+    // Its public page (the QR code's link) shows it valid, without personal data.
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let r = app.get(&format!("/c/{digits}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "valid");
+    assert_eq!(r.body["unit_number"], unit.unit_number.as_str());
+    assert!(!r.text.contains("44190019900101001X") && !r.text.contains("张伟"));
+    assert_eq!(
+        app.get("/c/2026000", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// One person holding two duties still cannot take two steps of one case.
+async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let admin = app.token("admin").await;
+    let centre = app
+        .services
+        .store
+        .user_by_username("rc-first")
+        .await
+        .unwrap()
+        .unwrap()
+        .organisation_id;
+    let r = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"username": "rc-both", "display_name": "钱多", "password": virtual_window::config::DEV_DEMO_PASSWORD,
+                   "role": "reviewer", "duties": ["first_reviewer", "second_reviewer"], "organisation_id": centre}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A case in first review, prepared directly in the store (the way there is tested above).
+    let now = time::OffsetDateTime::now_utc();
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let c = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let both = app.user_id("rc-both").await;
+    let reg = virtual_window::store::Registration {
+        id: uuid::Uuid::new_v4().to_string(),
+        contract_id: c.body["id"].as_str().unwrap().to_owned(),
+        applicant_id: app.user_id("buyer-zhang").await,
+        status: "accepted".into(),
+        acceptance_no: Some("莞受2026TEST0001".into()),
+        acceptor_id: Some(app.user_id("rc-intake").await),
+        first_reviewer_id: None,
+        second_reviewer_id: None,
+        recorder_id: None,
+        certificate_no: None,
+        certificate_sha256: None,
+        certificate_status: None,
+        materials: "[]".into(),
+        opinions: "[]".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    assert!(app.services.store.insert_registration(&reg).await.unwrap());
+    let t = app.token("rc-both").await;
+    let opinion = json!({"opinion": "同意。"});
+    let r = app
+        .post(
+            &format!("/api/v1/registrations/{}/first-review", reg.id),
+            Some(&t),
+            opinion.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/registrations/{}/second-review", reg.id),
+            Some(&t),
+            opinion,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "four_eyes"));
+    // And the statement itself refuses it, whatever the service layer checked.
+    let refused = app
+        .services
+        .store
+        .registration_step(
+            &reg.id,
+            virtual_window::store::RegistrationStep::SecondReview,
+            "first_reviewed",
+            "second_reviewed",
+            &both,
+            "[]",
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(!refused);
+}
+
 crate::on_both_databases!(
     drafting_takes_the_unit_and_withdrawing_releases_it,
     concurrent_drafts_sell_each_unit_once,
     confirmed_then_signed_by_every_buyer,
-    a_returned_filing_is_corrected_and_refiled
+    a_returned_filing_is_corrected_and_refiled,
+    registration_with_four_eyes_to_the_certificate,
+    four_eyes_hold_against_a_person_with_two_duties
 );

@@ -1,0 +1,156 @@
+//! Registration on the web: the buyer applies, the centre accepts, reviews twice and records
+//! (four different people), the certificate is issued; its QR code leads to a public status.
+
+use super::AppState;
+use super::error::{ApiResult, Problem};
+use super::extract::ApiJson;
+use crate::services::Caller;
+use crate::services::registrations::{self, CertificateStatus, RegistrationView};
+use crate::store::RegistrationStep;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    pub contract_id: String,
+    /// A one-time code for `apply_registration`, issued for the filed contract's SHA-256.
+    pub code_id: String,
+    pub code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations", tag = "registrations", security(("bearer" = [])),
+    request_body = ApplyRequest,
+    responses((status = 201, body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`contract_not_filed`, `registration_exists`", body = Problem, content_type = "application/problem+json")))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ApplyRequest>,
+) -> ApiResult<(StatusCode, Json<RegistrationView>)> {
+    let r = registrations::apply(
+        &state.services,
+        &caller,
+        &req.contract_id,
+        &req.code_id,
+        &req.code,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/registrations/{id}", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = RegistrationView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::get(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepRequest {
+    pub opinion: String,
+}
+
+async fn step(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    step: RegistrationStep,
+    req: StepRequest,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::step(&state.services, &caller, &id, step, &req.opinion).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/accept", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = StepRequest,
+    responses((status = 200, description = "Accepted; an acceptance number issued", body = RegistrationView),
+              (status = 403, description = "`four_eyes`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StepRequest>,
+) -> ApiResult<Json<RegistrationView>> {
+    step(state, caller, id, RegistrationStep::Accept, req).await
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/first-review", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = StepRequest,
+    responses((status = 200, body = RegistrationView),
+              (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+pub async fn first_review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StepRequest>,
+) -> ApiResult<Json<RegistrationView>> {
+    step(state, caller, id, RegistrationStep::FirstReview, req).await
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/second-review", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = StepRequest,
+    responses((status = 200, body = RegistrationView),
+              (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+pub async fn second_review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StepRequest>,
+) -> ApiResult<Json<RegistrationView>> {
+    step(state, caller, id, RegistrationStep::SecondReview, req).await
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/record", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = StepRequest,
+    responses((status = 200, description = "Recorded (登簿) and the certificate issued", body = RegistrationView),
+              (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+pub async fn record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StepRequest>,
+) -> ApiResult<Json<RegistrationView>> {
+    step(state, caller, id, RegistrationStep::Record, req).await
+}
+
+#[utoipa::path(get, path = "/api/v1/registrations/{id}/certificate", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The sealed electronic registration certificate", content_type = "application/pdf"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn certificate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let pdf = registrations::certificate_pdf(&state.services, &caller, &id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf))
+}
+
+#[utoipa::path(get, path = "/c/{number}", tag = "registrations",
+    params(("number" = String, Path, description = "The certificate number's digits (year and serial), as in the QR code")),
+    responses((status = 200, body = CertificateStatus), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn public_status(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> ApiResult<Json<CertificateStatus>> {
+    Ok(Json(
+        registrations::public_status(&state.services, &number).await?,
+    ))
+}
