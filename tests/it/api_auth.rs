@@ -160,7 +160,7 @@ async fn buyers_and_developers_see_only_their_own(db: Db) {
         StatusCode::OK
     );
     let all = app.get("/api/v1/users", Some(&admin)).await;
-    assert_eq!(all.body.as_array().unwrap().len(), 9);
+    assert_eq!(all.body.as_array().unwrap().len(), 10);
 }
 
 fn b64(v: &Value) -> String {

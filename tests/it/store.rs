@@ -343,7 +343,7 @@ async fn seed_loads_every_unit_status(db: Db) {
         again,
         virtual_window::services::seed::SeedOutcome::AlreadyPresent
     );
-    assert_eq!(store.count_users().await.unwrap(), 9);
+    assert_eq!(store.count_users().await.unwrap(), 10);
     let _ = Arc::clone(store);
 }
 
