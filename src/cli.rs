@@ -1,6 +1,8 @@
 //! The command line: `serve` (the default), `migrate`, `seed`, and `audit verify`. Later rooms add
 //! `demo`, `verify`, `pki` and `render` here.
 
+mod demo;
+
 use crate::config::{Config, Overrides};
 use crate::server;
 use anyhow::Context as _;
@@ -88,6 +90,13 @@ pub enum Command {
         #[arg(long, default_value_t = 2)]
         callback_delay_secs: u64,
     },
+    /// The one-command tour: runs the whole flow on a fresh embedded database through the API of
+    /// an in-process server, verifies every PDF and the audit chain, and writes the PDFs and a
+    /// summary to `--out`.
+    Demo {
+        #[arg(long, default_value = "./out")]
+        out: PathBuf,
+    },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
         #[command(subcommand)]
@@ -156,7 +165,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    server::init_logging(&cfg);
+    // The tour prints its own story; request logs would drown it (VW_LOG still overrides).
+    if matches!(cli.command, Some(Command::Demo { .. })) {
+        server::init_logging_with(&cfg, "warn");
+    } else {
+        server::init_logging(&cfg);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -210,6 +224,11 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Pki { action } => pki(action, cfg).await,
         Command::Verify { trust, json, file } => verify(&cfg, &trust, json, &file),
+        Command::Demo { out } => {
+            std::fs::create_dir_all(&out)?;
+            demo::run(&out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::IdentityStandin {
             listen,
             key_id,

@@ -12,8 +12,13 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(cfg: &Config) {
-    let filter = EnvFilter::try_from_env("VW_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    init_logging_with(cfg, "info,sqlx=warn,tower_http=info")
+}
+
+/// As `init_logging`, with another filter when `VW_LOG` is not set.
+pub fn init_logging_with(cfg: &Config, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_env("VW_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -477,8 +477,24 @@ pub(crate) mod signing {
         None
     }
 
+    /// An NSS database (for poppler's pdfsig) that trusts `root`; returns its `sql:` name.
+    pub(crate) fn nss_trusting(dir: &std::path::Path, root: &std::path::Path) -> String {
+        let nss = dir.join("nss");
+        std::fs::create_dir_all(&nss).unwrap();
+        let db = format!("sql:{}", nss.display());
+        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+        assert!(
+            ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db])),
+            "certutil (libnss3-tools)"
+        );
+        assert!(ok(Command::new("certutil")
+            .args(["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i"])
+            .arg(root)));
+        db
+    }
+
     /// `pyhanko sign validate` against our root only, without revocation checks.
-    fn pyhanko_validate(
+    pub(crate) fn pyhanko_validate(
         pyhanko: &str,
         root: &std::path::Path,
         file: &std::path::Path,
@@ -502,18 +518,7 @@ pub(crate) mod signing {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root.pem");
         std::fs::write(&root, chain.root_pem()).unwrap();
-        // poppler's pdfsig trusts what an NSS database holding the root trusts.
-        let nss = dir.path().join("nss");
-        std::fs::create_dir(&nss).unwrap();
-        let db = format!("sql:{}", nss.display());
-        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
-        assert!(
-            ok(Command::new("certutil").args(["-N", "--empty-password", "-d", &db])),
-            "certutil (libnss3-tools)"
-        );
-        assert!(ok(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i"])
-            .arg(&root)));
+        let db = nss_trusting(dir.path(), &root);
 
         let signers = ["buyer-1", "buyer-2", "seller-seal", "centre-seal"];
         for (step, (name, doc)) in chain.steps.iter().enumerate().skip(1) {

@@ -467,3 +467,66 @@ async fn no_id_number_in_the_clear_in_the_database_or_the_logs() {
     assert!(scanned >= 3, "the database and keys were scanned");
     assert!(saw_name, "the scan reaches the stored account rows");
 }
+
+/// `virtual-window demo` on a fresh directory: the whole flow, and its PDFs accepted by pyHanko
+/// and poppler's pdfsig against the demo's root.
+#[test]
+fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut c = Command::new(BIN);
+    c.args(["demo", "--out"])
+        .arg(&out)
+        .env_remove("VW_DATABASE_URL");
+    let o = output_within(c, Duration::from_secs(240));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "买受人张伟",
+        "买受人李娜",
+        "合同专用章",
+        "备案号",
+        "复审",
+        "登簿",
+        "Intact",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["certificate_status"], "valid");
+    let root = out.join("root.pem");
+    let Some(pyhanko) = crate::pdf::signing::pyhanko() else {
+        return;
+    };
+    let db = crate::pdf::signing::nss_trusting(dir.path(), &root);
+    for (file, signatures) in [("contract-filed.pdf", 4), ("certificate.pdf", 1)] {
+        let path = out.join(file);
+        let o = crate::pdf::signing::pyhanko_validate(&pyhanko, &root, &path, false);
+        let report = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{file}: {report}");
+        assert_eq!(
+            report.matches(":INTACT:TRUSTED").count(),
+            signatures,
+            "{file}: {report}"
+        );
+        let o = Command::new("pdfsig")
+            .args(["-nssdir", &db])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            report.matches("Signature is Valid.").count() >= signatures
+                && !report.contains("Signature is Invalid"),
+            "{file}: {report}"
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! `virtual-window demo`: the one-command tour. From an empty embedded database it loads the
+//! sample development and runs the whole flow through the HTTP API of an in-process server —
+//! two co-buyers sign, the developer seals, a reviewer files, the registration is accepted,
+//! reviewed twice and recorded, the certificate issued — then verifies every PDF and the audit
+//! chain and writes the PDFs and a summary to the output directory.
+
+use crate::config::{Config, DEV_DEMO_PASSWORD};
+use crate::pdf::verify::{Options, Verdict};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await?;
+        let status = res.status().as_u16();
+        let v = res.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, v))
+    }
+
+    async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, v) = self.call(method, path, token, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("{path}: HTTP {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    async fn bytes(&self, path: &str, token: &str) -> anyhow::Result<Vec<u8>> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(res.bytes().await?.to_vec())
+    }
+
+    async fn login(&self, user: &str) -> anyhow::Result<String> {
+        let v = self
+            .ok(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": user, "password": DEV_DEMO_PASSWORD})),
+            )
+            .await?;
+        Ok(v["access_token"].as_str().context("token")?.to_owned())
+    }
+
+    /// Identity check for `purpose`, then a code for the contract's current PDF.
+    async fn intent(
+        &self,
+        token: &str,
+        purpose: &str,
+        document_sha256: &str,
+    ) -> anyhow::Result<Value> {
+        let v = self
+            .ok(
+                reqwest::Method::POST,
+                "/api/v1/identity/verifications",
+                Some(token),
+                Some(json!({"purpose": purpose})),
+            )
+            .await?;
+        let id = v["id"].as_str().context("verification id")?;
+        let v = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/identity/verifications/{id}"),
+                Some(token),
+                None,
+            )
+            .await?;
+        if v["status"] != "passed" {
+            bail!("identity check did not pass: {v}");
+        }
+        let c = self
+            .ok(
+                reqwest::Method::POST,
+                "/api/v1/identity/codes",
+                Some(token),
+                Some(json!({"purpose": purpose, "document_sha256": document_sha256})),
+            )
+            .await?;
+        Ok(json!({"code_id": c["code_id"], "code": c["dev_code"], "similarity": v["similarity"]}))
+    }
+}
+
+fn step(n: &mut usize, text: &str) {
+    *n += 1;
+    println!("{n:>2}. {text}");
+}
+
+pub async fn run(out: &Path) -> anyhow::Result<()> {
+    let data = out.join("demo-data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).context("clearing the previous demo data")?;
+    }
+    std::fs::create_dir_all(&data)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let cfg = Config {
+        data_dir: data.clone(),
+        public_url: Some(format!("http://{addr}")),
+        auto_seed: false,
+        ..Config::default()
+    };
+    let services = crate::server::prepare(Arc::new(cfg)).await?;
+    crate::services::seed::load(&services).await?;
+    let router = crate::app(crate::AppState::new(services.clone()));
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+    };
+    println!(
+        "Virtual Window demo: an in-process server on http://{addr}, data in {}",
+        data.display()
+    );
+    let mut n = 0;
+
+    let projects = c
+        .ok(reqwest::Method::GET, "/api/v1/projects", None, None)
+        .await?;
+    let project = projects[0]["id"].as_str().context("project")?.to_owned();
+    let units = services.store.units(&project).await?;
+    let unit = units
+        .iter()
+        .find(|u| u.status == "available" && !u.seized && !u.manual_hold)
+        .context("an available unit")?;
+    step(
+        &mut n,
+        &format!(
+            "项目「{}」：选择可售房屋 {}（不动产单元号 {}）",
+            projects[0]["name"].as_str().unwrap_or(""),
+            unit.room_no,
+            unit.unit_number
+        ),
+    );
+
+    let drafter = c.login("yj-drafter").await?;
+    let price = crate::domain::Money(unit.filed_price_fen);
+    let total = price
+        .times_area(crate::domain::Area(unit.gross_area))
+        .context("price")?;
+    let draft = json!({
+        "unit_id": unit.id,
+        "buyers": [
+            {"name": "张伟", "id_number": "44190019900101001X", "share_percent": 50, "phone": "13800000001", "address": "广东省东莞市南城街道鸿福路 100 号"},
+            {"name": "李娜", "id_number": "441900198506150021", "share_percent": 50, "phone": "13800000002", "address": "广东省东莞市南城街道鸿福路 100 号"}
+        ],
+        "co_ownership": "按份共有",
+        "unit_price": price.to_string(),
+        "payment": {"mode": "一次性付款", "schedule": [{"item": "全部房价款", "due": "2026-12-31", "amount": total.to_string()}]},
+        "delivery_date": "2028-06-30",
+        "dispute": "依法向东莞市第三人民法院起诉",
+        "property": {"company": "东莞市云境物业服务有限公司", "fee": "3.50"},
+        "supplementary": ["本补充协议与合同正文不一致的，以合同正文为准。"],
+        "seller": {"address": "广东省东莞市松山湖园区科技四路 1 号", "legal_representative": "陈建国", "qualification_no": "粤房开 441900-2024-0088"}
+    });
+    let contract = c
+        .ok(
+            reqwest::Method::POST,
+            "/api/v1/contracts",
+            Some(&drafter),
+            Some(draft),
+        )
+        .await?;
+    let id = contract["id"].as_str().context("contract id")?.to_owned();
+    step(
+        &mut n,
+        &format!(
+            "起草人陈晓明起草合同 {}，房屋锁定（单价 {} 元/㎡，总价 {} 元）",
+            contract["contract_no"].as_str().unwrap_or(""),
+            price,
+            total
+        ),
+    );
+
+    let confirmer = c.login("yj-confirmer").await?;
+    let v = c
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            None,
+        )
+        .await?;
+    let confirmed = c
+        .bytes(&format!("/api/v1/contracts/{id}/document"), &confirmer)
+        .await?;
+    std::fs::write(out.join("contract-confirmed.pdf"), &confirmed)?;
+    step(
+        &mut n,
+        &format!(
+            "确认人林静确认合同，生成 PDF（SHA-256 {}…）",
+            &v["document_sha256"].as_str().unwrap_or("")[..16]
+        ),
+    );
+
+    for (user, name) in [("buyer-zhang", "张伟"), ("buyer-li", "李娜")] {
+        let t = c.login(user).await?;
+        let current = c
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/contracts/{id}"),
+                Some(&t),
+                None,
+            )
+            .await?;
+        let sha = current["document_sha256"]
+            .as_str()
+            .context("document")?
+            .to_owned();
+        let intent = c.intent(&t, "sign_contract", &sha).await?;
+        let v = c
+            .ok(
+                reqwest::Method::POST,
+                &format!("/api/v1/contracts/{id}/sign"),
+                Some(&t),
+                Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
+            )
+            .await?;
+        step(
+            &mut n,
+            &format!(
+                "买受人{name}完成实名与人脸核验（相似度 {}），以一次性验证码确认后签署 → {}",
+                intent["similarity"],
+                v["status"].as_str().unwrap_or("")
+            ),
+        );
+    }
+
+    let current = c
+        .ok(
+            reqwest::Method::GET,
+            &format!("/api/v1/contracts/{id}"),
+            Some(&confirmer),
+            None,
+        )
+        .await?;
+    let sha = current["document_sha256"]
+        .as_str()
+        .context("document")?
+        .to_owned();
+    let intent = c.intent(&confirmer, "seal_contract", &sha).await?;
+    let v = c
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/contracts/{id}/seal"),
+            Some(&confirmer),
+            Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
+        )
+        .await?;
+    step(
+        &mut n,
+        &format!(
+            "出卖人确认人核验身份后加盖合同专用章，自动提交备案 → {}",
+            v["status"].as_str().unwrap_or("")
+        ),
+    );
+
+    let reviewer = c.login("rc-first").await?;
+    let v = c
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            None,
+        )
+        .await?;
+    let filed = c
+        .bytes(&format!("/api/v1/contracts/{id}/document"), &reviewer)
+        .await?;
+    std::fs::write(out.join("contract-filed.pdf"), &filed)?;
+    step(
+        &mut n,
+        &format!(
+            "审核员赵敏核验全部签章后备案，备案号 {}，加盖不动产登记专用章并加入长期验证数据与文档时间戳",
+            v["filing_no"].as_str().unwrap_or("")
+        ),
+    );
+
+    let zhang = c.login("buyer-zhang").await?;
+    let intent = c
+        .intent(
+            &zhang,
+            "apply_registration",
+            v["document_sha256"].as_str().context("document")?,
+        )
+        .await?;
+    let reg = c
+        .ok(
+            reqwest::Method::POST,
+            "/api/v1/registrations",
+            Some(&zhang),
+            Some(json!({"contract_id": id, "code_id": intent["code_id"], "code": intent["code"]})),
+        )
+        .await?;
+    let reg_id = reg["id"].as_str().context("registration")?.to_owned();
+    step(
+        &mut n,
+        "买受人张伟申请预告登记（已备案的合同从材料复用库引用，无需再次提交）",
+    );
+    let mut last = Value::Null;
+    for (user, action, who) in [
+        ("rc-intake", "accept", "受理人孙丽受理"),
+        ("rc-first", "first-review", "初审人赵敏初审"),
+        ("rc-second", "second-review", "复审人周强复审"),
+        ("rc-recorder", "record", "登簿人吴磊登簿并出具电子证明"),
+    ] {
+        let t = c.login(user).await?;
+        last = c
+            .ok(
+                reqwest::Method::POST,
+                &format!("/api/v1/registrations/{reg_id}/{action}"),
+                Some(&t),
+                Some(json!({"opinion": "材料齐全，符合登记条件。"})),
+            )
+            .await?;
+        step(
+            &mut n,
+            &format!("{who} → {}", last["status"].as_str().unwrap_or("")),
+        );
+    }
+    let certificate = c
+        .bytes(
+            &format!("/api/v1/registrations/{reg_id}/certificate"),
+            &zhang,
+        )
+        .await?;
+    std::fs::write(out.join("certificate.pdf"), &certificate)?;
+    let number = last["certificate_no"].as_str().unwrap_or("").to_owned();
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let public = c
+        .ok(reqwest::Method::GET, &format!("/c/{digits}"), None, None)
+        .await?;
+    step(
+        &mut n,
+        &format!(
+            "电子不动产登记证明 {number}，二维码公开页显示状态：{}",
+            public["status"].as_str().unwrap_or("")
+        ),
+    );
+
+    // Every PDF verified against this installation's root, and the audit chain checked.
+    let opts = Options {
+        trust: vec![openssl::x509::X509::from_der(
+            &services.pki.hierarchy.root.cert_der,
+        )?],
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let mut verdicts = serde_json::Map::new();
+    for file in [
+        "contract-confirmed.pdf",
+        "contract-filed.pdf",
+        "certificate.pdf",
+    ] {
+        let bytes = std::fs::read(out.join(file))?;
+        let r = crate::pdf::verify::verify(&bytes, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "    核验 {file}: {:?}，{} 个签名/时间戳",
+            r.verdict,
+            r.signatures.len()
+        );
+        if file != "contract-confirmed.pdf" && r.verdict != Verdict::Valid {
+            bail!("{file} does not verify: {:?}", r.problems);
+        }
+        verdicts.insert(file.into(), serde_json::to_value(&r)?);
+    }
+    let chain = crate::audit::verify_chain(services.store.as_ref()).await?;
+    step(&mut n, &format!("审计日志哈希链校验：{chain:?}"));
+    if !matches!(chain, crate::audit::ChainCheck::Intact { .. }) {
+        bail!("the audit chain is broken");
+    }
+    std::fs::write(out.join("root.pem"), services.pki.hierarchy.root.cert_pem())?;
+    let summary = json!({
+        "contract_id": id,
+        "filing_no": v["filing_no"],
+        "registration_id": reg_id,
+        "certificate_no": number,
+        "certificate_status": public["status"],
+        "files": ["contract-confirmed.pdf", "contract-filed.pdf", "certificate.pdf", "root.pem"],
+        "verification": verdicts,
+    });
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_vec_pretty(&summary)?,
+    )?;
+    println!(
+        "Wrote the PDFs, the root certificate and summary.json to {}",
+        out.display()
+    );
+    Ok(())
+}
