@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod identity;
 pub mod inventory;
 pub mod metrics;
@@ -357,6 +358,10 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(DefaultBodyLimit::max(cfg.http.body_limit_bytes))
         .layer(middleware::from_fn_with_state(
             Duration::from_secs(cfg.http.request_timeout_secs.max(1)),

@@ -343,6 +343,23 @@ impl RegistrationStep {
     }
 }
 
+/// What a new use of an idempotency key finds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, then record the response.
+    New,
+    /// Already answered: the recorded response.
+    Replay {
+        status: i32,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    /// The first request with this key is still being handled.
+    InFlight,
+    /// The key was first used for a different request.
+    Mismatch,
+}
+
 /// Why a unit could not be taken by a new contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DraftRefusal {
@@ -511,6 +528,23 @@ pub trait Store: Send + Sync + 'static {
         terms: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_hash: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<IdempotencyClaim>;
+    async fn complete_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        status: i32,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> StoreResult<()>;
+    /// Forgets a key whose request failed on the server's side, so a retry runs again.
+    async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
     /// A new application; false when the contract already has a live one.
     async fn insert_registration(&self, r: &Registration) -> StoreResult<bool>;
     async fn registration(&self, id: &str) -> StoreResult<Option<Registration>>;

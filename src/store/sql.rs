@@ -730,6 +730,75 @@ macro_rules! impl_store {
                 Ok(n == 1)
             }
 
+            async fn claim_idempotency_key(
+                &self,
+                scope: &str,
+                key: &str,
+                request_hash: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<$crate::store::IdempotencyClaim> {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(request_hash)
+                .bind(at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok($crate::store::IdempotencyClaim::New);
+                }
+                let row: Option<(String, Option<i32>, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+                    "SELECT request_hash, status, content_type, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    None => $crate::store::IdempotencyClaim::InFlight,
+                    Some((hash, _, _, _)) if hash != request_hash => $crate::store::IdempotencyClaim::Mismatch,
+                    Some((_, Some(status), content_type, body)) => $crate::store::IdempotencyClaim::Replay {
+                        status,
+                        content_type,
+                        body: body.unwrap_or_default(),
+                    },
+                    Some(_) => $crate::store::IdempotencyClaim::InFlight,
+                })
+            }
+
+            async fn complete_idempotency_key(
+                &self,
+                scope: &str,
+                key: &str,
+                status: i32,
+                content_type: Option<&str>,
+                body: &[u8],
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = $1, content_type = $2, response = $3 WHERE scope = $4 AND key = $5",
+                )
+                .bind(status)
+                .bind(content_type)
+                .bind(body)
+                .bind(scope)
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn release_idempotency_key(&self, scope: &str, key: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn insert_registration(
                 &self,
                 r: &$crate::store::Registration,

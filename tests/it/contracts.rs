@@ -1030,7 +1030,81 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
     assert!(!refused);
 }
 
+/// A retried POST with the same Idempotency-Key returns the first result and changes nothing
+/// twice; the key cannot be reused for another request; keys are per caller.
+async fn retried_requests_with_an_idempotency_key_act_once(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let free: Vec<_> = units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized)
+        .take(2)
+        .collect();
+    let drafter = app.token("yj-drafter").await;
+    let post = |body: Value, key: &'static str, token: String| {
+        let app = &app;
+        async move {
+            app.send(
+                axum::http::Request::builder()
+                    .method("POST")
+                    .uri("/api/v1/contracts")
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("idempotency-key", key)
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let before = app.audit_len().await;
+    let first = post(draft(&free[0].id), "draft-2026-0001", drafter.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = post(draft(&free[0].id), "draft-2026-0001", drafter.clone()).await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "the first result, not a 409"
+    );
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers.get("idempotent-replay").unwrap(), "true");
+    assert_eq!(app.audit_len().await, before + 1, "acted once");
+    assert_eq!(
+        app.services
+            .store
+            .live_contracts_of_unit(&free[0].id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The same key for another request is refused.
+    let other = post(draft(&free[1].id), "draft-2026-0001", drafter.clone()).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(public_status(&app, &free[1].id).await, "available");
+    // The same person with a fresh token (after a refresh) still gets the first result...
+    let second_login = app.token("yj-drafter").await;
+    let again = post(draft(&free[0].id), "draft-2026-0001", second_login).await;
+    assert_eq!(again.body["id"], first.body["id"]);
+    // ...while another caller's key space is its own: its request runs.
+    let admin = app.token("admin").await;
+    let theirs = post(draft(&free[0].id), "draft-2026-0001", admin).await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN);
+    assert!(theirs.headers.get("idempotent-replay").is_none());
+    // Without a key nothing is remembered.
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft(&free[0].id))
+        .await;
+    assert_eq!(r.code(), "unit_not_available");
+}
+
 crate::on_both_databases!(
+    retried_requests_with_an_idempotency_key_act_once,
     drafting_takes_the_unit_and_withdrawing_releases_it,
     concurrent_drafts_sell_each_unit_once,
     confirmed_then_signed_by_every_buyer,
