@@ -75,6 +75,7 @@ pub struct Config {
     pub pki: PkiConfig,
     pub documents: DocumentsConfig,
     pub identity: IdentityConfig,
+    pub workflow: WorkflowConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -117,6 +118,25 @@ pub struct DocumentsConfig {
     /// The CJK font file (.ttc/.otf/.ttf); by default the usual system places are searched
     /// (Debian's fonts-noto-cjk first).
     pub font_path: Option<PathBuf>,
+}
+
+/// The contract workflow and its scheduled jobs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// A contract nobody has signed expires this long after it was drafted, releasing its unit.
+    pub draft_expiry_secs: u64,
+    /// How often each instance runs the scheduled jobs (0: never; tests run them by hand).
+    pub scheduler_interval_secs: u64,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        WorkflowConfig {
+            draft_expiry_secs: 7 * 24 * 3600,
+            scheduler_interval_secs: 60,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -248,6 +268,7 @@ impl Default for Config {
             pki: PkiConfig::default(),
             documents: DocumentsConfig::default(),
             identity: IdentityConfig::default(),
+            workflow: WorkflowConfig::default(),
             auto_seed: true,
         }
     }

@@ -82,6 +82,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, mode = ?cfg.mode, database = services.store.backend().as_str(), "serving");
     eprintln!("Virtual Window is serving on http://{local} (API docs: http://{local}/docs)");
+    tokio::spawn(crate::services::scheduler::run_forever(services.clone()));
     let router = app(AppState::new(services));
     let grace = Duration::from_secs(cfg.http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

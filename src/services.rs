@@ -12,6 +12,7 @@ pub mod personal;
 pub mod pki;
 pub mod ratelimit;
 pub mod registrations;
+pub mod scheduler;
 pub mod seed;
 pub mod signing;
 pub mod tokens;

@@ -528,6 +528,23 @@ pub trait Store: Send + Sync + 'static {
         terms: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Contracts in one of `statuses` last changed before `before` (candidates for expiry).
+    async fn stale_contracts(
+        &self,
+        statuses: &[&str],
+        before: OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<Contract>>;
+    /// In one transaction: the contract → expired (no longer live) if it is still in one of
+    /// `from`, and its unit back to `available`. False when another instance got there first.
+    async fn expire_contract(
+        &self,
+        id: &str,
+        from: &[&str],
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Forgets callback nonces seen before `before` (their timestamps are long stale).
+    async fn purge_nonces(&self, before: OffsetDateTime) -> StoreResult<u64>;
     async fn claim_idempotency_key(
         &self,
         scope: &str,

@@ -730,6 +730,67 @@ macro_rules! impl_store {
                 Ok(n == 1)
             }
 
+            async fn stale_contracts(
+                &self,
+                statuses: &[&str],
+                before: time::OffsetDateTime,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Contract>> {
+                let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT {} FROM contracts WHERE live AND updated_at < $1 AND status IN ({}) ORDER BY updated_at LIMIT $2",
+                    $crate::store::sql::CONTRACT_COLS,
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(before).bind(limit);
+                for st in statuses {
+                    q = q.bind(*st);
+                }
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn expire_contract(
+                &self,
+                id: &str,
+                from: &[&str],
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+                let sql = format!(
+                    "UPDATE contracts SET status = 'expired', live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(false)
+                    .bind(at)
+                    .bind(id);
+                for f in from {
+                    q = q.bind(*f);
+                }
+                let Some((unit_id,)) = q.fetch_optional(&mut *tx).await? else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                sqlx::query(
+                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'locked'",
+                )
+                .bind(at)
+                .bind(&unit_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn purge_nonces(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM identity_nonces WHERE seen_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn claim_idempotency_key(
                 &self,
                 scope: &str,

@@ -1103,7 +1103,81 @@ async fn retried_requests_with_an_idempotency_key_act_once(db: Db) {
     assert_eq!(r.code(), "unit_not_available");
 }
 
+/// Unsigned drafts expire and release their units, exactly once, with the job running on two
+/// instances at the same moment.
+async fn unsigned_drafts_expire_exactly_once(db: Db) {
+    let Some(app) = crate::helpers::spawn_app_with(db, |c| c.workflow.draft_expiry_secs = 0).await
+    else {
+        return;
+    };
+    let mut instances = vec![app.services.clone()];
+    if db == Db::Postgres {
+        let mut cfg = test_config(&app.db);
+        cfg.workflow.draft_expiry_secs = 0;
+        instances.push(
+            virtual_window::server::prepare(Arc::new(cfg))
+                .await
+                .unwrap(),
+        );
+    } else {
+        instances.push(app.services.clone());
+    }
+    let drafter = app.token("yj-drafter").await;
+    let free: Vec<_> = units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized)
+        .take(3)
+        .collect();
+    for u in &free {
+        let r = app
+            .post("/api/v1/contracts", Some(&drafter), draft(&u.id))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert_eq!(public_status(&app, &u.id).await, "locked");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let now = time::OffsetDateTime::now_utc();
+    let (a, b) = tokio::join!(
+        virtual_window::services::scheduler::run_once(&instances[0], now),
+        virtual_window::services::scheduler::run_once(&instances[1], now)
+    );
+    assert_eq!(
+        a.unwrap().expired_contracts + b.unwrap().expired_contracts,
+        3
+    );
+    for u in &free {
+        assert_eq!(public_status(&app, &u.id).await, "available");
+        assert!(
+            app.services
+                .store
+                .live_contracts_of_unit(&u.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let expiries = app
+        .services
+        .store
+        .audit_events(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "contract.expire")
+        .count();
+    assert_eq!(expiries, 3, "each expiry recorded once");
+    let again = virtual_window::services::scheduler::run_once(
+        &instances[0],
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.expired_contracts, 0);
+}
+
 crate::on_both_databases!(
+    unsigned_drafts_expire_exactly_once,
     retried_requests_with_an_idempotency_key_act_once,
     drafting_takes_the_unit_and_withdrawing_releases_it,
     concurrent_drafts_sell_each_unit_once,
