@@ -269,6 +269,38 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::reopen),
         ),
         (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/recall",
+                Roles(&[Role::Buyer, Role::Developer]),
+            ),
+            post(contracts::recall),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/cancellation",
+                Roles(&[Role::Buyer, Role::Developer]),
+            ),
+            post(contracts::request_cancellation),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/cancellation/consent",
+                Roles(&[Role::Buyer, Role::Developer]),
+            ),
+            post(contracts::consent_cancellation),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/cancellation/approve",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(contracts::approve_cancellation),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
             post(registrations::apply),
         ),

@@ -281,6 +281,8 @@ pub struct Contract {
     pub filing_no: Option<String>,
     /// The reviewer's reasons (JSON list) while the contract is `returned`.
     pub returned_reasons: Option<String>,
+    /// A cancellation request (JSON: who asked, why, consent) while one is pending.
+    pub cancellation: Option<String>,
 }
 
 /// A signature on a contract: who, which field, the document before and after, and the
@@ -594,6 +596,20 @@ pub trait Store: Send + Sync + 'static {
         certificate_sha256: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Moves a live contract `from` → `to`, writing `cancellation` (JSON), only from `from`.
+    async fn set_cancellation(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        cancellation: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// cancel_requested → cancelled, no longer live, the unit `filed` → `available`, in one
+    /// transaction, only if no advance-notice registration of it is alive.
+    async fn cancel_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// awaiting_buyers / buyers_signing → draft as a new version (signatures void).
+    async fn recall_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
     /// A sealing step, in one transaction: the contract moves `from` → `to` with the sealed
     /// document (only if its document is still `sig.document_before`), optionally receiving its
     /// filing number, the unit moves `unit.0` → `unit.1`, and the signature is recorded. Two

@@ -202,3 +202,69 @@ pub async fn reopen(
         contracts::reopen(&state.services, &caller, &id).await?,
     ))
 }
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/recall", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ReasonRequest,
+    responses((status = 200, description = "Back to draft as a new version; signatures so far are void", body = ContractView),
+              (status = 409, description = "`contract_not_recallable`", body = Problem, content_type = "application/problem+json")))]
+pub async fn recall(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReasonRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::recall(&state.services, &caller, &id, &req.reason).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ReasonRequest,
+    responses((status = 200, body = ContractView),
+              (status = 409, description = "`contract_not_filed`", body = Problem, content_type = "application/problem+json")))]
+pub async fn request_cancellation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReasonRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::request_cancellation(&state.services, &caller, &id, &req.reason).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation/consent", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SignRequest,
+    responses((status = 200, body = ContractView),
+              (status = 403, description = "`same_party` or an identity-hook refusal", body = Problem, content_type = "application/problem+json")))]
+pub async fn consent_cancellation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::consent_cancellation(&state.services, &caller, &id, &req.code_id, &req.code)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation/approve", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Cancelled; the unit is available again", body = ContractView),
+              (status = 409, description = "`consent_missing`, `advance_notice_live`, `no_cancellation`", body = Problem, content_type = "application/problem+json")))]
+pub async fn approve_cancellation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::approve_cancellation(&state.services, &caller, &id).await?,
+    ))
+}

@@ -374,6 +374,7 @@ pub async fn create(
         document_sha256: None,
         filing_no: None,
         returned_reasons: None,
+        cancellation: None,
         created_at: now,
         updated_at: now,
     };
@@ -1410,4 +1411,245 @@ pub async fn summary(s: &Services, c: &Contract) -> Result<Summary, Error> {
         total: data.price.total.clone(),
         gross_area: data.unit.gross_area.clone(),
     })
+}
+
+/// Which side of the contract the caller is on, if any.
+async fn party(s: &Services, caller: &Caller, c: &Contract) -> Result<Option<&'static str>, Error> {
+    Ok(match caller.role {
+        Role::Developer
+            if caller.organisation_id.as_deref() == Some(c.developer_id.as_str())
+                && caller.has_duty(Duty::Confirmer) =>
+        {
+            Some("developer")
+        }
+        Role::Buyer if may_read(s, caller, c).await? => Some("buyer"),
+        _ => None,
+    })
+}
+
+/// A buyer asks for changes, or the developer recalls the contract, before it is fully signed:
+/// it goes back to draft as a new version and every signature so far is void.
+pub async fn recall(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    reason: &str,
+) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let is_party = party(s, caller, &c).await?.is_some()
+        || (caller.is(Role::Developer)
+            && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()));
+    if !is_party {
+        return Err(Error::not_found("该合同"));
+    }
+    if reason.trim().is_empty() {
+        return Err(Error::invalid(vec![FieldError::new(
+            "reason",
+            "required",
+            "请说明需要修改的内容。",
+        )]));
+    }
+    if !s
+        .store
+        .recall_contract(&c.id, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_not_recallable",
+            "只有待签署或签署中的合同可以退回修改。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.recall",
+        &c,
+        serde_json::json!({"reason": reason, "version": c.version}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// One party asks to cancel a filed contract; the other must consent (verified) and a
+/// reviewer approve.
+pub async fn request_cancellation(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    reason: &str,
+) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let Some(side) = party(s, caller, &c).await? else {
+        return Err(Error::not_found("该合同"));
+    };
+    if reason.trim().is_empty() {
+        return Err(Error::invalid(vec![FieldError::new(
+            "reason",
+            "required",
+            "请说明解除合同的原因。",
+        )]));
+    }
+    let now = OffsetDateTime::now_utc();
+    let json = serde_json::json!({"requested_by": caller.user_id, "party": side, "reason": reason, "at": now, "consent": null}).to_string();
+    if !s
+        .store
+        .set_cancellation(&c.id, "filed", "cancel_requested", &json, now)
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_not_filed",
+            "只有已备案的合同可以申请注销备案。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.cancel_request",
+        &c,
+        serde_json::json!({"party": side, "reason": reason}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// The other party consents, after an identity check and a code bound to the filed document.
+pub async fn consent_cancellation(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    code_id: &str,
+    code: &str,
+) -> Result<ContractView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let Some(side) = party(s, caller, &c).await? else {
+        return Err(Error::not_found("该合同"));
+    };
+    if c.status != "cancel_requested" {
+        return Err(Error::conflict(
+            "no_cancellation",
+            "该合同没有待同意的注销申请。",
+        ));
+    }
+    let mut request: serde_json::Value =
+        serde_json::from_str(c.cancellation.as_deref().unwrap_or("{}")).unwrap_or_default();
+    if request["party"] == side {
+        return Err(Error::Forbidden {
+            code: "same_party",
+            message: "注销申请须由另一方当事人同意。".into(),
+        });
+    }
+    let purpose = if side == "buyer" {
+        crate::identity::Purpose::SignContract
+    } else {
+        crate::identity::Purpose::SealContract
+    };
+    let document = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no document"))?;
+    let auth =
+        super::identity::authorize_signing(s, caller, purpose, &document, code_id, code).await?;
+    let now = OffsetDateTime::now_utc();
+    request["consent"] =
+        serde_json::json!({"by": caller.user_id, "party": side, "at": now, "evidence": auth});
+    if !s
+        .store
+        .set_cancellation(
+            &c.id,
+            "cancel_requested",
+            "cancel_requested",
+            &request.to_string(),
+            now,
+        )
+        .await?
+    {
+        return Err(Error::conflict(
+            "contract_changed",
+            "合同状态已变化，请刷新后重试。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(
+        s,
+        caller,
+        "contract.cancel_consent",
+        &c,
+        serde_json::json!({"party": side}),
+    )
+    .await?;
+    view(&c)
+}
+
+/// A reviewer approves the cancellation: only with the other party's verified consent, and
+/// only while no advance-notice registration of the contract is alive. The unit is released.
+pub async fn approve_cancellation(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<ContractView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的审核人员可以审批注销。"));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    if c.status != "cancel_requested" {
+        return Err(Error::conflict(
+            "no_cancellation",
+            "该合同没有待审批的注销申请。",
+        ));
+    }
+    let request: serde_json::Value =
+        serde_json::from_str(c.cancellation.as_deref().unwrap_or("{}")).unwrap_or_default();
+    if request["consent"].is_null() {
+        return Err(Error::conflict(
+            "consent_missing",
+            "另一方当事人尚未同意注销，不能审批。",
+        ));
+    }
+    if !s
+        .store
+        .cancel_contract(&c.id, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "advance_notice_live",
+            "该合同有正在办理或有效的预告登记，须先注销预告登记。",
+        ));
+    }
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    record(s, caller, "contract.cancel", &c, serde_json::json!({"requested_by": request["party"], "consented_by": request["consent"]["party"]})).await?;
+    view(&c)
 }

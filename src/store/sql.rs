@@ -13,7 +13,7 @@ pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
-pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons";
+pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons, cancellation";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
 pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
@@ -482,7 +482,7 @@ macro_rules! impl_store {
                     return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
                 }
                 let sql = format!(
-                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                     $crate::store::sql::CONTRACT_COLS
                 );
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -501,6 +501,7 @@ macro_rules! impl_store {
                     .bind(&c.document_sha256)
                     .bind(&c.filing_no)
                     .bind(&c.returned_reasons)
+                    .bind(&c.cancellation)
                     .execute(&mut *tx)
                     .await;
                 match inserted.map_err($crate::store::StoreError::from) {
@@ -975,6 +976,75 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn set_cancellation(
+                &self,
+                id: &str,
+                from: &str,
+                to: &str,
+                cancellation: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE contracts SET status = $1, cancellation = $2, updated_at = $3 WHERE id = $4 AND status = $5 AND live",
+                )
+                .bind(to)
+                .bind(cancellation)
+                .bind(at)
+                .bind(id)
+                .bind(from)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn cancel_contract(
+                &self,
+                id: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let row: Option<(String,)> = sqlx::query_as(
+                    "UPDATE contracts SET status = 'cancelled', live = $1, updated_at = $2 WHERE id = $3 AND status = 'cancel_requested' AND live \
+                     AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contract_id = contracts.id AND r.status NOT IN ('not_accepted', 'rejected', 'withdrawn')) \
+                     RETURNING unit_id",
+                )
+                .bind(false)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((unit_id,)) = row else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                sqlx::query(
+                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'filed'",
+                )
+                .bind(at)
+                .bind(&unit_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn recall_contract(
+                &self,
+                id: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let n = sqlx::query(
+                    "UPDATE contracts SET status = 'draft', version = version + 1, document_sha256 = NULL, confirmer_id = NULL, updated_at = $1 WHERE id = $2 AND status IN ('awaiting_buyers', 'buyers_signing') AND live",
+                )
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
             }
 
             async fn record_contract_step(

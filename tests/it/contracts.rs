@@ -1176,7 +1176,139 @@ async fn unsigned_drafts_expire_exactly_once(db: Db) {
     assert_eq!(again.expired_contracts, 0);
 }
 
+/// A buyer asks for changes before everyone signed: back to draft, a new version, signatures
+/// void. A filed contract is cancelled only with the other party's verified consent and a
+/// reviewer's approval; the unit is released.
+async fn changes_and_cancellation_need_the_other_party(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let free: Vec<_> = units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized)
+        .take(1)
+        .collect();
+    let unit = &free[0];
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        act(&app, "buyer-zhang", &id, "sign_contract", "sign")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The co-buyer asks for a change instead of signing.
+    let li = app.token("buyer-li").await;
+    let wang = app.token("buyer-wang").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/recall"),
+            Some(&wang),
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "not a party");
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/recall"),
+            Some(&li),
+            json!({"reason": "交付日期需提前。"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["version"].as_i64()),
+        (Some("draft"), Some(2))
+    );
+
+    // Through to filing, then a cancellation request by the developer.
+    to_filing_review(&app, &id).await;
+    let reviewer = app.token("rc-first").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "filed");
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/cancellation"),
+            Some(&confirmer),
+            json!({"reason": "双方协商一致解除合同。"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "cancel_requested", "{}", r.text);
+    // Without the buyers' consent the reviewer cannot approve.
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/cancellation/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "consent_missing")
+    );
+    // The requesting side cannot consent to itself.
+    let r = act(
+        &app,
+        "yj-confirmer",
+        &id,
+        "seal_contract",
+        "cancellation/consent",
+    )
+    .await;
+    assert_eq!(r.code(), "same_party");
+    let r = act(
+        &app,
+        "buyer-li",
+        &id,
+        "sign_contract",
+        "cancellation/consent",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/cancellation/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(public_status(&app, &unit.id).await, "available");
+    assert!(
+        app.services
+            .store
+            .live_contracts_of_unit(&unit.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 crate::on_both_databases!(
+    changes_and_cancellation_need_the_other_party,
     unsigned_drafts_expire_exactly_once,
     retried_requests_with_an_idempotency_key_act_once,
     drafting_takes_the_unit_and_withdrawing_releases_it,

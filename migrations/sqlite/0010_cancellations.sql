@@ -1,0 +1,4 @@
+-- Cancelling a filed contract: who asked, why, and the other party's verified consent (or a court
+-- document) before a reviewer may approve. Mirrors migrations/postgres/0010.
+
+ALTER TABLE contracts ADD COLUMN cancellation TEXT;
