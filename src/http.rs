@@ -301,6 +301,14 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::approve_cancellation),
         ),
         (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/contracts/{id}/evidence",
+                Authenticated,
+            ),
+            get(contracts::evidence),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
             post(registrations::apply),
         ),

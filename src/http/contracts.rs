@@ -268,3 +268,28 @@ pub async fn approve_cancellation(
         contracts::approve_cancellation(&state.services, &caller, &id).await?,
     ))
 }
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/evidence", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "ZIP: manifest.json (SHA-256 of every file), manifest.json.p7s (detached CMS by the registration centre), documents/*.pdf, verification.json, signatures.json, audit.json", content_type = "application/zip"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let zip = contracts::evidence(&state.services, &caller, &id).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"evidence-{id}.zip\""),
+            ),
+        ],
+        zip,
+    ))
+}

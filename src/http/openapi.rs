@@ -59,6 +59,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::return_filing,
         contracts::reopen,
         contracts::recall,
+        contracts::evidence,
         contracts::request_cancellation,
         contracts::consent_cancellation,
         contracts::approve_cancellation,

@@ -558,6 +558,109 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
     }
     assert_eq!(sigs[4]["kind"], "document_timestamp");
 
+    // The evidence package: every file listed with its digest in a manifest signed by the
+    // registration centre (checked with OpenSSL against the root), the audit trail included.
+    let r = app
+        .send(
+            axum::http::Request::builder()
+                .uri(format!("/api/v1/contracts/{id}/evidence"))
+                .header("authorization", format!("Bearer {first}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers.get("content-type").unwrap(), "application/zip");
+    let bytes = {
+        let req = axum::http::Request::builder()
+            .uri(format!("/api/v1/contracts/{id}/evidence"))
+            .header("authorization", format!("Bearer {first}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        use tower::ServiceExt as _;
+        let res = app.router.clone().oneshot(req).await.unwrap();
+        http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+    };
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut read = |name: &str| {
+        let mut f = zip.by_name(name).unwrap();
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+        v
+    };
+    let manifest_bytes = read("manifest.json");
+    let signature = read("manifest.json.p7s");
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let listed = manifest["files"].as_array().unwrap();
+    assert!(listed.iter().any(|f| f["name"] == "audit.json"));
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|f| f["name"].as_str().unwrap().ends_with(".pdf"))
+            .count(),
+        5,
+        "confirmed, two buyers, sealed, filed"
+    );
+    for f in listed {
+        let content = read(f["name"].as_str().unwrap());
+        let digest: String = openssl::sha::sha256(&content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(f["sha256"], digest.as_str(), "{}", f["name"]);
+    }
+    let audit: Value = serde_json::from_slice(&read("audit.json")).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "contract.create",
+        "contract.confirm",
+        "contract.sign",
+        "contract.seal",
+        "contract.file",
+    ] {
+        assert!(actions.contains(&a), "{a}: {actions:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manifest.json"), &manifest_bytes).unwrap();
+    std::fs::write(dir.path().join("manifest.json.p7s"), &signature).unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        app.services.pki.hierarchy.root.cert_pem(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in",
+        ])
+        .arg(dir.path().join("manifest.json.p7s"))
+        .arg("-content")
+        .arg(dir.path().join("manifest.json"))
+        .arg("-CAfile")
+        .arg(dir.path().join("root.pem"))
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = app.token("buyer-wang").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/contracts/{id}/evidence"), Some(&other))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
     // What the hook checked is stored with each signature.
     let stored = app.services.store.contract_signatures(&id).await.unwrap();
     assert_eq!(stored.len(), 4);
