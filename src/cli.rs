@@ -96,6 +96,10 @@ pub enum Command {
     Demo {
         #[arg(long, default_value = "./out")]
         out: PathBuf,
+        /// Complete flows in all; beyond the first (told and verified) they are timed: the
+        /// service's sustained flows per second (`--database-url` for PostgreSQL).
+        #[arg(long, default_value_t = 1)]
+        flows: usize,
     },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
@@ -224,9 +228,9 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Pki { action } => pki(action, cfg).await,
         Command::Verify { trust, json, file } => verify(&cfg, &trust, json, &file),
-        Command::Demo { out } => {
+        Command::Demo { out, flows } => {
             std::fs::create_dir_all(&out)?;
-            demo::run(&out).await?;
+            demo::run(&out, flows, cfg.database_url.clone()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::IdentityStandin {

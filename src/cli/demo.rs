@@ -15,6 +15,9 @@ use std::sync::Arc;
 struct Client {
     http: reqwest::Client,
     base: String,
+    /// One sign-in per account: the login throttle (5 per account in 15 minutes) would
+    /// otherwise stop repeated flows, as it should stop a password-guessing client.
+    tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Client {
@@ -64,6 +67,9 @@ impl Client {
     }
 
     async fn login(&self, user: &str) -> anyhow::Result<String> {
+        if let Some(t) = self.tokens.lock().ok().and_then(|m| m.get(user).cloned()) {
+            return Ok(t);
+        }
         let v = self
             .ok(
                 reqwest::Method::POST,
@@ -72,7 +78,11 @@ impl Client {
                 Some(json!({"username": user, "password": DEV_DEMO_PASSWORD})),
             )
             .await?;
-        Ok(v["access_token"].as_str().context("token")?.to_owned())
+        let token = v["access_token"].as_str().context("token")?.to_owned();
+        if let Ok(mut m) = self.tokens.lock() {
+            m.insert(user.to_owned(), token.clone());
+        }
+        Ok(token)
     }
 
     /// Identity check for `purpose`, then a code for the contract's current PDF.
@@ -119,59 +129,39 @@ fn step(n: &mut usize, text: &str) {
     println!("{n:>2}. {text}");
 }
 
-pub async fn run(out: &Path) -> anyhow::Result<()> {
-    let data = out.join("demo-data");
-    if data.exists() {
-        std::fs::remove_dir_all(&data).context("clearing the previous demo data")?;
-    }
-    std::fs::create_dir_all(&data)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let cfg = Config {
-        data_dir: data.clone(),
-        public_url: Some(format!("http://{addr}")),
-        auto_seed: false,
-        ..Config::default()
-    };
-    let services = crate::server::prepare(Arc::new(cfg)).await?;
-    crate::services::seed::load(&services).await?;
-    let router = crate::app(crate::AppState::new(services.clone()));
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    let c = Client {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    };
-    println!(
-        "Virtual Window demo: an in-process server on http://{addr}, data in {}",
-        data.display()
-    );
-    let mut n = 0;
+/// What one complete flow produced.
+struct Flow {
+    contract_id: String,
+    filing_no: Value,
+    registration_id: String,
+    certificate_no: String,
+    certificate_status: Value,
+}
 
-    let projects = c
-        .ok(reqwest::Method::GET, "/api/v1/projects", None, None)
-        .await?;
-    let project = projects[0]["id"].as_str().context("project")?.to_owned();
-    let units = services.store.units(&project).await?;
-    let unit = units
-        .iter()
-        .find(|u| u.status == "available" && !u.seized && !u.manual_hold)
-        .context("an available unit")?;
-    step(
-        &mut n,
-        &format!(
-            "项目「{}」：选择可售房屋 {}（不动产单元号 {}）",
-            projects[0]["name"].as_str().unwrap_or(""),
-            unit.room_no,
-            unit.unit_number
-        ),
-    );
-
+/// One complete flow on `unit`: draft, confirm, two buyers sign, seal, file, apply, four review
+/// steps, certificate. `verbose` tells the story; `out` receives the PDFs.
+async fn flow(
+    c: &Client,
+    unit: &crate::store::Unit,
+    verbose: bool,
+    out: Option<&Path>,
+) -> anyhow::Result<Flow> {
+    let mut n = 0usize;
+    let mut say = |text: &str| {
+        if verbose {
+            step(&mut n, text);
+        }
+    };
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        if let Some(dir) = out {
+            std::fs::write(dir.join(name), bytes)?;
+        }
+        Ok(())
+    };
+    say(&format!(
+        "选择可售房屋 {}（不动产单元号 {}）",
+        unit.room_no, unit.unit_number
+    ));
     let drafter = c.login("yj-drafter").await?;
     let price = crate::domain::Money(unit.filed_price_fen);
     let total = price
@@ -201,15 +191,12 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
         )
         .await?;
     let id = contract["id"].as_str().context("contract id")?.to_owned();
-    step(
-        &mut n,
-        &format!(
-            "起草人陈晓明起草合同 {}，房屋锁定（单价 {} 元/㎡，总价 {} 元）",
-            contract["contract_no"].as_str().unwrap_or(""),
-            price,
-            total
-        ),
-    );
+    say(&format!(
+        "起草人陈晓明起草合同 {}，房屋锁定（单价 {} 元/㎡，总价 {} 元）",
+        contract["contract_no"].as_str().unwrap_or(""),
+        price,
+        total
+    ));
 
     let confirmer = c.login("yj-confirmer").await?;
     let v = c
@@ -223,14 +210,11 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
     let confirmed = c
         .bytes(&format!("/api/v1/contracts/{id}/document"), &confirmer)
         .await?;
-    std::fs::write(out.join("contract-confirmed.pdf"), &confirmed)?;
-    step(
-        &mut n,
-        &format!(
-            "确认人林静确认合同，生成 PDF（SHA-256 {}…）",
-            &v["document_sha256"].as_str().unwrap_or("")[..16]
-        ),
-    );
+    write("contract-confirmed.pdf", &confirmed)?;
+    say(&format!(
+        "确认人林静确认合同，生成 PDF（SHA-256 {}…）",
+        &v["document_sha256"].as_str().unwrap_or("")[..16]
+    ));
 
     for (user, name) in [("buyer-zhang", "张伟"), ("buyer-li", "李娜")] {
         let t = c.login(user).await?;
@@ -255,14 +239,11 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
                 Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
             )
             .await?;
-        step(
-            &mut n,
-            &format!(
-                "买受人{name}完成实名与人脸核验（相似度 {}），以一次性验证码确认后签署 → {}",
-                intent["similarity"],
-                v["status"].as_str().unwrap_or("")
-            ),
-        );
+        say(&format!(
+            "买受人{name}完成实名与人脸核验（相似度 {}），以一次性验证码确认后签署 → {}",
+            intent["similarity"],
+            v["status"].as_str().unwrap_or("")
+        ));
     }
 
     let current = c
@@ -286,13 +267,10 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
             Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
         )
         .await?;
-    step(
-        &mut n,
-        &format!(
-            "出卖人确认人核验身份后加盖合同专用章，自动提交备案 → {}",
-            v["status"].as_str().unwrap_or("")
-        ),
-    );
+    say(&format!(
+        "出卖人确认人核验身份后加盖合同专用章，自动提交备案 → {}",
+        v["status"].as_str().unwrap_or("")
+    ));
 
     let reviewer = c.login("rc-first").await?;
     let v = c
@@ -306,14 +284,11 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
     let filed = c
         .bytes(&format!("/api/v1/contracts/{id}/document"), &reviewer)
         .await?;
-    std::fs::write(out.join("contract-filed.pdf"), &filed)?;
-    step(
-        &mut n,
-        &format!(
-            "审核员赵敏核验全部签章后备案，备案号 {}，加盖不动产登记专用章并加入长期验证数据与文档时间戳",
-            v["filing_no"].as_str().unwrap_or("")
-        ),
-    );
+    write("contract-filed.pdf", &filed)?;
+    say(&format!(
+        "审核员赵敏核验全部签章后备案，备案号 {}，加盖不动产登记专用章并加入长期验证数据与文档时间戳",
+        v["filing_no"].as_str().unwrap_or("")
+    ));
 
     let zhang = c.login("buyer-zhang").await?;
     let intent = c
@@ -332,10 +307,7 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
         )
         .await?;
     let reg_id = reg["id"].as_str().context("registration")?.to_owned();
-    step(
-        &mut n,
-        "买受人张伟申请预告登记（已备案的合同从材料复用库引用，无需再次提交）",
-    );
+    say("买受人张伟申请预告登记（已备案的合同从材料复用库引用，无需再次提交）");
     let mut last = Value::Null;
     for (user, action, who) in [
         ("rc-intake", "accept", "受理人孙丽受理"),
@@ -352,10 +324,10 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
                 Some(json!({"opinion": "材料齐全，符合登记条件。"})),
             )
             .await?;
-        step(
-            &mut n,
-            &format!("{who} → {}", last["status"].as_str().unwrap_or("")),
-        );
+        say(&format!(
+            "{who} → {}",
+            last["status"].as_str().unwrap_or("")
+        ));
     }
     let certificate = c
         .bytes(
@@ -363,19 +335,94 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
             &zhang,
         )
         .await?;
-    std::fs::write(out.join("certificate.pdf"), &certificate)?;
+    write("certificate.pdf", &certificate)?;
     let number = last["certificate_no"].as_str().unwrap_or("").to_owned();
     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
     let public = c
         .ok(reqwest::Method::GET, &format!("/c/{digits}"), None, None)
         .await?;
-    step(
-        &mut n,
-        &format!(
-            "电子不动产登记证明 {number}，二维码公开页显示状态：{}",
-            public["status"].as_str().unwrap_or("")
-        ),
+    say(&format!(
+        "电子不动产登记证明 {number}，二维码公开页显示状态：{}",
+        public["status"].as_str().unwrap_or("")
+    ));
+
+    Ok(Flow {
+        contract_id: id,
+        filing_no: v["filing_no"].clone(),
+        registration_id: reg_id,
+        certificate_no: number,
+        certificate_status: public["status"].clone(),
+    })
+}
+
+/// `flows` complete flows in all (the first one told and verified, the others timed one after
+/// the other: they share the demo's buyers, whose verifications and codes are one at a time by
+/// design); `database_url` to run on PostgreSQL instead of the embedded SQLite.
+pub async fn run(
+    out: &Path,
+    flows: usize,
+    database_url: Option<crate::config::Secret>,
+) -> anyhow::Result<()> {
+    let data = out.join("demo-data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).context("clearing the previous demo data")?;
+    }
+    std::fs::create_dir_all(&data)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut cfg = Config {
+        data_dir: data.clone(),
+        public_url: Some(format!("http://{addr}")),
+        auto_seed: false,
+        database_url,
+        ..Config::default()
+    };
+    // The same two demo buyers sign every timed flow: the per-person hourly code limit, right
+    // for people, is lifted for this in-process measurement only.
+    if flows > 1 {
+        cfg.identity.codes_per_hour = i64::MAX;
+    }
+    let services = crate::server::prepare(Arc::new(cfg)).await?;
+    crate::services::seed::load(&services).await?;
+    let router = crate::app(crate::AppState::new(services.clone()));
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+        tokens: Default::default(),
+    };
+    println!(
+        "Virtual Window demo: an in-process server on http://{addr}, data in {}",
+        data.display()
     );
+    let projects = c
+        .ok(reqwest::Method::GET, "/api/v1/projects", None, None)
+        .await?;
+    let project = projects[0]["id"].as_str().context("project")?.to_owned();
+    let mut available: Vec<crate::store::Unit> = services
+        .store
+        .units(&project)
+        .await?
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized && !u.manual_hold)
+        .collect();
+    if available.is_empty() {
+        bail!("no available unit");
+    }
+    let first = available.remove(0);
+    let done = flow(&c, &first, true, Some(out)).await?;
+    let (id, reg_id, number) = (
+        done.contract_id.clone(),
+        done.registration_id.clone(),
+        done.certificate_no.clone(),
+    );
+    let mut n = 13;
 
     // Every PDF verified against this installation's root, and the audit chain checked.
     let opts = Options {
@@ -407,15 +454,39 @@ pub async fn run(out: &Path) -> anyhow::Result<()> {
     if !matches!(chain, crate::audit::ChainCheck::Intact { .. }) {
         bail!("the audit chain is broken");
     }
+    // More flows, timed: the service's sustained complete flows per second on this machine.
+    let mut throughput = Value::Null;
+    if flows > 1 {
+        let more = flows - 1;
+        if available.len() < more {
+            bail!(
+                "only {} more available units for {more} flows",
+                available.len()
+            );
+        }
+        let units: Vec<crate::store::Unit> = available.drain(..more).collect();
+        let started = std::time::Instant::now();
+        for unit in &units {
+            flow(&c, unit, false, None).await?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let per_sec = more as f64 / secs;
+        println!(
+            "    {more} more complete flows on {}: {secs:.1} s, {per_sec:.2} flows/s",
+            services.store.backend().as_str()
+        );
+        throughput = json!({"flows": more, "seconds": secs, "flows_per_second": per_sec, "database": services.store.backend().as_str()});
+    }
     std::fs::write(out.join("root.pem"), services.pki.hierarchy.root.cert_pem())?;
     let summary = json!({
         "contract_id": id,
-        "filing_no": v["filing_no"],
+        "filing_no": done.filing_no,
         "registration_id": reg_id,
         "certificate_no": number,
-        "certificate_status": public["status"],
+        "certificate_status": done.certificate_status,
         "files": ["contract-confirmed.pdf", "contract-filed.pdf", "certificate.pdf", "root.pem"],
         "verification": verdicts,
+        "throughput": throughput,
     });
     std::fs::write(
         out.join("summary.json"),
