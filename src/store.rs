@@ -493,12 +493,14 @@ pub trait Store: Send + Sync + 'static {
     /// inserted live. Concurrent calls for one unit: exactly one succeeds.
     async fn create_contract_draft(&self, c: &Contract) -> StoreResult<Result<(), DraftRefusal>>;
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>>;
-    /// In one transaction: a draft or unsigned contract → withdrawn, no longer live, and its
-    /// unit back to `available`. False when it was not in one of `from`.
-    async fn withdraw_contract(
+    /// In one transaction: an unsigned contract → `to` (withdrawn or expired), no longer live,
+    /// and its unit back to `available`. False when it was not in one of `from` (or another
+    /// instance moved it first).
+    async fn end_unsigned_contract(
         &self,
         id: &str,
         from: &[&str],
+        to: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
     async fn live_contracts_of_unit(&self, unit_id: &str) -> StoreResult<Vec<Contract>>;
@@ -537,14 +539,6 @@ pub trait Store: Send + Sync + 'static {
         before: OffsetDateTime,
         limit: i64,
     ) -> StoreResult<Vec<Contract>>;
-    /// In one transaction: the contract → expired (no longer live) if it is still in one of
-    /// `from`, and its unit back to `available`. False when another instance got there first.
-    async fn expire_contract(
-        &self,
-        id: &str,
-        from: &[&str],
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
     /// Forgets callback nonces seen before `before` (their timestamps are long stale).
     async fn purge_nonces(&self, before: OffsetDateTime) -> StoreResult<u64>;
     async fn claim_idempotency_key(

@@ -450,7 +450,7 @@ pub async fn withdraw(s: &Services, caller: &Caller, id: &str) -> Result<Contrac
     let now = OffsetDateTime::now_utc();
     if !s
         .store
-        .withdraw_contract(id, &["draft", "awaiting_buyers"], now)
+        .end_unsigned_contract(id, &["draft", "awaiting_buyers"], "withdrawn", now)
         .await?
     {
         return Err(Error::conflict(
@@ -947,42 +947,21 @@ pub async fn seal(
         .await?
         .ok_or_else(|| Error::not_found("开发企业"))?;
     let (cert, key) = organisation_seal(s, &org).await?;
-    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
-        code: "documents_unavailable",
-        message: "服务器缺少中文字体，暂时不能盖章。".into(),
-    })?;
-    let tsa = super::pki::tsa_unit(s)?;
-    let orgs_ca = s
-        .pki
-        .hierarchy
-        .authority("organisations-ca")
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .cert_der
-        .clone();
-    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
     let now = OffsetDateTime::now_utc();
-    let sealed = crate::pdf::sign::sign(
+    let sealed = super::signing::seal_document(
+        s,
         &pdf,
-        &crate::pdf::sign::SignOptions {
+        &super::signing::Seal {
             field: "seller-seal",
-            signer_cert: &cert,
-            chain: vec![orgs_ca],
+            cert: &cert,
             key: &key,
-            time: now,
-            reason: Some("出卖人盖章"),
-            reserve: 0,
-            timestamper: Some(&stamp),
+            organisation: &org.name,
+            purpose: "合同专用章",
+            reason: "出卖人盖章",
             certify: None,
-            visible: Some((
-                font,
-                crate::pdf::appearance::Visible::Seal {
-                    organisation: org.name.clone(),
-                    purpose: "合同专用章".into(),
-                },
-            )),
         },
-    )
-    .map_err(signing_error)?;
+        now,
+    )?;
     let after = hex(&openssl::sha::sha256(&sealed));
     s.store
         .put_material(&after, "application/pdf", &sealed, now)
@@ -1091,43 +1070,22 @@ pub async fn approve_filing(
                 .collect(),
         });
     }
-    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
-        code: "documents_unavailable",
-        message: "服务器缺少中文字体，暂时不能盖章。".into(),
-    })?;
     let (cert, key) = super::pki::centre_seal(s)?;
-    let tsa = super::pki::tsa_unit(s)?;
-    let orgs_ca = s
-        .pki
-        .hierarchy
-        .authority("organisations-ca")
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .cert_der
-        .clone();
-    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
     let now = OffsetDateTime::now_utc();
-    let sealed = crate::pdf::sign::sign(
+    let sealed = super::signing::seal_document(
+        s,
         &pdf,
-        &crate::pdf::sign::SignOptions {
+        &super::signing::Seal {
             field: "centre-seal",
-            signer_cert: &cert,
-            chain: vec![orgs_ca],
+            cert: &cert,
             key: &key,
-            time: now,
-            reason: Some("备案"),
-            reserve: 0,
-            timestamper: Some(&stamp),
+            organisation: CENTRE,
+            purpose: CENTRE_SEAL,
+            reason: "备案",
             certify: None,
-            visible: Some((
-                font,
-                crate::pdf::appearance::Visible::Seal {
-                    organisation: "东莞市不动产登记中心".into(),
-                    purpose: "不动产登记专用章".into(),
-                },
-            )),
         },
-    )
-    .map_err(signing_error)?;
+        now,
+    )?;
     // Long-term validation data and an archive time-stamp over everything.
     let h = &s.pki.hierarchy;
     let certs: Vec<Vec<u8>> = std::iter::once(&h.root)
@@ -1139,6 +1097,8 @@ pub async fn approve_filing(
         crls.push(super::pki::crl(s, name).await?);
     }
     let with_dss = crate::pdf::sign::add_dss(&sealed, &certs, &crls).map_err(signing_error)?;
+    let tsa = super::pki::tsa_unit(s)?;
+    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
     let archived = crate::pdf::sign::add_document_timestamp(
         &with_dss,
         "archive-timestamp",
@@ -1653,6 +1613,10 @@ pub async fn approve_cancellation(
     record(s, caller, "contract.cancel", &c, serde_json::json!({"requested_by": request["party"], "consented_by": request["consent"]["party"]})).await?;
     view(&c)
 }
+
+/// The registration centre and the name of its seal, as drawn on what it seals.
+pub const CENTRE: &str = "东莞市不动产登记中心";
+pub const CENTRE_SEAL: &str = "不动产登记专用章";
 
 /// An evidence package: every version of the contract's PDF the signatures produced, the
 /// verification report of the current one, the signatures with what the identity hook checked,

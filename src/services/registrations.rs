@@ -319,41 +319,20 @@ async fn issue_certificate(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let doc = super::documents::render_registration_certificate(font, &data, &public, &created)?;
     let (cert, key) = super::pki::centre_seal(s)?;
-    let tsa = super::pki::tsa_unit(s)?;
-    let orgs_ca = s
-        .pki
-        .hierarchy
-        .authority("organisations-ca")
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .cert_der
-        .clone();
-    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
-    let sealed = crate::pdf::sign::sign(
+    let sealed = super::signing::seal_document(
+        s,
         &doc.pdf,
-        &crate::pdf::sign::SignOptions {
+        &super::signing::Seal {
             field: "centre-seal",
-            signer_cert: &cert,
-            chain: vec![orgs_ca],
+            cert: &cert,
             key: &key,
-            time: now,
-            reason: Some("不动产登记"),
-            reserve: 0,
-            timestamper: Some(&stamp),
+            organisation: super::contracts::CENTRE,
+            purpose: super::contracts::CENTRE_SEAL,
+            reason: "不动产登记",
             certify: Some(1),
-            visible: Some((
-                font,
-                crate::pdf::appearance::Visible::Seal {
-                    organisation: "东莞市不动产登记中心".into(),
-                    purpose: "不动产登记专用章".into(),
-                },
-            )),
         },
-    )
-    .map_err(|e| Error::Invalid {
-        code: "signing_failed",
-        message: format!("盖章失败：{e}"),
-        fields: vec![],
-    })?;
+        now,
+    )?;
     let sha: String = openssl::sha::sha256(&sealed)
         .iter()
         .map(|b| format!("{b:02x}"))

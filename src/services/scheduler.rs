@@ -22,7 +22,10 @@ pub async fn run_once(s: &Services, now: OffsetDateTime) -> Result<Run, Error> {
     // Drafts nobody signed expire and release their unit.
     let ttl = time::Duration::seconds(s.config.workflow.draft_expiry_secs as i64);
     for c in s.store.stale_contracts(&UNSIGNED, now - ttl, 500).await? {
-        if s.store.expire_contract(&c.id, &UNSIGNED, now).await? {
+        if s.store
+            .end_unsigned_contract(&c.id, &UNSIGNED, "expired", now)
+            .await?
+        {
             run.expired_contracts += 1;
             audit::append(
                 s.store.as_ref(),

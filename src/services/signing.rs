@@ -110,3 +110,64 @@ pub async fn sign_as_person(
         authorization,
     })
 }
+
+/// An organisation's seal to apply: the developer's contract seal or the registration centre's.
+pub struct Seal<'a> {
+    pub field: &'a str,
+    pub cert: &'a [u8],
+    pub key: &'a crate::pki::SoftwareKey,
+    pub organisation: &'a str,
+    pub purpose: &'a str,
+    pub reason: &'a str,
+    /// DocMDP P for a seal that certifies the document (a certificate sealed once).
+    pub certify: Option<u8>,
+}
+
+/// Applies a red round seal (PAdES B-T, time-stamped by this installation's unit) in the
+/// prepared field `seal.field`. Both seal certificates are issued by the organisations CA.
+pub fn seal_document(
+    s: &Services,
+    pdf: &[u8],
+    seal: &Seal<'_>,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, Error> {
+    let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
+        code: "documents_unavailable",
+        message: "服务器缺少中文字体，暂时不能盖章。".into(),
+    })?;
+    let tsa = super::pki::tsa_unit(s).context("the time-stamping unit")?;
+    let orgs_ca = s
+        .pki
+        .hierarchy
+        .authority("organisations-ca")
+        .context("organisations CA")?
+        .cert_der
+        .clone();
+    let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
+    sign(
+        pdf,
+        &SignOptions {
+            field: seal.field,
+            signer_cert: seal.cert,
+            chain: vec![orgs_ca],
+            key: seal.key,
+            time: now,
+            reason: Some(seal.reason),
+            reserve: 0,
+            timestamper: Some(&stamp),
+            certify: seal.certify,
+            visible: Some((
+                font,
+                Visible::Seal {
+                    organisation: seal.organisation.into(),
+                    purpose: seal.purpose.into(),
+                },
+            )),
+        },
+    )
+    .map_err(|e| Error::Invalid {
+        code: "signing_failed",
+        message: format!("签章失败：{e}"),
+        fields: vec![],
+    })
+}

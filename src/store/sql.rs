@@ -527,23 +527,25 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
             }
 
-            async fn withdraw_contract(
+            async fn end_unsigned_contract(
                 &self,
                 id: &str,
                 from: &[&str],
+                to: &str,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 // One conditional update decides: only a live contract in one of `from` moves.
-                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
                 let sql = format!(
-                    "UPDATE contracts SET status = 'withdrawn', live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
+                    "UPDATE contracts SET status = $4, live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
                     placeholders.join(", ")
                 );
                 let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(false)
                     .bind(at)
-                    .bind(id);
+                    .bind(id)
+                    .bind(to);
                 for f in from {
                     q = q.bind(*f);
                 }
@@ -748,40 +750,6 @@ macro_rules! impl_store {
                     q = q.bind(*st);
                 }
                 Ok(q.fetch_all(&self.pool).await?)
-            }
-
-            async fn expire_contract(
-                &self,
-                id: &str,
-                from: &[&str],
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
-                let sql = format!(
-                    "UPDATE contracts SET status = 'expired', live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
-                    placeholders.join(", ")
-                );
-                let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(false)
-                    .bind(at)
-                    .bind(id);
-                for f in from {
-                    q = q.bind(*f);
-                }
-                let Some((unit_id,)) = q.fetch_optional(&mut *tx).await? else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'locked'",
-                )
-                .bind(at)
-                .bind(&unit_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
             }
 
             async fn purge_nonces(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
