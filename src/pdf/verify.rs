@@ -961,6 +961,22 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
 
     if w.report.kind == Kind::DocumentTimestamp {
         match signed::check_timestamp(contents, &hash_ranges) {
+            Ok(tok)
+                if !embedded_certificates_sound(
+                    &tok.certificates
+                        .iter()
+                        .map(Vec::as_slice)
+                        .collect::<Vec<_>>(),
+                    dss,
+                    &ctx.opts.trust,
+                ) =>
+            {
+                broken(
+                    &mut w,
+                    "cms_certificate_invalid",
+                    "时间戳中附带的证书已损坏或被改动".into(),
+                );
+            }
             Ok(tok) => {
                 w.report.integrity = Integrity::Intact;
                 w.report.signing_time = Some(rfc3339(tok.gen_time));
@@ -1036,6 +1052,15 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
             return w;
         }
     };
+    // Checked once the signature itself verifies, so a wrong digest is reported as such.
+    if !embedded_certificates_sound(&sd.certificates, dss, &ctx.opts.trust) {
+        broken(
+            &mut w,
+            "cms_certificate_invalid",
+            "签名数据中附带的证书已损坏或被改动".into(),
+        );
+        return w;
+    }
     w.report.integrity = Integrity::Intact;
     set_signer(&mut w.report, &signer);
     if sd.is_weak() {
@@ -1077,6 +1102,23 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
                 .map(|d| d.to_vec())
                 .unwrap_or_default()
         }) {
+            Ok(tok)
+                if !embedded_certificates_sound(
+                    &tok.certificates
+                        .iter()
+                        .map(Vec::as_slice)
+                        .collect::<Vec<_>>(),
+                    dss,
+                    &ctx.opts.trust,
+                ) =>
+            {
+                broken(
+                    &mut w,
+                    "cms_certificate_invalid",
+                    "签名时间戳中附带的证书已损坏或被改动".into(),
+                );
+                return w;
+            }
             Ok(tok) => {
                 let extra: Vec<&[u8]> = tok.certificates.iter().map(Vec::as_slice).collect();
                 let mut tsa_problems = Vec::new();
@@ -1133,6 +1175,41 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
     );
     w.signer_cert = Some(signer);
     w
+}
+
+/// The certificates a CMS carries are not covered by its signature; a changed one must not pass
+/// unnoticed. Each must parse, and each whose issuer is at hand (in the CMS, the DSS or the
+/// trust anchors) must carry that issuer's valid signature.
+fn embedded_certificates_sound(certs: &[&[u8]], dss: &DssData, anchors: &[X509]) -> bool {
+    let parsed: Vec<Option<X509>> = certs
+        .iter()
+        .map(|c| crate::pki::cache::certificate(c))
+        .collect();
+    if parsed.iter().any(Option::is_none) {
+        return false;
+    }
+    let pool: Vec<X509> = parsed
+        .iter()
+        .flatten()
+        .cloned()
+        .chain(
+            dss.certs
+                .iter()
+                .filter_map(|c| crate::pki::cache::certificate(c)),
+        )
+        .chain(anchors.iter().cloned())
+        .collect();
+    parsed.iter().flatten().all(|cert| {
+        let issuer_name = cert.issuer_name().to_der().ok();
+        let issuers: Vec<&X509> = pool
+            .iter()
+            .filter(|p| p.subject_name().to_der().ok() == issuer_name)
+            .collect();
+        issuers.is_empty()
+            || issuers
+                .iter()
+                .any(|i| crate::pki::cache::signed_by(cert, i))
+    })
 }
 
 fn cms_failed(r: &mut SignatureReport, e: CmsFailure) {

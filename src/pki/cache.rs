@@ -36,3 +36,31 @@ pub fn clear() {
         t.clear();
     }
 }
+
+/// Whether `cert` carries a valid signature by `issuer`, remembered by both certificates'
+/// content (the same CA certificates ride along in document after document).
+pub fn signed_by(cert: &X509, issuer: &X509) -> bool {
+    static T: OnceLock<Mutex<HashMap<[u8; 32], bool>>> = OnceLock::new();
+    let (Ok(a), Ok(b)) = (cert.to_der(), issuer.to_der()) else {
+        return false;
+    };
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&a);
+    h.update(&b);
+    let key = h.finish();
+    let t = T.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = t.lock().ok().and_then(|t| t.get(&key).copied()) {
+        return v;
+    }
+    let ok = issuer
+        .public_key()
+        .and_then(|k| cert.verify(&k))
+        .unwrap_or(false);
+    if let Ok(mut t) = t.lock() {
+        if t.len() >= CAPACITY {
+            t.clear();
+        }
+        t.insert(key, ok);
+    }
+    ok
+}
