@@ -121,6 +121,42 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(inventory::project_units),
         ),
         (
+            Endpoint::new(Method::POST, "/api/v1/projects", Roles(&[Role::Developer])),
+            post(inventory::create_project),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/projects/{id}/permits",
+                Roles(&[Role::Developer]),
+            ),
+            post(inventory::create_permit),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/projects/{id}/buildings",
+                Roles(&[Role::Developer]),
+            ),
+            post(inventory::import_building),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/permits/{id}/status",
+                Roles(&[Role::Reviewer, Role::Admin]),
+            ),
+            post(inventory::set_permit_status),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/units/{id}/flags",
+                Roles(&[Role::Reviewer, Role::Developer]),
+            ),
+            post(inventory::set_unit_flag),
+        ),
+        (
             Endpoint::new(Method::GET, "/pki/ca/{file}", Public),
             get(pki::ca_certificate),
         ),

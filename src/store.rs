@@ -345,6 +345,30 @@ impl RegistrationStep {
     }
 }
 
+/// The encumbrance flags of a unit (DOMAIN.md): seizure, objection and manual hold freeze it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitFlag {
+    Seized,
+    Mortgaged,
+    Objection,
+    ManualHold,
+}
+
+impl UnitFlag {
+    /// The column; a closed set, so it is safe to put into SQL text.
+    pub fn column(self) -> &'static str {
+        match self {
+            UnitFlag::Seized => "seized",
+            UnitFlag::Mortgaged => "mortgaged",
+            UnitFlag::Objection => "objection",
+            UnitFlag::ManualHold => "manual_hold",
+        }
+    }
+}
+
 /// What a new use of an idempotency key finds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotencyClaim {
@@ -661,6 +685,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn insert_development(&self, dev: &Development) -> StoreResult<()>;
+    async fn insert_project(&self, p: &Project) -> StoreResult<()>;
+    /// A building and all its units in one transaction: the whole 楼盘表 of the building lands,
+    /// or nothing does.
+    async fn insert_building(&self, b: &Building, units: &[Unit]) -> StoreResult<()>;
+    /// A permit and, in the same transaction, the release of the not yet released units of the
+    /// buildings it covers (`unreleased` → `available`, linked to the permit). Returns how many
+    /// units were released.
+    async fn insert_permit(
+        &self,
+        m: &Permit,
+        cover_buildings: &[String],
+        at: OffsetDateTime,
+    ) -> StoreResult<u64>;
+    async fn permit(&self, id: &str) -> StoreResult<Option<Permit>>;
+    /// A permit becomes valid, suspended or revoked; false when it was already so.
+    async fn set_permit_status(&self, id: &str, status: &str) -> StoreResult<bool>;
+    /// Sets or clears one encumbrance flag of a unit; false when it already had that value.
+    async fn set_unit_flag(
+        &self,
+        id: &str,
+        flag: UnitFlag,
+        value: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
     async fn projects(&self) -> StoreResult<Vec<Project>>;
     async fn project(&self, id: &str) -> StoreResult<Option<Project>>;
     async fn permits(&self, project_id: &str) -> StoreResult<Vec<Permit>>;

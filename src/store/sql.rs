@@ -470,7 +470,7 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 // Compare-and-set on the unit: only an available, unfrozen unit is taken.
                 let taken = sqlx::query(
-                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'available' AND NOT seized AND NOT manual_hold AND NOT objection",
+                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'available' AND NOT seized AND NOT manual_hold AND NOT objection AND permit_id IN (SELECT id FROM presale_permits WHERE status = 'valid')",
                 )
                 .bind(c.created_at)
                 .bind(&c.unit_id)
@@ -1237,90 +1237,97 @@ macro_rules! impl_store {
                 d: &$crate::store::Development,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                let p = &d.project;
-                let sql = format!(
-                    "INSERT INTO projects ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    $crate::store::sql::PROJECT_COLS
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&p.id)
-                    .bind(&p.developer_id)
-                    .bind(&p.name)
-                    .bind(&p.town)
-                    .bind(&p.parcel_code)
-                    .bind(&p.land_certificate_no)
-                    .bind(&p.land_use)
-                    .bind(p.land_term_end)
-                    .bind(&p.planning_permit_no)
-                    .bind(&p.construction_permit_no)
-                    .bind(p.created_at)
-                    .execute(&mut *tx)
-                    .await?;
-                let sql = format!(
-                    "INSERT INTO presale_permits ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    $crate::store::sql::PERMIT_COLS
-                );
+                insert_project_row(&mut *tx, &d.project).await?;
                 for m in &d.permits {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(&m.id)
-                        .bind(&m.project_id)
-                        .bind(&m.number)
-                        .bind(&m.authority)
-                        .bind(m.issued_on)
-                        .bind(&m.escrow_bank)
-                        .bind(&m.escrow_account_name)
-                        .bind(&m.escrow_account_no)
-                        .bind(&m.status)
-                        .bind(m.created_at)
-                        .execute(&mut *tx)
-                        .await?;
+                    insert_permit_row(&mut *tx, m).await?;
                 }
-                let sql = format!(
-                    "INSERT INTO buildings ({}) VALUES ($1, $2, $3, $4, $5, $6)",
-                    $crate::store::sql::BUILDING_COLS
-                );
                 for b in &d.buildings {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(&b.id)
-                        .bind(&b.project_id)
-                        .bind(b.number)
-                        .bind(&b.name)
-                        .bind(b.floors_above)
-                        .bind(b.floors_below)
-                        .execute(&mut *tx)
-                        .await?;
+                    insert_building_row(&mut *tx, b).await?;
                 }
-                let sql = format!(
-                    "INSERT INTO units ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-                    $crate::store::sql::UNIT_COLS
-                );
                 for u in &d.units {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(&u.id)
-                        .bind(&u.project_id)
-                        .bind(&u.building_id)
-                        .bind(&u.permit_id)
-                        .bind(&u.room_no)
-                        .bind(u.floor)
-                        .bind(&u.unit_number)
-                        .bind(&u.use_type)
-                        .bind(u.gross_area)
-                        .bind(u.internal_area)
-                        .bind(u.shared_area)
-                        .bind(u.storey_height_mm)
-                        .bind(u.filed_price_fen)
-                        .bind(&u.status)
-                        .bind(u.seized)
-                        .bind(u.mortgaged)
-                        .bind(u.objection)
-                        .bind(u.manual_hold)
-                        .bind(u.version)
-                        .bind(u.updated_at)
-                        .execute(&mut *tx)
-                        .await?;
+                    insert_unit(&mut *tx, u).await?;
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn insert_project(&self, p: &$crate::store::Project) -> $crate::store::StoreResult<()> {
+                insert_project_row(&self.pool, p).await
+            }
+
+            async fn insert_building(
+                &self,
+                b: &$crate::store::Building,
+                units: &[$crate::store::Unit],
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_building_row(&mut *tx, b).await?;
+                for u in units {
+                    insert_unit(&mut *tx, u).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn insert_permit(
+                &self,
+                m: &$crate::store::Permit,
+                cover_buildings: &[String],
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                insert_permit_row(&mut *tx, m).await?;
+                let mut released = 0;
+                for b in cover_buildings {
+                    released += sqlx::query(
+                        "UPDATE units SET permit_id = $1, status = 'available', version = version + 1, updated_at = $2 WHERE building_id = $3 AND project_id = $4 AND status = 'unreleased' AND permit_id IS NULL",
+                    )
+                    .bind(&m.id)
+                    .bind(at)
+                    .bind(b)
+                    .bind(&m.project_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(released)
+            }
+
+            async fn permit(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::Permit>> {
+                let sql = format!("SELECT {} FROM presale_permits WHERE id = $1", $crate::store::sql::PERMIT_COLS);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn set_permit_status(&self, id: &str, status: &str) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query("UPDATE presale_permits SET status = $1 WHERE id = $2 AND status <> $1")
+                    .bind(status)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    == 1)
+            }
+
+            async fn set_unit_flag(
+                &self,
+                id: &str,
+                flag: $crate::store::UnitFlag,
+                value: bool,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let col = flag.column();
+                let sql = format!(
+                    "UPDATE units SET {col} = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND {col} <> $1"
+                );
+                Ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(value)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    == 1)
             }
 
             async fn projects(&self) -> $crate::store::StoreResult<Vec<$crate::store::Project>> {
@@ -1382,6 +1389,121 @@ macro_rules! impl_store {
                 .bind(c.revoked_at)
                 .bind(&c.revocation_reason)
                 .bind(c.created_at)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_project_row<'c, E>(
+            conn: E,
+            p: &$crate::store::Project,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO projects ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                $crate::store::sql::PROJECT_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&p.id)
+                .bind(&p.developer_id)
+                .bind(&p.name)
+                .bind(&p.town)
+                .bind(&p.parcel_code)
+                .bind(&p.land_certificate_no)
+                .bind(&p.land_use)
+                .bind(p.land_term_end)
+                .bind(&p.planning_permit_no)
+                .bind(&p.construction_permit_no)
+                .bind(p.created_at)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_building_row<'c, E>(
+            conn: E,
+            b: &$crate::store::Building,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO buildings ({}) VALUES ($1, $2, $3, $4, $5, $6)",
+                $crate::store::sql::BUILDING_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&b.id)
+                .bind(&b.project_id)
+                .bind(b.number)
+                .bind(&b.name)
+                .bind(b.floors_above)
+                .bind(b.floors_below)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_permit_row<'c, E>(
+            conn: E,
+            m: &$crate::store::Permit,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO presale_permits ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                $crate::store::sql::PERMIT_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&m.id)
+                .bind(&m.project_id)
+                .bind(&m.number)
+                .bind(&m.authority)
+                .bind(m.issued_on)
+                .bind(&m.escrow_bank)
+                .bind(&m.escrow_account_name)
+                .bind(&m.escrow_account_no)
+                .bind(&m.status)
+                .bind(m.created_at)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn insert_unit<'c, E>(
+            conn: E,
+            u: &$crate::store::Unit,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO units ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                $crate::store::sql::UNIT_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&u.id)
+                .bind(&u.project_id)
+                .bind(&u.building_id)
+                .bind(&u.permit_id)
+                .bind(&u.room_no)
+                .bind(u.floor)
+                .bind(&u.unit_number)
+                .bind(&u.use_type)
+                .bind(u.gross_area)
+                .bind(u.internal_area)
+                .bind(u.shared_area)
+                .bind(u.storey_height_mm)
+                .bind(u.filed_price_fen)
+                .bind(&u.status)
+                .bind(u.seized)
+                .bind(u.mortgaged)
+                .bind(u.objection)
+                .bind(u.manual_hold)
+                .bind(u.version)
+                .bind(u.updated_at)
                 .execute(conn)
                 .await?;
             Ok(())

@@ -7,6 +7,7 @@ mod api_auth;
 mod api_errors;
 mod contracts;
 mod identity;
+mod inventory;
 mod matrix;
 mod openapi;
 mod pdf;
