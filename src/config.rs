@@ -76,6 +76,7 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub identity: IdentityConfig,
     pub workflow: WorkflowConfig,
+    pub notifications: NotificationsConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -135,6 +136,46 @@ impl Default for WorkflowConfig {
         WorkflowConfig {
             draft_expiry_secs: 7 * 24 * 3600,
             scheduler_interval_secs: 60,
+        }
+    }
+}
+
+/// The notification outbox's webhook (docs/notifications.md): every status change of a contract
+/// or registration case is posted there, signed, retried with backoff until acknowledged.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Where events are posted (an SMS/e-mail gateway). None: events wait in the outbox.
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the `X-VW-Signature` header (at least 32 characters).
+    pub webhook_secret: Option<Secret>,
+    /// Attempts before an event becomes a dead letter.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each later one twice as long, up to `backoff_max_secs`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+    /// One delivery attempt's time limit.
+    pub timeout_ms: u64,
+    /// How often each instance looks for due events (0: never; tests dispatch by hand).
+    pub poll_interval_ms: u64,
+    /// A claimed event is another instance's to retry after this long.
+    pub lease_secs: u64,
+    /// Events claimed at once.
+    pub batch: i64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            webhook_url: None,
+            webhook_secret: None,
+            max_attempts: 12,
+            backoff_base_ms: 2_000,
+            backoff_max_secs: 3_600,
+            timeout_ms: 5_000,
+            poll_interval_ms: 1_000,
+            lease_secs: 60,
+            batch: 32,
         }
     }
 }
@@ -269,6 +310,7 @@ impl Default for Config {
             documents: DocumentsConfig::default(),
             identity: IdentityConfig::default(),
             workflow: WorkflowConfig::default(),
+            notifications: NotificationsConfig::default(),
             auto_seed: true,
         }
     }
@@ -486,6 +528,18 @@ impl Config {
             return Err(ConfigError::Unsafe {
                 setting: "identity.personal_data_key",
                 reason: "a key of at least 32 characters must encrypt ID numbers at rest".into(),
+            });
+        }
+        if self.notifications.webhook_url.is_some()
+            && self
+                .notifications
+                .webhook_secret
+                .as_ref()
+                .is_none_or(|k| k.expose().len() < 32)
+        {
+            return Err(ConfigError::Unsafe {
+                setting: "notifications.webhook_secret",
+                reason: "webhooks must be signed with a secret of at least 32 characters".into(),
             });
         }
         match &self.pki.key_encryption_key {

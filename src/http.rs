@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod inventory;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod pki;
 pub mod registrations;
@@ -155,6 +156,10 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 Roles(&[Role::Reviewer, Role::Developer]),
             ),
             post(inventory::set_unit_flag),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/notifications", Roles(ADMIN)),
+            get(notifications::list),
         ),
         (
             Endpoint::new(Method::GET, "/pki/ca/{file}", Public),

@@ -83,6 +83,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, mode = ?cfg.mode, database = services.store.backend().as_str(), "serving");
     eprintln!("Virtual Window is serving on http://{local} (API docs: http://{local}/docs)");
     tokio::spawn(crate::services::scheduler::run_forever(services.clone()));
+    tokio::spawn(crate::services::notifications::run_forever(
+        services.clone(),
+    ));
     let router = app(AppState::new(services));
     let grace = Duration::from_secs(cfg.http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -8,6 +8,7 @@ pub mod documents;
 pub mod error;
 pub mod identity;
 pub mod inventory;
+pub mod notifications;
 pub mod personal;
 pub mod pki;
 pub mod ratelimit;
@@ -40,6 +41,8 @@ pub struct Services {
     pub identity: Arc<identity::IdentityState>,
     /// Concurrent verifications of uploaded PDFs (CPU-bound, public).
     pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// The webhook client of the notification outbox.
+    pub notifier: Arc<notifications::Notifier>,
 }
 
 impl Services {
@@ -60,6 +63,7 @@ impl Services {
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Services {
+            notifier: Arc::new(notifications::Notifier::new(&config.notifications)?),
             identity: Arc::new(identity),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 cores * verification::SLOTS_PER_CORE,

@@ -345,6 +345,34 @@ impl RegistrationStep {
     }
 }
 
+/// A status change waiting to be (or already) told to the parties (migrations/*/0011).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OutboxEvent {
+    pub seq: i64,
+    pub event_id: String,
+    pub object_kind: String,
+    pub object_id: String,
+    pub status: String,
+    pub occurred_at: OffsetDateTime,
+    pub attempts: i32,
+    pub next_attempt_at: OffsetDateTime,
+    pub lease_until: Option<OffsetDateTime>,
+    pub delivered_at: Option<OffsetDateTime>,
+    pub dead_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+/// What became of one delivery attempt.
+#[derive(Clone, Debug)]
+pub enum OutboxOutcome {
+    Delivered,
+    /// Try again at `retry_at`, or give up (`retry_at: None`: a dead letter).
+    Failed {
+        error: String,
+        retry_at: Option<OffsetDateTime>,
+    },
+}
+
 /// The encumbrance flags of a unit (DOMAIN.md): seizure, objection and manual hold freeze it.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
@@ -685,6 +713,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn insert_development(&self, dev: &Development) -> StoreResult<()>;
+    /// Claims up to `limit` due events (undelivered, not dead, not leased) until `lease_until`,
+    /// counting the attempt. Concurrent claimers never get the same event while its lease lasts.
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxEvent>>;
+    /// Records an attempt's outcome, only while the claimer's lease (`lease_until`) still holds
+    /// the event; false when another dispatcher took it over.
+    async fn finish_outbox(
+        &self,
+        seq: i64,
+        lease_until: OffsetDateTime,
+        outcome: &OutboxOutcome,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Events after `after_seq`, oldest first.
+    async fn outbox_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+    /// Accounts whose identity has this lookup hash (the buyers named in a contract).
+    async fn users_by_id_hash(&self, id_number_hash: &str) -> StoreResult<Vec<User>>;
     async fn insert_project(&self, p: &Project) -> StoreResult<()>;
     /// A building and all its units in one transaction: the whole 楼盘表 of the building lands,
     /// or nothing does.

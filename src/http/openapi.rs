@@ -3,7 +3,10 @@
 //! which is self-contained (no CDN) so it works on a closed government network.
 
 use super::AppState;
-use super::{accounts, contracts, error, health, identity, inventory, pki, registrations, verify};
+use super::{
+    accounts, contracts, error, health, identity, inventory, notifications, pki, registrations,
+    verify,
+};
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
 use axum::Json;
@@ -37,6 +40,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         inventory::import_building,
         inventory::set_permit_status,
         inventory::set_unit_flag,
+        notifications::list,
         pki::ca_certificate,
         pki::crl,
         pki::list,
@@ -119,7 +123,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Sign-in and tokens"),
         (name = "accounts", description = "Accounts and organisations"),
-        (name = "inventory", description = "Projects and units"),
+        (name = "inventory", description = "Projects, permits, buildings and units"),
+        (name = "notifications", description = "The outbox of signed webhooks"),
         (name = "pki", description = "CA certificates, CRLs and revocation"),
     )
 )]

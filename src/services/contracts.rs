@@ -404,6 +404,13 @@ pub async fn create(
     view(&contract)
 }
 
+/// The lookup hashes of the contract's buyers' ID numbers (never the numbers): how the
+/// notification outbox finds the buyers' accounts.
+pub fn buyer_hashes(c: &Contract) -> Result<Vec<String>, Error> {
+    let t: StoredTerms = serde_json::from_str(&c.terms).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(t.buyers.into_iter().map(|b| b.id_number_hash).collect())
+}
+
 /// Who may read a contract: its developer's staff, reviewers, administrators, and its buyers.
 async fn may_read(s: &Services, caller: &Caller, c: &Contract) -> Result<bool, Error> {
     Ok(match caller.role {

@@ -17,6 +17,7 @@ pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, 
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
 pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
+pub(crate) const OUTBOX_COLS: &str = "seq, event_id, object_kind, object_id, status, occurred_at, attempts, next_attempt_at, lease_until, delivered_at, dead_at, last_error";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
 
 /// Expands `impl Store` for a store struct with a `pool` field and a `MIGRATOR` static.
@@ -1249,6 +1250,95 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn claim_outbox(
+                &self,
+                now: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::OutboxEvent>> {
+                // The outer conditions repeat the inner ones: PostgreSQL re-checks them on the
+                // row a concurrent claimer just updated, so that claimer's lease excludes it.
+                let sql = format!(
+                    "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
+                     WHERE seq IN (SELECT seq FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+                                   AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+                                   ORDER BY seq LIMIT $3) \
+                     AND delivered_at IS NULL AND dead_at IS NULL AND (lease_until IS NULL OR lease_until < $2) \
+                     RETURNING {}",
+                    $crate::store::sql::OUTBOX_COLS
+                );
+                let mut rows: Vec<$crate::store::OutboxEvent> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.sort_by_key(|e| e.seq);
+                Ok(rows)
+            }
+
+            async fn finish_outbox(
+                &self,
+                seq: i64,
+                lease_until: time::OffsetDateTime,
+                outcome: &$crate::store::OutboxOutcome,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let q = match outcome {
+                    $crate::store::OutboxOutcome::Delivered => sqlx::query(
+                        "UPDATE outbox SET delivered_at = $1, lease_until = NULL, last_error = NULL WHERE seq = $2 AND lease_until = $3",
+                    )
+                    .bind(at)
+                    .bind(seq)
+                    .bind(lease_until),
+                    $crate::store::OutboxOutcome::Failed { error, retry_at: Some(next) } => sqlx::query(
+                        "UPDATE outbox SET next_attempt_at = $1, lease_until = NULL, last_error = $2 WHERE seq = $3 AND lease_until = $4",
+                    )
+                    .bind(*next)
+                    .bind(error)
+                    .bind(seq)
+                    .bind(lease_until),
+                    $crate::store::OutboxOutcome::Failed { error, retry_at: None } => sqlx::query(
+                        "UPDATE outbox SET dead_at = $1, lease_until = NULL, last_error = $2 WHERE seq = $3 AND lease_until = $4",
+                    )
+                    .bind(at)
+                    .bind(error)
+                    .bind(seq)
+                    .bind(lease_until),
+                };
+                Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn outbox_events(
+                &self,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::OutboxEvent>> {
+                let sql = format!(
+                    "SELECT {} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    $crate::store::sql::OUTBOX_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn users_by_id_hash(
+                &self,
+                id_number_hash: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::User>> {
+                let sql = format!(
+                    "SELECT {} FROM users WHERE id_number_hash = $1 AND NOT disabled ORDER BY created_at",
+                    $crate::store::sql::USER_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(id_number_hash)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn insert_project(&self, p: &$crate::store::Project) -> $crate::store::StoreResult<()> {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-async fn units(app: &TestApp) -> Vec<virtual_window::store::Unit> {
+pub(crate) async fn units(app: &TestApp) -> Vec<virtual_window::store::Unit> {
     let projects = app.services.store.projects().await.unwrap();
     app.services.store.units(&projects[0].id).await.unwrap()
 }
@@ -36,7 +36,7 @@ fn draft_priced(unit_id: &str, unit_price: &str, total: &str) -> Value {
 }
 
 /// A draft priced at the unit's filed price, so it passes confirmation.
-fn draft_for(unit: &virtual_window::store::Unit) -> Value {
+pub(crate) fn draft_for(unit: &virtual_window::store::Unit) -> Value {
     use virtual_window::domain::{Area, Money};
     let price = Money(unit.filed_price_fen);
     let total = price.times_area(Area(unit.gross_area)).unwrap();

@@ -9,6 +9,7 @@ mod contracts;
 mod identity;
 mod inventory;
 mod matrix;
+mod notifications;
 mod openapi;
 mod pdf;
 mod pki;

@@ -1,0 +1,32 @@
+//! The notification outbox as administrators see it: what was delivered, what is pending, the
+//! dead letters and why.
+
+use super::AppState;
+use super::error::{ApiResult, Problem};
+use crate::services::Caller;
+use crate::services::notifications::{self, OutboxView};
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct After {
+    /// Events after this sequence number (0: from the start); 200 at most.
+    #[serde(default)]
+    pub after: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", security(("bearer" = [])),
+    params(After),
+    responses((status = 200, body = [OutboxView]),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<After>,
+) -> ApiResult<Json<Vec<OutboxView>>> {
+    Ok(Json(
+        notifications::list(&state.services, &caller, q.after).await?,
+    ))
+}
