@@ -350,6 +350,18 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(contracts::evidence),
         ),
         (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/contracts/{id}/checks",
+                Roles(&[Role::Reviewer, Role::Developer, Role::Admin]),
+            ),
+            get(contracts::checks),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/filings", Roles(&[Role::Reviewer])),
+            get(contracts::filing_queue),
+        ),
+        (
             Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
             post(registrations::apply),
         ),

@@ -3,6 +3,7 @@
 //! decided here, not only in the router.
 
 pub mod accounts;
+pub mod checks;
 pub mod contracts;
 pub mod documents;
 pub mod error;

@@ -283,6 +283,11 @@ pub struct Contract {
     pub returned_reasons: Option<String>,
     /// A cancellation request (JSON: who asked, why, consent) while one is pending.
     pub cancellation: Option<String>,
+    /// What the current version's PDF was made from (JSON, the data encrypted), from
+    /// confirmation on.
+    pub snapshot: Option<String>,
+    /// The reviewer's automated checks as they stood at submission (JSON).
+    pub filing_checks: Option<String>,
 }
 
 /// A signature on a contract: who, which field, the document before and after, and the
@@ -677,15 +682,20 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> StoreResult<()>;
     async fn material(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// draft → awaiting_buyers with the generated PDF, only from the given version.
+    /// draft → awaiting_buyers with the generated PDF and what it was made from, only from the
+    /// given version.
+    #[allow(clippy::too_many_arguments)]
     async fn confirm_contract(
         &self,
         id: &str,
         version: i32,
         confirmer_id: &str,
         document_sha256: &str,
+        snapshot: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Keeps the automated checks' results of a contract under filing review.
+    async fn set_filing_checks(&self, id: &str, checks: &str) -> StoreResult<()>;
 
     async fn set_user_identity(
         &self,

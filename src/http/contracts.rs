@@ -293,3 +293,29 @@ pub async fn evidence(
         zip,
     ))
 }
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/checks", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The ten checks of the reviewer's list (DOMAIN.md), run now, and as they stood at submission", body = contracts::ChecksView),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn checks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<contracts::ChecksView>> {
+    Ok(Json(
+        contracts::checks(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/filings", tag = "contracts", security(("bearer" = [])),
+    responses((status = 200, description = "Contracts under filing review, oldest first, with the checks that failed at submission", body = [contracts::QueueItem]),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn filing_queue(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<contracts::QueueItem>>> {
+    Ok(Json(
+        contracts::filing_queue(&state.services, &caller).await?,
+    ))
+}

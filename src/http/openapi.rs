@@ -69,6 +69,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::reopen,
         contracts::recall,
         contracts::evidence,
+        contracts::checks,
+        contracts::filing_queue,
         contracts::request_cancellation,
         contracts::consent_cancellation,
         contracts::approve_cancellation,

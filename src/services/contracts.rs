@@ -375,6 +375,8 @@ pub async fn create(
         filing_no: None,
         returned_reasons: None,
         cancellation: None,
+        snapshot: None,
+        filing_checks: None,
         created_at: now,
         updated_at: now,
     };
@@ -703,9 +705,10 @@ pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<Contract
     s.store
         .put_material(&sha, "application/pdf", &rendered.pdf, now)
         .await?;
+    let snapshot = super::checks::Snapshot::seal(s, &c.id, &data, &public, &created, &sha)?;
     if !s
         .store
-        .confirm_contract(&c.id, c.version, &caller.user_id, &sha, now)
+        .confirm_contract(&c.id, c.version, &caller.user_id, &sha, &snapshot, now)
         .await?
     {
         return Err(Error::conflict(
@@ -1020,6 +1023,14 @@ pub async fn seal(
         serde_json::json!({"document_sha256": after}),
     )
     .await?;
+    // Submitted: the reviewer's checks run now and their results stay with the contract.
+    let checks = super::checks::run(s, &c).await?;
+    s.store
+        .set_filing_checks(
+            &c.id,
+            &serde_json::to_string(&checks).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .await?;
     record(
         s,
         caller,
@@ -1063,18 +1074,13 @@ pub async fn approve_filing(
         .material(&before)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material missing"))?;
-    // Check 10 of the reviewer's list: every signature verifies over the stored PDF.
-    let report = super::verification::verify_pdf(s, bytes::Bytes::from(pdf.clone())).await?;
-    if report.verdict != crate::pdf::verify::Verdict::Valid {
+    // The reviewer's whole list, run again now: approval is refused while any check fails.
+    let checks = super::checks::run(s, &c).await?;
+    if !checks.passed {
         return Err(Error::Invalid {
-            code: "signatures_invalid",
-            message: "合同的签名或印章未通过核验，不能备案。".into(),
-            fields: report
-                .problems
-                .iter()
-                .chain(report.signatures.iter().flat_map(|x| x.problems.iter()))
-                .map(|p| FieldError::new("document", p.code, p.message.clone()))
-                .collect(),
+            code: "checks_failed",
+            message: "合同未通过备案审核的自动检查，不能备案；请逐项查看检查结果。".into(),
+            fields: super::checks::failures(&checks),
         });
     }
     let (cert, key) = super::pki::centre_seal(s)?;
@@ -1775,4 +1781,85 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
     )
     .await?;
     Ok(out)
+}
+
+/// The reviewer's checks of a contract, run now, with those kept from its submission.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChecksView {
+    pub current: super::checks::Checks,
+    pub at_submission: Option<super::checks::Checks>,
+}
+
+pub async fn checks(s: &Services, caller: &Caller, id: &str) -> Result<ChecksView, Error> {
+    let c = s
+        .store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))?;
+    let allowed = match caller.role {
+        Role::Reviewer | Role::Admin => true,
+        Role::Developer => caller.organisation_id.as_deref() == Some(c.developer_id.as_str()),
+        Role::Buyer => false,
+    };
+    if !allowed {
+        return Err(Error::not_found("该合同"));
+    }
+    Ok(ChecksView {
+        current: super::checks::run(s, &c).await?,
+        at_submission: c
+            .filing_checks
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok()),
+    })
+}
+
+/// A contract waiting in the reviewers' filing queue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueItem {
+    pub id: String,
+    pub contract_no: String,
+    pub unit_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    /// Whether every check passed at submission (none: not run).
+    pub checks_passed: Option<bool>,
+    /// The numbers of the checks that failed at submission.
+    pub failed_checks: Vec<u8>,
+}
+
+/// The filing queue, oldest first.
+pub async fn filing_queue(s: &Services, caller: &Caller) -> Result<Vec<QueueItem>, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden(
+            "只有登记中心的审核人员可以查看备案审核队列。",
+        ));
+    }
+    let far = OffsetDateTime::now_utc() + time::Duration::days(1);
+    Ok(s.store
+        .stale_contracts(&["filing_review"], far, 500)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let checks: Option<super::checks::Checks> = c
+                .filing_checks
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok());
+            QueueItem {
+                checks_passed: checks.as_ref().map(|k| k.passed),
+                failed_checks: checks
+                    .map(|k| {
+                        k.checks
+                            .iter()
+                            .filter(|x| !x.passed)
+                            .map(|x| x.no)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                id: c.id,
+                contract_no: c.contract_no,
+                unit_id: c.unit_id,
+                submitted_at: c.updated_at,
+            }
+        })
+        .collect())
 }

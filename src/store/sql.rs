@@ -13,7 +13,7 @@ pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
 pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisation_id, verification_id, not_before, not_after, der, revoked_at, revocation_reason, created_at";
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
-pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons, cancellation";
+pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons, cancellation, snapshot, filing_checks";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
 pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
@@ -483,7 +483,7 @@ macro_rules! impl_store {
                     return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
                 }
                 let sql = format!(
-                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                     $crate::store::sql::CONTRACT_COLS
                 );
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -503,6 +503,8 @@ macro_rules! impl_store {
                     .bind(&c.filing_no)
                     .bind(&c.returned_reasons)
                     .bind(&c.cancellation)
+                    .bind(&c.snapshot)
+                    .bind(&c.filing_checks)
                     .execute(&mut *tx)
                     .await;
                 match inserted.map_err($crate::store::StoreError::from) {
@@ -600,20 +602,31 @@ macro_rules! impl_store {
                 version: i32,
                 confirmer_id: &str,
                 document_sha256: &str,
+                snapshot: &str,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<bool> {
                 let n = sqlx::query(
-                    "UPDATE contracts SET status = 'awaiting_buyers', confirmer_id = $1, document_sha256 = $2, updated_at = $3 WHERE id = $4 AND version = $5 AND status = 'draft' AND live",
+                    "UPDATE contracts SET status = 'awaiting_buyers', confirmer_id = $1, document_sha256 = $2, updated_at = $3, snapshot = $6, filing_checks = NULL WHERE id = $4 AND version = $5 AND status = 'draft' AND live",
                 )
                 .bind(confirmer_id)
                 .bind(document_sha256)
                 .bind(at)
                 .bind(id)
                 .bind(version)
+                .bind(snapshot)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
                 Ok(n == 1)
+            }
+
+            async fn set_filing_checks(&self, id: &str, checks: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("UPDATE contracts SET filing_checks = $1 WHERE id = $2")
+                    .bind(checks)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn record_contract_signature(

@@ -736,6 +736,189 @@ async fn to_filing_review(app: &TestApp, id: &str) {
     assert_eq!(r.body["status"], "filing_review", "{}", r.text);
 }
 
+/// The reviewer's ten checks run on submission and are kept; the queue shows them; a permit
+/// suspended or a unit seized since makes its check fail and approval is refused until it
+/// passes again; a document not rendered from the contract's data fails the fixed-text check.
+async fn the_reviewers_checks_run_on_submission(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    to_filing_review(&app, &id).await;
+    let reviewer = app.token("rc-first").await;
+
+    let queue = app.get("/api/v1/filings", Some(&reviewer)).await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.text);
+    let item = queue
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(item["checks_passed"], true, "{item}");
+    assert_eq!(item["failed_checks"], json!([]));
+    assert_eq!(
+        app.get("/api/v1/filings", Some(&drafter)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let path = format!("/api/v1/contracts/{id}/checks");
+    let r = app.get(&path, Some(&reviewer)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let nos: Vec<u64> = r.body["current"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["no"].as_u64().unwrap())
+        .collect();
+    assert_eq!(nos, (1..=10).collect::<Vec<_>>());
+    assert_eq!(r.body["current"]["passed"], true, "{}", r.text);
+    assert_eq!(r.body["at_submission"]["passed"], true);
+    assert_eq!(app.get(&path, Some(&drafter)).await.status, StatusCode::OK);
+    let zhang = app.token("buyer-zhang").await;
+    assert_eq!(
+        app.get(&path, Some(&zhang)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let failed = |body: &Value| -> Vec<(u64, String)> {
+        body["current"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["passed"] == false)
+            .flat_map(|c| {
+                c["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| {
+                        (
+                            c["no"].as_u64().unwrap(),
+                            f["code"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // Check 1: the permit suspended since the contract was signed.
+    let permit = app
+        .services
+        .store
+        .unit(&unit.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .permit_id
+        .unwrap();
+    let status = |s: &str| json!({"status": s, "reason": "复核"});
+    let r = app
+        .post(
+            &format!("/api/v1/permits/{permit}/status"),
+            Some(&reviewer),
+            status("suspended"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get(&path, Some(&reviewer)).await;
+    assert_eq!(failed(&r.body), [(1, "permit_not_valid".to_owned())]);
+    let approve = format!("/api/v1/contracts/{id}/filing/approve");
+    let r = app.post(&approve, Some(&reviewer), json!({})).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "checks_failed")
+    );
+    assert!(r.text.contains("check1.permit.status"), "{}", r.text);
+    app.post(
+        &format!("/api/v1/permits/{permit}/status"),
+        Some(&reviewer),
+        status("valid"),
+    )
+    .await;
+    // Check 2: the unit seized since.
+    let flag = |v: bool| json!({"flag": "seized", "value": v, "reason": "（2026）粤1971执保1号"});
+    app.post(
+        &format!("/api/v1/units/{}/flags", unit.id),
+        Some(&reviewer),
+        flag(true),
+    )
+    .await;
+    let r = app.get(&path, Some(&reviewer)).await;
+    assert_eq!(failed(&r.body), [(2, "unit_frozen".to_owned())]);
+    assert_eq!(
+        app.post(&approve, Some(&reviewer), json!({})).await.code(),
+        "checks_failed"
+    );
+    app.post(
+        &format!("/api/v1/units/{}/flags", unit.id),
+        Some(&reviewer),
+        flag(false),
+    )
+    .await;
+
+    // Check 9, on the contract as it would be with other data or another document.
+    use virtual_window::services::checks::{self, Snapshot};
+    let c = app.services.store.contract(&id).await.unwrap().unwrap();
+    let (snap, mut data) = Snapshot::open(&app.services, &c).unwrap();
+    data.supplementary.push("出卖人不承担逾期交房责任。".into());
+    let mut altered = c.clone();
+    altered.snapshot = Some(
+        Snapshot::seal(
+            &app.services,
+            &c.id,
+            &data,
+            &snap.public_url,
+            &snap.created,
+            &snap.document_sha256,
+        )
+        .unwrap(),
+    );
+    let k = checks::run(&app.services, &altered).await.unwrap();
+    let nine = &k.checks[8];
+    assert!(
+        !nine.passed && nine.findings[0].code == "fixed_text_changed",
+        "{nine:?}"
+    );
+    let mut other_doc = c.clone();
+    let (_, data) = Snapshot::open(&app.services, &c).unwrap();
+    other_doc.snapshot = Some(
+        Snapshot::seal(
+            &app.services,
+            &c.id,
+            &data,
+            &snap.public_url,
+            &snap.created,
+            &"0".repeat(64),
+        )
+        .unwrap(),
+    );
+    let k = checks::run(&app.services, &other_doc).await.unwrap();
+    assert_eq!(k.checks[8].findings[0].code, "document_not_generated");
+    // A snapshot bound to another contract does not open.
+    let mut moved = c.clone();
+    moved.id = "another-contract".into();
+    assert!(Snapshot::open(&app.services, &moved).is_none());
+
+    let r = app.post(&approve, Some(&reviewer), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "filed");
+}
+
 /// A reviewer returns the filing with every reason; the developer reopens it as a new version
 /// (old signatures void), corrects it, everyone signs again, and it is filed.
 async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
@@ -1411,6 +1594,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 }
 
 crate::on_both_databases!(
+    the_reviewers_checks_run_on_submission,
     changes_and_cancellation_need_the_other_party,
     unsigned_drafts_expire_exactly_once,
     retried_requests_with_an_idempotency_key_act_once,
