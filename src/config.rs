@@ -129,6 +129,9 @@ pub struct WorkflowConfig {
     pub draft_expiry_secs: u64,
     /// How often each instance runs the scheduled jobs (0: never; tests run them by hand).
     pub scheduler_interval_secs: u64,
+    /// An advance notice lapses this many days after ownership registration became possible,
+    /// taken as the contract's delivery date ((law) 90 days).
+    pub advance_notice_lapse_days: u32,
 }
 
 impl Default for WorkflowConfig {
@@ -136,6 +139,7 @@ impl Default for WorkflowConfig {
         WorkflowConfig {
             draft_expiry_secs: 7 * 24 * 3600,
             scheduler_interval_secs: 60,
+            advance_notice_lapse_days: 90,
         }
     }
 }

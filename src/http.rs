@@ -11,6 +11,7 @@ pub mod health;
 pub mod idempotency;
 pub mod identity;
 pub mod inventory;
+pub mod materials;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -408,6 +409,82 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 Authenticated,
             ),
             get(registrations::certificate),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/not-accept",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::not_accept),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/reject",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::reject),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/withdraw",
+                Roles(&[Role::Buyer]),
+            ),
+            post(registrations::withdraw),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/requisition",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::requisition),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/suspend",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::suspend),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/resume",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::resume),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/materials",
+                Roles(&[Role::Buyer]),
+            ),
+            post(registrations::hand_in),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/registrations/{id}/entry/cancel",
+                Roles(&[Role::Reviewer]),
+            ),
+            post(registrations::cancel_entry),
+        ),
+        (
+            Endpoint::new(Method::POST, "/api/v1/materials", Authenticated),
+            post(materials::upload),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/materials", Authenticated),
+            get(materials::mine),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/materials/{id}", Authenticated),
+            get(materials::content),
         ),
         (
             Endpoint::new(Method::GET, "/c/{number}", Public),

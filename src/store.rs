@@ -328,6 +328,26 @@ pub struct Registration {
     pub opinions: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// `requisitioned` or `suspended` while the case waits at its step.
+    pub hold: Option<String>,
+    /// What the applicant must hand in, or why the case is suspended (JSON list).
+    pub hold_reasons: Option<String>,
+    /// The register entry once recorded: valid, converted, lapsed or cancelled.
+    pub entry_status: Option<String>,
+    /// When a valid advance notice lapses.
+    pub lapses_on: Option<Date>,
+}
+
+/// A material a party handed in (the content is stored once, by its digest).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OwnedMaterial {
+    pub sha256: String,
+    pub user_id: String,
+    pub kind: String,
+    pub name: String,
+    pub uploaded_at: OffsetDateTime,
+    pub media_type: String,
+    pub size: i64,
 }
 
 /// The steps of a registration case and the column that records who took each.
@@ -637,16 +657,78 @@ pub trait Store: Send + Sync + 'static {
         acceptance_no: Option<&str>,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
-    /// recorded → certificate_issued with the sealed certificate, and the unit
-    /// `filed` → `advance_notice_registered`, in one transaction.
+    /// recorded → certificate_issued with the sealed certificate and a valid register entry
+    /// lapsing on `lapses_on`, and the unit `filed` → `advance_notice_registered`, in one
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn issue_registration_certificate(
         &self,
         id: &str,
         unit_id: &str,
         certificate_no: &str,
         certificate_sha256: &str,
+        lapses_on: Date,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// A case leaves its path: → `to` (not_accepted, rejected, withdrawn) from one of `from`,
+    /// with the opinions, its hold cleared. False when it was not in one of `from`.
+    async fn end_registration(
+        &self,
+        id: &str,
+        from: &[&'static str],
+        to: &'static str,
+        opinions: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Puts a case on hold or takes it off (`hold: None`), only from `expected` (the hold it
+    /// must have now) and only while it is between acceptance and recording.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_registration_hold(
+        &self,
+        id: &str,
+        expected: Option<&str>,
+        hold: Option<&str>,
+        reasons: Option<&str>,
+        materials: Option<&str>,
+        opinions: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Adds materials to a case that is not decided yet (its JSON list replaced).
+    async fn set_registration_materials(
+        &self,
+        id: &str,
+        materials: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// A valid advance notice ends (`lapsed` or `cancelled`): the certificate is revoked and the
+    /// unit `advance_notice_registered` → `filed`, in one transaction.
+    async fn end_advance_notice(
+        &self,
+        id: &str,
+        entry_status: &'static str,
+        opinions: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Valid advance notices whose lapse date is before `today`.
+    async fn lapsing_advance_notices(
+        &self,
+        today: Date,
+        limit: i64,
+    ) -> StoreResult<Vec<Registration>>;
+    /// Stores a party's material once by digest and remembers the owner.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_owned_material(
+        &self,
+        sha256: &str,
+        media_type: &str,
+        content: &[u8],
+        user_id: &str,
+        kind: &str,
+        name: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// A party's materials, newest first.
+    async fn materials_of(&self, user_id: &str) -> StoreResult<Vec<OwnedMaterial>>;
     /// Moves a live contract `from` → `to`, writing `cancellation` (JSON), only from `from`.
     async fn set_cancellation(
         &self,

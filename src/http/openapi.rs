@@ -4,8 +4,8 @@
 
 use super::AppState;
 use super::{
-    accounts, contracts, error, health, identity, inventory, notifications, pki, registrations,
-    verify,
+    accounts, contracts, error, health, identity, inventory, materials, notifications, pki,
+    registrations, verify,
 };
 use crate::services::accounts as account_service;
 use crate::services::inventory as inventory_service;
@@ -41,6 +41,17 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         inventory::set_permit_status,
         inventory::set_unit_flag,
         notifications::list,
+        registrations::not_accept,
+        registrations::reject,
+        registrations::withdraw,
+        registrations::requisition,
+        registrations::suspend,
+        registrations::resume,
+        registrations::hand_in,
+        registrations::cancel_entry,
+        materials::upload,
+        materials::mine,
+        materials::content,
         pki::ca_certificate,
         pki::crl,
         pki::list,
@@ -127,6 +138,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "accounts", description = "Accounts and organisations"),
         (name = "inventory", description = "Projects, permits, buildings and units"),
         (name = "notifications", description = "The outbox of signed webhooks"),
+        (name = "materials", description = "The reusable materials library"),
         (name = "pki", description = "CA certificates, CRLs and revocation"),
     )
 )]

@@ -5,7 +5,9 @@ use super::AppState;
 use super::error::{ApiResult, Problem};
 use super::extract::ApiJson;
 use crate::services::Caller;
-use crate::services::registrations::{self, CertificateStatus, RegistrationView};
+use crate::services::registrations::{
+    self, CertificateStatus, EntryCancellation, HandIn, Items, Note, RegistrationView,
+};
 use crate::store::RegistrationStep;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -152,5 +154,149 @@ pub async fn public_status(
 ) -> ApiResult<Json<CertificateStatus>> {
     Ok(Json(
         registrations::public_status(&state.services, &number).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/not-accept", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Items,
+    responses((status = 200, description = "Not accepted, with everything missing listed at once", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`: only a submitted case", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn not_accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Items>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::not_accept(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/reject", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Items,
+    responses((status = 200, description = "Rejected with every reason (first or second reviewer)", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Items>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::reject(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/withdraw", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Note,
+    responses((status = 200, description = "Withdrawn by the applicant before recording", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Note>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::withdraw(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/requisition", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Items,
+    responses((status = 200, description = "Requisitioned (补正): waits at its step until the applicant hands in what is listed", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`: not under review, or already on hold", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn requisition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Items>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::requisition(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/suspend", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Note,
+    responses((status = 200, description = "Suspended (court, objection)", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Note>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::suspend(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/resume", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Note,
+    responses((status = 200, description = "Resumed at its step", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`: not suspended", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Note>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::resume(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/materials", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = HandIn,
+    responses((status = 200, description = "The materials added to the case; an answered requisition puts it back at its step", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_step`: the case is decided", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn hand_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HandIn>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::hand_in(&state.services, &caller, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/registrations/{id}/entry/cancel", tag = "registrations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = EntryCancellation,
+    responses((status = 200, description = "The advance notice cancelled, the certificate revoked, the unit back to filed", body = RegistrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`no_valid_entry`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EntryCancellation>,
+) -> ApiResult<Json<RegistrationView>> {
+    Ok(Json(
+        registrations::cancel_entry(&state.services, &caller, &id, req).await?,
     ))
 }

@@ -413,6 +413,12 @@ pub fn buyer_hashes(c: &Contract) -> Result<Vec<String>, Error> {
     Ok(t.buyers.into_iter().map(|b| b.id_number_hash).collect())
 }
 
+/// The agreed delivery date (the advance notice's lapse is counted from it).
+pub fn delivery_date(c: &Contract) -> Option<time::Date> {
+    let t: StoredTerms = serde_json::from_str(&c.terms).ok()?;
+    crate::domain::contract::parse_date(&t.delivery_date)
+}
+
 /// Who may read a contract: its developer's staff, reviewers, administrators, and its buyers.
 async fn may_read(s: &Services, caller: &Caller, c: &Contract) -> Result<bool, Error> {
     Ok(match caller.role {

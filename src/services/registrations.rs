@@ -8,7 +8,7 @@ use super::{Caller, Error, FieldError, Services};
 use crate::audit;
 use crate::domain::{Duty, Role};
 use crate::store::{NewAuditEvent, Registration, RegistrationStep};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -25,6 +25,13 @@ pub struct RegistrationView {
     pub opinions: Vec<serde_json::Value>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// `requisitioned` (the applicant must hand in what `hold_reasons` lists) or `suspended`.
+    pub hold: Option<String>,
+    pub hold_reasons: Vec<serde_json::Value>,
+    /// The register entry once recorded: valid, lapsed or cancelled.
+    pub entry_status: Option<String>,
+    /// When a valid advance notice lapses (YYYY-MM-DD).
+    pub lapses_on: Option<String>,
 }
 
 fn view(r: &Registration) -> RegistrationView {
@@ -39,6 +46,14 @@ fn view(r: &Registration) -> RegistrationView {
         opinions: serde_json::from_str(&r.opinions).unwrap_or_default(),
         created_at: r.created_at,
         updated_at: r.updated_at,
+        hold: r.hold.clone(),
+        hold_reasons: r
+            .hold_reasons
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default(),
+        entry_status: r.entry_status.clone(),
+        lapses_on: r.lapses_on.map(|d| d.to_string()),
     }
 }
 
@@ -124,6 +139,10 @@ pub async fn apply(
         opinions: serde_json::json!([{"step": "apply", "person": caller.user_id, "evidence": auth, "at": now}]).to_string(),
         created_at: now,
         updated_at: now,
+        hold: None,
+        hold_reasons: None,
+        entry_status: None,
+        lapses_on: None,
     };
     if !s.store.insert_registration(&r).await? {
         return Err(Error::conflict(
@@ -340,9 +359,20 @@ async fn issue_certificate(
     s.store
         .put_material(&sha, "application/pdf", &sealed, now)
         .await?;
+    // The advance notice lapses its legal period after ownership registration became possible,
+    // taken as the agreed delivery date.
+    let lapse = time::Duration::days(s.config.workflow.advance_notice_lapse_days as i64);
+    let lapses_on = super::contracts::delivery_date(&contract).unwrap_or(local.date()) + lapse;
     if !s
         .store
-        .issue_registration_certificate(&r.id, &contract.unit_id, &certificate_no, &sha, now)
+        .issue_registration_certificate(
+            &r.id,
+            &contract.unit_id,
+            &certificate_no,
+            &sha,
+            lapses_on,
+            now,
+        )
         .await?
     {
         return Err(Error::conflict("already_issued", "该案件的证明已经出具。"));
@@ -389,6 +419,8 @@ pub struct CertificateStatus {
     pub certificate_no: String,
     /// `valid`, `revoked` or `superseded`.
     pub status: String,
+    /// The advance notice it proves: `valid`, `lapsed` or `cancelled`.
+    pub entry_status: String,
     pub matter: String,
     pub unit_number: String,
     pub issued_at: OffsetDateTime,
@@ -421,9 +453,467 @@ pub async fn public_status(s: &Services, digits: &str) -> Result<CertificateStat
     Ok(CertificateStatus {
         certificate_no: no,
         status: r.certificate_status.unwrap_or_else(|| "valid".into()),
+        entry_status: r.entry_status.unwrap_or_else(|| "valid".into()),
         matter: "预告登记（预购商品房买卖）".into(),
         unit_number: unit.unit_number,
         issued_at: r.updated_at,
         document_sha256: r.certificate_sha256.unwrap_or_default(),
     })
+}
+
+/// One item of a refusal, a requisition or a rejection (all of them at once: 一次性告知).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// The material or subject (`id_card`, `contract`, `applicant`, …).
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Items {
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandIn {
+    /// SHA-256 of materials the applicant uploaded (`POST /api/v1/materials`).
+    pub materials: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntryCancellation {
+    pub reason: String,
+    /// `joint_request` (both parties) or `court` (a judgment or ruling).
+    pub basis: String,
+    /// SHA-256 of the stored joint request or court document.
+    pub material: String,
+}
+
+fn check_items(items: &[Item]) -> Result<serde_json::Value, Error> {
+    if items.is_empty()
+        || items.len() > 50
+        || items
+            .iter()
+            .any(|i| i.message.trim().is_empty() || i.message.chars().count() > 500)
+    {
+        return Err(Error::invalid(vec![FieldError::new(
+            "items",
+            "required",
+            "须一次列明全部事项（1 至 50 项，每项写明原因）。",
+        )]));
+    }
+    Ok(serde_json::to_value(items).map_err(|e| anyhow::anyhow!("{e}"))?)
+}
+
+fn check_note(reason: &str) -> Result<(), Error> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid(vec![FieldError::new(
+            "reason",
+            "required",
+            "请写明理由（500 字以内）。",
+        )]));
+    }
+    Ok(())
+}
+
+async fn load(s: &Services, id: &str) -> Result<Registration, Error> {
+    s.store
+        .registration(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该登记申请"))
+}
+
+fn opinions_with(r: &Registration, entry: serde_json::Value) -> Result<String, Error> {
+    let mut opinions: Vec<serde_json::Value> =
+        serde_json::from_str(&r.opinions).unwrap_or_default();
+    opinions.push(entry);
+    Ok(serde_json::to_string(&opinions).map_err(|e| anyhow::anyhow!("{e}"))?)
+}
+
+const UNDECIDED: [&str; 4] = ["submitted", "accepted", "first_reviewed", "second_reviewed"];
+const IN_REVIEW: [&str; 3] = ["accepted", "first_reviewed", "second_reviewed"];
+
+/// Ends a case off its path (not accepted, rejected, withdrawn), audited.
+async fn end(
+    s: &Services,
+    caller: &Caller,
+    r: &Registration,
+    from: &[&'static str],
+    to: &'static str,
+    detail: serde_json::Value,
+) -> Result<RegistrationView, Error> {
+    let now = OffsetDateTime::now_utc();
+    let opinions = opinions_with(
+        r,
+        serde_json::json!({"step": to, "person": caller.user_id, "detail": detail, "at": now}),
+    )?;
+    if !s
+        .store
+        .end_registration(&r.id, from, to, &opinions, now)
+        .await?
+    {
+        return Err(Error::conflict(
+            "wrong_step",
+            "该申请当前不能这样处理（可能已被他人处理）。",
+        ));
+    }
+    let r = load(s, &r.id).await?;
+    record(s, caller, &format!("registration.{to}"), &r, detail).await?;
+    Ok(view(&r))
+}
+
+/// The acceptor refuses to accept, listing everything missing at once.
+pub async fn not_accept(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Items,
+) -> Result<RegistrationView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
+    }
+    let items = check_items(&req.items)?;
+    let r = load(s, id).await?;
+    end(
+        s,
+        caller,
+        &r,
+        &["submitted"],
+        "not_accepted",
+        serde_json::json!({"items": items}),
+    )
+    .await
+}
+
+/// A reviewer rejects an accepted case, with every reason.
+pub async fn reject(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Items,
+) -> Result<RegistrationView, Error> {
+    if !(caller.is(Role::Reviewer)
+        && (caller.has_duty(Duty::FirstReviewer) || caller.has_duty(Duty::SecondReviewer)))
+    {
+        return Err(Error::forbidden(
+            "只有初审或复审人员可以作出不予登记的决定。",
+        ));
+    }
+    let items = check_items(&req.items)?;
+    let r = load(s, id).await?;
+    end(
+        s,
+        caller,
+        &r,
+        &IN_REVIEW,
+        "rejected",
+        serde_json::json!({"items": items}),
+    )
+    .await
+}
+
+/// The applicant withdraws before recording.
+pub async fn withdraw(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Note,
+) -> Result<RegistrationView, Error> {
+    let r = load(s, id).await?;
+    if r.applicant_id != caller.user_id {
+        return Err(Error::not_found("该登记申请"));
+    }
+    check_note(&req.reason)?;
+    end(
+        s,
+        caller,
+        &r,
+        &UNDECIDED,
+        "withdrawn",
+        serde_json::json!({"reason": req.reason}),
+    )
+    .await
+}
+
+/// Puts the case on hold or takes it off (`expected` → `to`), with the opinion and audit.
+#[allow(clippy::too_many_arguments)]
+async fn hold(
+    s: &Services,
+    caller: &Caller,
+    r: &Registration,
+    expected: Option<&str>,
+    to: Option<&str>,
+    reasons: Option<serde_json::Value>,
+    materials: Option<String>,
+    action: &str,
+) -> Result<RegistrationView, Error> {
+    let now = OffsetDateTime::now_utc();
+    let detail = serde_json::json!({"hold": to, "reasons": reasons});
+    let opinions = opinions_with(
+        r,
+        serde_json::json!({"step": action, "person": caller.user_id, "detail": detail, "at": now}),
+    )?;
+    let reasons = reasons.map(|v| v.to_string());
+    if !s
+        .store
+        .set_registration_hold(
+            &r.id,
+            expected,
+            to,
+            reasons.as_deref(),
+            materials.as_deref(),
+            &opinions,
+            now,
+        )
+        .await?
+    {
+        return Err(Error::conflict(
+            "wrong_step",
+            "该申请当前不能这样处理（可能已被他人处理）。",
+        ));
+    }
+    let r = load(s, &r.id).await?;
+    record(s, caller, action, &r, detail).await?;
+    Ok(view(&r))
+}
+
+/// A reviewer asks for corrections (补正), everything at once; the case waits at its step.
+pub async fn requisition(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Items,
+) -> Result<RegistrationView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
+    }
+    let items = check_items(&req.items)?;
+    let r = load(s, id).await?;
+    hold(
+        s,
+        caller,
+        &r,
+        None,
+        Some("requisitioned"),
+        Some(items),
+        None,
+        "registration.requisition",
+    )
+    .await
+}
+
+/// A reviewer suspends a case (court, objection); it waits until resumed.
+pub async fn suspend(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Note,
+) -> Result<RegistrationView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
+    }
+    check_note(&req.reason)?;
+    let r = load(s, id).await?;
+    let why = serde_json::json!([{"field": "case", "code": "suspended", "message": req.reason}]);
+    hold(
+        s,
+        caller,
+        &r,
+        None,
+        Some("suspended"),
+        Some(why),
+        None,
+        "registration.suspend",
+    )
+    .await
+}
+
+pub async fn resume(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: Note,
+) -> Result<RegistrationView, Error> {
+    if !caller.is(Role::Reviewer) {
+        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
+    }
+    check_note(&req.reason)?;
+    let r = load(s, id).await?;
+    hold(
+        s,
+        caller,
+        &r,
+        Some("suspended"),
+        None,
+        None,
+        None,
+        "registration.resume",
+    )
+    .await
+}
+
+/// The applicant hands in materials from their own library; an answered requisition puts the
+/// case back where it was.
+pub async fn hand_in(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: HandIn,
+) -> Result<RegistrationView, Error> {
+    let r = load(s, id).await?;
+    if r.applicant_id != caller.user_id {
+        return Err(Error::not_found("该登记申请"));
+    }
+    if req.materials.is_empty() || req.materials.len() > 20 {
+        return Err(Error::invalid(vec![FieldError::new(
+            "materials",
+            "count",
+            "须提交 1 至 20 份材料。",
+        )]));
+    }
+    let mut list: Vec<String> = serde_json::from_str(&r.materials).unwrap_or_default();
+    let mut errors = Vec::new();
+    for (i, sha) in req.materials.iter().enumerate() {
+        if !super::materials::owns(s, caller, sha).await? {
+            errors.push(FieldError::new(
+                format!("materials[{i}]"),
+                "not_yours",
+                "只能提交您本人上传的材料。",
+            ));
+        } else if !list.contains(sha) {
+            list.push(sha.clone());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let json = serde_json::to_string(&list).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if r.hold.as_deref() == Some("requisitioned") {
+        return hold(
+            s,
+            caller,
+            &r,
+            Some("requisitioned"),
+            None,
+            None,
+            Some(json),
+            "registration.requisition_answered",
+        )
+        .await;
+    }
+    if !s
+        .store
+        .set_registration_materials(&r.id, &json, OffsetDateTime::now_utc())
+        .await?
+    {
+        return Err(Error::conflict(
+            "wrong_step",
+            "该申请已办结，不能再提交材料。",
+        ));
+    }
+    let r = load(s, id).await?;
+    record(
+        s,
+        caller,
+        "registration.materials",
+        &r,
+        serde_json::json!({"materials": req.materials}),
+    )
+    .await?;
+    Ok(view(&r))
+}
+
+/// The recorder cancels a valid advance notice on a joint request or a court document: the
+/// certificate is revoked (its public page says so) and the unit is back to `filed`.
+pub async fn cancel_entry(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    req: EntryCancellation,
+) -> Result<RegistrationView, Error> {
+    if !(caller.is(Role::Reviewer) && caller.has_duty(Duty::Recorder)) {
+        return Err(Error::forbidden("只有登簿人员可以注销预告登记。"));
+    }
+    check_note(&req.reason)?;
+    if !["joint_request", "court"].contains(&req.basis.as_str()) {
+        return Err(Error::invalid(vec![FieldError::new(
+            "basis",
+            "one_of",
+            "注销依据须为 joint_request（双方共同申请）或 court（法院文书）。",
+        )]));
+    }
+    if s.store.material(&req.material).await?.is_none() {
+        return Err(Error::invalid(vec![FieldError::new(
+            "material",
+            "unknown_material",
+            "注销依据的材料须先上传。",
+        )]));
+    }
+    let r = load(s, id).await?;
+    let now = OffsetDateTime::now_utc();
+    let detail =
+        serde_json::json!({"reason": req.reason, "basis": req.basis, "material": req.material});
+    let opinions = opinions_with(
+        &r,
+        serde_json::json!({"step": "entry_cancelled", "person": caller.user_id, "detail": detail, "at": now}),
+    )?;
+    if !s
+        .store
+        .end_advance_notice(&r.id, "cancelled", &opinions, now)
+        .await?
+    {
+        return Err(Error::conflict(
+            "no_valid_entry",
+            "该案件没有有效的预告登记。",
+        ));
+    }
+    let r = load(s, id).await?;
+    record(s, caller, "registration.entry_cancelled", &r, detail).await?;
+    Ok(view(&r))
+}
+
+/// The scheduler's job: valid advance notices past their lapse date lapse, exactly once.
+pub async fn lapse_due(s: &Services, now: OffsetDateTime) -> Result<usize, Error> {
+    let today = now.to_offset(time::macros::offset!(+8)).date();
+    let mut n = 0;
+    for r in s.store.lapsing_advance_notices(today, 200).await? {
+        let opinions = opinions_with(
+            &r,
+            serde_json::json!({"step": "entry_lapsed", "person": null, "at": now}),
+        )?;
+        if s.store
+            .end_advance_notice(&r.id, "lapsed", &opinions, now)
+            .await?
+        {
+            n += 1;
+            audit::append(
+                s.store.as_ref(),
+                NewAuditEvent {
+                    at: now,
+                    actor_id: None,
+                    actor_role: Some("scheduler".into()),
+                    action: "registration.entry_lapsed".into(),
+                    object_kind: "registration".into(),
+                    object_id: r.id.clone(),
+                    object_hash: r.certificate_sha256.clone(),
+                    source: None,
+                    detail: serde_json::json!({"lapses_on": r.lapses_on.map(|d| d.to_string())})
+                        .to_string(),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(n)
 }

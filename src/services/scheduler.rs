@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 pub struct Run {
     pub expired_contracts: usize,
     pub purged_nonces: u64,
+    pub lapsed_advance_notices: usize,
 }
 
 const UNSIGNED: [&str; 2] = ["draft", "awaiting_buyers"];
@@ -44,6 +45,8 @@ pub async fn run_once(s: &Services, now: OffsetDateTime) -> Result<Run, Error> {
             .await?;
         }
     }
+    // Advance notices past their legal period lapse; the certificate's page says so.
+    run.lapsed_advance_notices = super::registrations::lapse_due(s, now).await?;
     // Callback nonces only matter within the five-minute window; a day is plenty.
     run.purged_nonces = s.store.purge_nonces(now - time::Duration::days(1)).await?;
     Ok(run)

@@ -15,7 +15,7 @@ pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisati
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
 pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons, cancellation, snapshot, filing_checks";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
-pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at";
+pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at, hold, hold_reasons, entry_status, lapses_on";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const OUTBOX_COLS: &str = "seq, event_id, object_kind, object_id, status, occurred_at, attempts, next_attempt_at, lease_until, delivered_at, dead_at, last_error";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
@@ -848,7 +848,7 @@ macro_rules! impl_store {
                 r: &$crate::store::Registration,
             ) -> $crate::store::StoreResult<bool> {
                 let sql = format!(
-                    "INSERT INTO registrations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    "INSERT INTO registrations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                     $crate::store::sql::REGISTRATION_COLS
                 );
                 let res = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -868,6 +868,10 @@ macro_rules! impl_store {
                     .bind(&r.opinions)
                     .bind(r.created_at)
                     .bind(r.updated_at)
+                    .bind(&r.hold)
+                    .bind(&r.hold_reasons)
+                    .bind(&r.entry_status)
+                    .bind(r.lapses_on)
                     .execute(&self.pool)
                     .await;
                 match res.map_err($crate::store::StoreError::from) {
@@ -907,7 +911,7 @@ macro_rules! impl_store {
                 // The column comes from a closed set, never from input.
                 let sql = format!(
                     "UPDATE registrations SET status = $1, {col} = $2, opinions = $3, acceptance_no = COALESCE($4, acceptance_no), updated_at = $5 \
-                     WHERE id = $6 AND status = $7 \
+                     WHERE id = $6 AND status = $7 AND hold IS NULL \
                      AND COALESCE(acceptor_id, '') <> $2 AND COALESCE(first_reviewer_id, '') <> $2 \
                      AND COALESCE(second_reviewer_id, '') <> $2 AND COALESCE(recorder_id, '') <> $2",
                     col = step.column()
@@ -932,16 +936,18 @@ macro_rules! impl_store {
                 unit_id: &str,
                 certificate_no: &str,
                 certificate_sha256: &str,
+                lapses_on: time::Date,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
                 let n = sqlx::query(
-                    "UPDATE registrations SET status = 'certificate_issued', certificate_no = $1, certificate_sha256 = $2, certificate_status = 'valid', updated_at = $3 WHERE id = $4 AND status = 'recorded'",
+                    "UPDATE registrations SET status = 'certificate_issued', certificate_no = $1, certificate_sha256 = $2, certificate_status = 'valid', updated_at = $3, entry_status = 'valid', lapses_on = $5 WHERE id = $4 AND status = 'recorded'",
                 )
                 .bind(certificate_no)
                 .bind(certificate_sha256)
                 .bind(at)
                 .bind(id)
+                .bind(lapses_on)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -958,6 +964,182 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn end_registration(
+                &self,
+                id: &str,
+                from: &[&'static str],
+                to: &'static str,
+                opinions: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                // `from` holds status names written in the code, never input.
+                let list = from
+                    .iter()
+                    .filter(|x| x.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                    .map(|x| format!("'{x}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE registrations SET status = $1, opinions = $2, updated_at = $3, hold = NULL WHERE id = $4 AND status IN ({list})"
+                );
+                Ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(to)
+                    .bind(opinions)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    == 1)
+            }
+
+            async fn set_registration_hold(
+                &self,
+                id: &str,
+                expected: Option<&str>,
+                hold: Option<&str>,
+                reasons: Option<&str>,
+                materials: Option<&str>,
+                opinions: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE registrations SET hold = $1, hold_reasons = $2, materials = COALESCE($3, materials), opinions = $4, updated_at = $5 \
+                     WHERE id = $6 AND COALESCE(hold, '') = COALESCE($7, '') \
+                     AND status IN ('accepted', 'first_reviewed', 'second_reviewed')",
+                )
+                .bind(hold)
+                .bind(reasons)
+                .bind(materials)
+                .bind(opinions)
+                .bind(at)
+                .bind(id)
+                .bind(expected)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn set_registration_materials(
+                &self,
+                id: &str,
+                materials: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE registrations SET materials = $1, updated_at = $2 WHERE id = $3 \
+                     AND status IN ('submitted', 'accepted', 'first_reviewed', 'second_reviewed')",
+                )
+                .bind(materials)
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn end_advance_notice(
+                &self,
+                id: &str,
+                entry_status: &'static str,
+                opinions: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let row: Option<(String,)> = sqlx::query_as(
+                    "UPDATE registrations SET entry_status = $1, certificate_status = 'revoked', opinions = $2, updated_at = $3 \
+                     WHERE id = $4 AND status = 'certificate_issued' AND entry_status = 'valid' RETURNING contract_id",
+                )
+                .bind(entry_status)
+                .bind(opinions)
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((contract_id,)) = row else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                sqlx::query(
+                    "UPDATE units SET status = 'filed', version = version + 1, updated_at = $1 \
+                     WHERE id = (SELECT unit_id FROM contracts WHERE id = $2) AND status = 'advance_notice_registered'",
+                )
+                .bind(at)
+                .bind(&contract_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn lapsing_advance_notices(
+                &self,
+                today: time::Date,
+                limit: i64,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Registration>> {
+                let sql = format!(
+                    "SELECT {} FROM registrations WHERE entry_status = 'valid' AND lapses_on < $1 ORDER BY lapses_on LIMIT $2",
+                    $crate::store::sql::REGISTRATION_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(today)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn put_owned_material(
+                &self,
+                sha256: &str,
+                media_type: &str,
+                content: &[u8],
+                user_id: &str,
+                kind: &str,
+                name: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO materials (sha256, media_type, size, content, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(media_type)
+                .bind(content.len() as i64)
+                .bind(content)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO material_owners (sha256, user_id, kind, name, uploaded_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (sha256, user_id) DO UPDATE SET kind = excluded.kind, name = excluded.name",
+                )
+                .bind(sha256)
+                .bind(user_id)
+                .bind(kind)
+                .bind(name)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn materials_of(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::OwnedMaterial>> {
+                Ok(sqlx::query_as(
+                    "SELECT o.sha256, o.user_id, o.kind, o.name, o.uploaded_at, m.media_type, m.size \
+                     FROM material_owners o JOIN materials m ON m.sha256 = o.sha256 \
+                     WHERE o.user_id = $1 ORDER BY o.uploaded_at DESC LIMIT 500",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn set_cancellation(
@@ -990,7 +1172,8 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let row: Option<(String,)> = sqlx::query_as(
                     "UPDATE contracts SET status = 'cancelled', live = $1, updated_at = $2 WHERE id = $3 AND status = 'cancel_requested' AND live \
-                     AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contract_id = contracts.id AND r.status NOT IN ('not_accepted', 'rejected', 'withdrawn')) \
+                     AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contract_id = contracts.id AND r.status NOT IN ('not_accepted', 'rejected', 'withdrawn') \
+                                     AND COALESCE(r.entry_status, 'valid') NOT IN ('lapsed', 'cancelled')) \
                      RETURNING unit_id",
                 )
                 .bind(false)

@@ -323,6 +323,7 @@ async fn rotated_keys_keep_old_tokens_valid() {
         router: virtual_window::app(virtual_window::AppState::new(services.clone())),
         services,
         db: app.db,
+        tokens: Default::default(),
     };
     assert_eq!(
         rotated.get("/api/v1/me", Some(&old)).await.status,

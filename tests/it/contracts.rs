@@ -919,6 +919,431 @@ async fn the_reviewers_checks_run_on_submission(db: Db) {
     assert_eq!(r.body["status"], "filed");
 }
 
+/// A buyer applies for the advance-notice registration of contract `id`, after an identity
+/// check and with a code bound to the contract's current PDF.
+async fn apply_registration(app: &TestApp, id: &str, who: &str) -> crate::helpers::Reply {
+    let token = app.token(who).await;
+    let r = app
+        .post(
+            "/api/v1/identity/verifications",
+            Some(&token),
+            json!({"purpose": "apply_registration"}),
+        )
+        .await;
+    let vid = r.body["id"].as_str().unwrap().to_owned();
+    app.get(
+        &format!("/api/v1/identity/verifications/{vid}"),
+        Some(&token),
+    )
+    .await;
+    let c = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+        .await;
+    let sha = c.body["document_sha256"]
+        .as_str()
+        .unwrap_or(&"00".repeat(32))
+        .to_owned();
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&token),
+            json!({"purpose": "apply_registration", "document_sha256": sha}),
+        )
+        .await;
+    app.post(
+        "/api/v1/registrations",
+        Some(&token),
+        json!({"contract_id": id, "code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+    )
+    .await
+}
+
+/// A filed contract for the next available unit.
+async fn filed_contract(app: &TestApp) -> String {
+    let unit = units(app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    to_filing_review(app, &id).await;
+    let reviewer = app.token("rc-first").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "filed", "{}", r.text);
+    id
+}
+
+async fn reg_post(
+    app: &TestApp,
+    who: &str,
+    reg: &str,
+    action: &str,
+    body: Value,
+) -> crate::helpers::Reply {
+    let t = app.token(who).await;
+    app.post(
+        &format!("/api/v1/registrations/{reg}/{action}"),
+        Some(&t),
+        body,
+    )
+    .await
+}
+
+async fn upload(
+    app: &TestApp,
+    who: &str,
+    kind: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> crate::helpers::Reply {
+    let t = app.token(who).await;
+    app.send(
+        axum::http::Request::post(format!("/api/v1/materials?kind={kind}&name=scan"))
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", content_type)
+            .body(axum::body::Body::from(bytes.to_vec()))
+            .unwrap(),
+    )
+    .await
+}
+
+/// The side exits of a registration case — not accepted, withdrawn, rejected, requisitioned and
+/// answered with materials from the applicant's library, suspended and resumed — then the
+/// register entry's end: cancelled on a court document (certificate revoked), or lapsed by the
+/// scheduler after its legal period, exactly once.
+async fn registration_side_exits_and_the_entry(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let id = filed_contract(&app).await;
+    let items = json!({"items": [
+        {"field": "id_card", "code": "missing", "message": "缺少申请人身份证明。"},
+        {"field": "consent", "code": "missing", "message": "缺少共有人同意书。"}
+    ]});
+    let note = |m: &str| json!({"reason": m});
+    let opinion = json!({"opinion": "符合登记条件。"});
+
+    // Not accepted: everything missing at once; the contract is free for a new application.
+    let reg = apply_registration(&app, &id, "buyer-zhang").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = reg_post(&app, "rc-intake", &reg, "not-accept", json!({"items": []})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = reg_post(&app, "rc-intake", &reg, "not-accept", items.clone()).await;
+    assert_eq!(r.body["status"], "not_accepted", "{}", r.text);
+    // Withdrawn by its applicant only.
+    let reg = apply_registration(&app, &id, "buyer-zhang").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        reg_post(&app, "buyer-li", &reg, "withdraw", note("x"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = reg_post(&app, "buyer-zhang", &reg, "withdraw", note("需与家人商量")).await;
+    assert_eq!(r.body["status"], "withdrawn", "{}", r.text);
+    // Rejected after acceptance, by a reviewer with a review duty.
+    let reg = apply_registration(&app, &id, "buyer-zhang").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        reg_post(&app, "rc-intake", &reg, "accept", opinion.clone())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        reg_post(&app, "rc-intake", &reg, "reject", items.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = reg_post(&app, "rc-first", &reg, "reject", items.clone()).await;
+    assert_eq!(r.body["status"], "rejected", "{}", r.text);
+
+    // Requisitioned: the case waits at its step until the applicant answers.
+    let reg = apply_registration(&app, &id, "buyer-zhang").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reg_post(&app, "rc-intake", &reg, "accept", opinion.clone()).await;
+    let r = reg_post(&app, "rc-first", &reg, "requisition", items.clone()).await;
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["hold"].as_str()),
+        (Some("accepted"), Some("requisitioned")),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["hold_reasons"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        reg_post(&app, "rc-first", &reg, "first-review", opinion.clone())
+            .await
+            .code(),
+        "wrong_step"
+    );
+    // The library: stored once by content, checked for what it really is, private to its owner.
+    let pdf = b"%PDF-1.4\n% an ID card scan\n%%EOF\n";
+    let a = upload(&app, "buyer-zhang", "id_card", "application/pdf", pdf).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let sha = a.body["sha256"].as_str().unwrap().to_owned();
+    let again = upload(&app, "buyer-zhang", "id_card", "application/pdf", pdf).await;
+    assert_eq!(again.body["sha256"], sha.as_str());
+    assert_eq!(
+        upload(&app, "buyer-zhang", "id_card", "image/png", pdf)
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        upload(&app, "buyer-zhang", "passport", "application/pdf", pdf)
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let li = upload(
+        &app,
+        "buyer-li",
+        "consent",
+        "image/png",
+        b"\x89PNG\r\n\x1a\nconsent",
+    )
+    .await;
+    assert_eq!(li.status, StatusCode::CREATED, "{}", li.text);
+    let li_sha = li.body["sha256"].as_str().unwrap().to_owned();
+    let zhang = app.token("buyer-zhang").await;
+    assert_eq!(
+        app.get("/api/v1/materials", Some(&zhang))
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/materials/{li_sha}"), Some(&zhang))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let rc = app.token("rc-first").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/materials/{li_sha}"), Some(&rc))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = reg_post(
+        &app,
+        "buyer-zhang",
+        &reg,
+        "materials",
+        json!({"materials": [li_sha]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_yours"))
+    );
+    let r = reg_post(
+        &app,
+        "buyer-zhang",
+        &reg,
+        "materials",
+        json!({"materials": [sha]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["hold"], Value::Null);
+    assert_eq!(
+        r.body["materials"].as_array().unwrap().len(),
+        2,
+        "the filed contract and the scan"
+    );
+    // Suspended and resumed.
+    let r = reg_post(&app, "rc-first", &reg, "suspend", note("法院协助执行通知")).await;
+    assert_eq!(r.body["hold"], "suspended", "{}", r.text);
+    assert_eq!(
+        reg_post(&app, "rc-first", &reg, "first-review", opinion.clone())
+            .await
+            .code(),
+        "wrong_step"
+    );
+    assert_eq!(
+        reg_post(&app, "rc-first", &reg, "resume", note("解除"))
+            .await
+            .body["hold"],
+        Value::Null
+    );
+    for (who, step) in [
+        ("rc-first", "first-review"),
+        ("rc-second", "second-review"),
+        ("rc-recorder", "record"),
+    ] {
+        let r = reg_post(&app, who, &reg, step, opinion.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.text);
+    }
+    let r = app
+        .get(&format!("/api/v1/registrations/{reg}"), Some(&zhang))
+        .await;
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["entry_status"].as_str()),
+        (Some("certificate_issued"), Some("valid"))
+    );
+    assert_eq!(
+        r.body["lapses_on"], "2028-09-28",
+        "delivery 2028-06-30 + 90 days"
+    );
+    let digits: String = r.body["certificate_no"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let public = app.get(&format!("/c/{digits}"), None).await;
+    assert_eq!(
+        (
+            public.body["status"].as_str(),
+            public.body["entry_status"].as_str()
+        ),
+        (Some("valid"), Some("valid"))
+    );
+
+    // Cancelled on a court document by the recorder: the certificate is revoked publicly.
+    let court = upload(
+        &app,
+        "rc-recorder",
+        "court_document",
+        "application/pdf",
+        b"%PDF-1.4\n(2026) ruling\n",
+    )
+    .await;
+    let court_sha = court.body["sha256"].as_str().unwrap().to_owned();
+    let cancel = json!({"reason": "法院判决解除合同", "basis": "court", "material": court_sha});
+    assert_eq!(
+        reg_post(&app, "rc-first", &reg, "entry/cancel", cancel.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = reg_post(&app, "rc-recorder", &reg, "entry/cancel", cancel.clone()).await;
+    assert_eq!(r.body["entry_status"], "cancelled", "{}", r.text);
+    assert_eq!(
+        reg_post(&app, "rc-recorder", &reg, "entry/cancel", cancel)
+            .await
+            .code(),
+        "no_valid_entry"
+    );
+    let public = app.get(&format!("/c/{digits}"), None).await;
+    assert_eq!(
+        (
+            public.body["status"].as_str(),
+            public.body["entry_status"].as_str()
+        ),
+        (Some("revoked"), Some("cancelled"))
+    );
+    let c = app.services.store.contract(&id).await.unwrap().unwrap();
+    assert_eq!(
+        app.services
+            .store
+            .unit(&c.unit_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "filed"
+    );
+
+    // Another contract's advance notice lapses after its legal period, exactly once.
+    let id2 = filed_contract(&app).await;
+    let reg2 = apply_registration(&app, &id2, "buyer-li").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (who, step) in [
+        ("rc-intake", "accept"),
+        ("rc-first", "first-review"),
+        ("rc-second", "second-review"),
+        ("rc-recorder", "record"),
+    ] {
+        let r = reg_post(&app, who, &reg2, step, opinion.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.text);
+    }
+    use virtual_window::services::scheduler;
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        scheduler::run_once(&app.services, now)
+            .await
+            .unwrap()
+            .lapsed_advance_notices,
+        0
+    );
+    let after = time::macros::datetime!(2028-09-30 00:00 UTC);
+    let (a, b) = tokio::join!(
+        scheduler::run_once(&app.services, after),
+        scheduler::run_once(&app.services, after)
+    );
+    assert_eq!(
+        a.unwrap().lapsed_advance_notices + b.unwrap().lapsed_advance_notices,
+        1
+    );
+    let li_token = app.token("buyer-li").await;
+    let r = app
+        .get(&format!("/api/v1/registrations/{reg2}"), Some(&li_token))
+        .await;
+    assert_eq!(r.body["entry_status"], "lapsed");
+    let c2 = app.services.store.contract(&id2).await.unwrap().unwrap();
+    assert_eq!(
+        app.services
+            .store
+            .unit(&c2.unit_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "filed"
+    );
+    let events = app.services.store.audit_events(0, 100_000).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "registration.entry_lapsed")
+            .count(),
+        1
+    );
+    for a in [
+        "registration.not_accepted",
+        "registration.withdrawn",
+        "registration.rejected",
+        "registration.requisition",
+        "registration.requisition_answered",
+        "registration.suspend",
+        "registration.resume",
+        "registration.entry_cancelled",
+        "material.upload",
+        "material.read",
+    ] {
+        assert!(events.iter().any(|e| e.action == a), "{a} not audited");
+    }
+}
+
 /// A reviewer returns the filing with every reason; the developer reopens it as a new version
 /// (old signatures void), corrects it, everyone signs again, and it is filed.
 async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
@@ -1052,46 +1477,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         .await;
     let id = r.body["id"].as_str().unwrap().to_owned();
     // Not filed yet: no application.
-    let apply = |who: &'static str| {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            let token = app.token(who).await;
-            let r = app
-                .post(
-                    "/api/v1/identity/verifications",
-                    Some(&token),
-                    json!({"purpose": "apply_registration"}),
-                )
-                .await;
-            let vid = r.body["id"].as_str().unwrap().to_owned();
-            app.get(
-                &format!("/api/v1/identity/verifications/{vid}"),
-                Some(&token),
-            )
-            .await;
-            let c = app
-                .get(&format!("/api/v1/contracts/{id}"), Some(&token))
-                .await;
-            let sha = c.body["document_sha256"]
-                .as_str()
-                .unwrap_or(&"00".repeat(32))
-                .to_owned();
-            let r = app
-                .post(
-                    "/api/v1/identity/codes",
-                    Some(&token),
-                    json!({"purpose": "apply_registration", "document_sha256": sha}),
-                )
-                .await;
-            app.post(
-                "/api/v1/registrations",
-                Some(&token),
-                json!({"contract_id": id, "code_id": r.body["code_id"], "code": r.body["dev_code"]}),
-            )
-            .await
-        }
-    };
+    let apply = |who: &'static str| apply_registration(&app, &id, who);
     to_filing_review(&app, &id).await;
     assert_eq!(apply("buyer-zhang").await.code(), "contract_not_filed");
     let reviewer = app.token("rc-first").await;
@@ -1277,6 +1663,10 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
         opinions: "[]".into(),
         created_at: now,
         updated_at: now,
+        hold: None,
+        hold_reasons: None,
+        entry_status: None,
+        lapses_on: None,
     };
     assert!(app.services.store.insert_registration(&reg).await.unwrap());
     let t = app.token("rc-both").await;
@@ -1594,6 +1984,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 }
 
 crate::on_both_databases!(
+    registration_side_exits_and_the_entry,
     the_reviewers_checks_run_on_submission,
     changes_and_cancellation_need_the_other_party,
     unsigned_drafts_expire_exactly_once,

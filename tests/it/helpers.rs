@@ -76,6 +76,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub services: Services,
     pub router: Router,
+    pub tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 pub fn test_config(t: &TestDb) -> Config {
@@ -108,6 +109,7 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<T
         db: t,
         services,
         router,
+        tokens: Default::default(),
     })
 }
 
@@ -187,11 +189,21 @@ impl TestApp {
         r.body
     }
 
+    /// An access token for a demo account, signed in once per test app (the login limiter
+    /// would refuse a test that signs in the same account many times).
     pub async fn token(&self, username: &str) -> String {
-        self.login_reply(username).await["access_token"]
+        if let Some(t) = self.tokens.lock().unwrap().get(username) {
+            return t.clone();
+        }
+        let t = self.login_reply(username).await["access_token"]
             .as_str()
             .unwrap()
-            .to_owned()
+            .to_owned();
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(username.to_owned(), t.clone());
+        t
     }
 
     pub async fn user_id(&self, username: &str) -> String {

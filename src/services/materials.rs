@@ -1,0 +1,181 @@
+//! The reusable materials library (材料复用库): what a party hands in — an ID card scan, a
+//! business licence, a court document, a written consent — is stored once by its SHA-256 and
+//! remembered as that party's; later applications reference it instead of asking again. The
+//! service's own documents (contracts, certificates) live in the same store.
+
+use super::{Caller, Error, FieldError, Services};
+use crate::audit;
+use crate::domain::Role;
+use crate::store::NewAuditEvent;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Largest material accepted (a scanned document).
+pub const MAX_BYTES: usize = 10 * 1024 * 1024;
+
+pub const KINDS: [&str; 5] = [
+    "id_card",
+    "business_licence",
+    "court_document",
+    "consent",
+    "other",
+];
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MaterialView {
+    pub sha256: String,
+    pub kind: String,
+    pub name: String,
+    pub media_type: String,
+    pub size: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub uploaded_at: OffsetDateTime,
+}
+
+/// The media type the bytes really are (by their signature), if it is one we keep.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"%PDF-") {
+        Some("application/pdf")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else {
+        None
+    }
+}
+
+pub async fn upload(
+    s: &Services,
+    caller: &Caller,
+    declared: &str,
+    kind: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<MaterialView, Error> {
+    let mut errors = Vec::new();
+    if !KINDS.contains(&kind) {
+        errors.push(FieldError::new(
+            "kind",
+            "one_of",
+            "材料类型须为 id_card、business_licence、court_document、consent 或 other。",
+        ));
+    }
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        errors.push(FieldError::new(
+            "name",
+            "required",
+            "请填写材料名称（100 字以内）。",
+        ));
+    }
+    let sniffed = sniff(bytes);
+    if bytes.is_empty() || bytes.len() > MAX_BYTES {
+        errors.push(FieldError::new(
+            "content",
+            "size",
+            "材料须为 1 字节至 10 MB。",
+        ));
+    } else if sniffed.is_none() || sniffed != Some(declared) {
+        errors.push(FieldError::new(
+            "content",
+            "media_type",
+            "只接受 PDF、JPEG 或 PNG 文件，且内容须与声明的类型一致。",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let media = sniffed.unwrap_or("application/octet-stream");
+    let sha = audit::hex(&openssl::sha::sha256(bytes));
+    let now = OffsetDateTime::now_utc();
+    s.store
+        .put_owned_material(&sha, media, bytes, &caller.user_id, kind, name.trim(), now)
+        .await?;
+    audit::append(
+        s.store.as_ref(),
+        NewAuditEvent {
+            at: now,
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: "material.upload".into(),
+            object_kind: "material".into(),
+            object_id: sha.clone(),
+            object_hash: Some(sha.clone()),
+            source: caller.source.clone(),
+            // The name can hold personal data (a scan's file name): not in the audit detail.
+            detail: serde_json::json!({"kind": kind, "media_type": media, "size": bytes.len()})
+                .to_string(),
+        },
+    )
+    .await?;
+    Ok(MaterialView {
+        sha256: sha,
+        kind: kind.into(),
+        name: name.trim().into(),
+        media_type: media.into(),
+        size: bytes.len() as i64,
+        uploaded_at: now,
+    })
+}
+
+/// The caller's own materials, newest first: what can be reused.
+pub async fn mine(s: &Services, caller: &Caller) -> Result<Vec<MaterialView>, Error> {
+    Ok(s.store
+        .materials_of(&caller.user_id)
+        .await?
+        .into_iter()
+        .map(|m| MaterialView {
+            sha256: m.sha256,
+            kind: m.kind,
+            name: m.name,
+            media_type: m.media_type,
+            size: m.size,
+            uploaded_at: m.uploaded_at,
+        })
+        .collect())
+}
+
+/// Whether the caller handed this material in.
+pub async fn owns(s: &Services, caller: &Caller, sha: &str) -> Result<bool, Error> {
+    Ok(s.store
+        .materials_of(&caller.user_id)
+        .await?
+        .iter()
+        .any(|m| m.sha256 == sha))
+}
+
+/// A material's bytes: for its owner, and for the centre's staff (who review the cases that
+/// reference it). Every read by someone else than the owner is audited, as personal data.
+pub async fn content(s: &Services, caller: &Caller, sha: &str) -> Result<(String, Vec<u8>), Error> {
+    let own = owns(s, caller, sha).await?;
+    if !(own || matches!(caller.role, Role::Reviewer | Role::Admin)) {
+        return Err(Error::not_found("该材料"));
+    }
+    let bytes = s
+        .store
+        .material(sha)
+        .await?
+        .ok_or_else(|| Error::not_found("该材料"))?;
+    if !own {
+        audit::append(
+            s.store.as_ref(),
+            NewAuditEvent {
+                at: OffsetDateTime::now_utc(),
+                actor_id: Some(caller.user_id.clone()),
+                actor_role: Some(caller.role.as_str().to_owned()),
+                action: "material.read".into(),
+                object_kind: "material".into(),
+                object_id: sha.into(),
+                object_hash: Some(sha.into()),
+                source: caller.source.clone(),
+                detail: "{}".into(),
+            },
+        )
+        .await?;
+    }
+    let media = sniff(&bytes)
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    Ok((media, bytes))
+}
