@@ -225,18 +225,36 @@ pub async fn recall(
 }
 
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation", tag = "contracts", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = ReasonRequest,
+    params(("id" = String, Path)), request_body = CancellationRequest,
     responses((status = 200, body = ContractView),
-              (status = 409, description = "`contract_not_filed`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`contract_not_filed`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "no reason, or a court document that is not the requester's", body = Problem, content_type = "application/problem+json")))]
 pub async fn request_cancellation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<ReasonRequest>,
+    ApiJson(req): ApiJson<CancellationRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
-        contracts::request_cancellation(&state.services, &caller, &id, &req.reason).await?,
+        contracts::request_cancellation(
+            &state.services,
+            &caller,
+            &id,
+            &req.reason,
+            req.court_document.as_deref(),
+        )
+        .await?,
     ))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationRequest {
+    pub reason: String,
+    /// SHA-256 of a court judgment or ruling the requester uploaded (kind `court_document`):
+    /// it stands in for the other party's consent; a reviewer still approves.
+    #[serde(default)]
+    pub court_document: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation/consent", tag = "contracts", security(("bearer" = [])),

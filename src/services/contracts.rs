@@ -1465,6 +1465,7 @@ pub async fn request_cancellation(
     caller: &Caller,
     id: &str,
     reason: &str,
+    court_document: Option<&str>,
 ) -> Result<ContractView, Error> {
     let c = s
         .store
@@ -1481,8 +1482,23 @@ pub async fn request_cancellation(
             "请说明解除合同的原因。",
         )]));
     }
+    if let Some(sha) = court_document {
+        let ok = s
+            .store
+            .materials_of(&caller.user_id)
+            .await?
+            .iter()
+            .any(|m| m.sha256 == sha && m.kind == "court_document");
+        if !ok {
+            return Err(Error::invalid(vec![FieldError::new(
+                "court_document",
+                "not_yours",
+                "法院文书须为您本人上传、类型为 court_document 的材料。",
+            )]));
+        }
+    }
     let now = OffsetDateTime::now_utc();
-    let json = serde_json::json!({"requested_by": caller.user_id, "party": side, "reason": reason, "at": now, "consent": null}).to_string();
+    let json = serde_json::json!({"requested_by": caller.user_id, "party": side, "reason": reason, "at": now, "consent": null, "court_document": court_document}).to_string();
     if !s
         .store
         .set_cancellation(&c.id, "filed", "cancel_requested", &json, now)
@@ -1608,10 +1624,11 @@ pub async fn approve_cancellation(
     }
     let request: serde_json::Value =
         serde_json::from_str(c.cancellation.as_deref().unwrap_or("{}")).unwrap_or_default();
-    if request["consent"].is_null() {
+    // The other party's verified consent, or a court document in its place.
+    if request["consent"].is_null() && request["court_document"].is_null() {
         return Err(Error::conflict(
             "consent_missing",
-            "另一方当事人尚未同意注销，不能审批。",
+            "另一方当事人尚未同意注销（也未附法院文书），不能审批。",
         ));
     }
     if !s
@@ -1629,7 +1646,7 @@ pub async fn approve_cancellation(
         .contract(id)
         .await?
         .ok_or_else(|| Error::not_found("该合同"))?;
-    record(s, caller, "contract.cancel", &c, serde_json::json!({"requested_by": request["party"], "consented_by": request["consent"]["party"]})).await?;
+    record(s, caller, "contract.cancel", &c, serde_json::json!({"requested_by": request["party"], "consented_by": request["consent"]["party"], "court_document": request["court_document"]})).await?;
     view(&c)
 }
 

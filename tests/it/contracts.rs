@@ -1270,6 +1270,48 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .status,
         "filed"
     );
+    // With the advance notice gone, the contract's filing is cancelled on a court document
+    // (in place of the other party's consent); the document must be the requester's own.
+    let ruling = upload(
+        &app,
+        "buyer-zhang",
+        "court_document",
+        "application/pdf",
+        b"%PDF-1.4\n(2026) judgment\n",
+    )
+    .await;
+    let ruling = ruling.body["sha256"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contracts/{id}/cancellation");
+    let r = app
+        .post(
+            &path,
+            Some(&zhang),
+            json!({"reason": "法院判决解除", "court_document": court_sha}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = app
+        .post(
+            &path,
+            Some(&zhang),
+            json!({"reason": "法院判决解除", "court_document": ruling}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "cancel_requested", "{}", r.text);
+    let r = app
+        .post(&format!("{path}/approve"), Some(&rc), json!({}))
+        .await;
+    assert_eq!(r.body["status"], "cancelled", "{}", r.text);
+    assert_eq!(
+        app.services
+            .store
+            .unit(&c.unit_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "available"
+    );
 
     // Another contract's advance notice lapses after its legal period, exactly once.
     let id2 = filed_contract(&app).await;
