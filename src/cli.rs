@@ -100,6 +100,9 @@ pub enum Command {
         /// service's sustained flows per second (`--database-url` for PostgreSQL).
         #[arg(long, default_value_t = 1)]
         flows: usize,
+        /// How many of the timed flows run at once, each with its own two buyers.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
     },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
@@ -228,9 +231,13 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Pki { action } => pki(action, cfg).await,
         Command::Verify { trust, json, file } => verify(&cfg, &trust, json, &file),
-        Command::Demo { out, flows } => {
+        Command::Demo {
+            out,
+            flows,
+            concurrency,
+        } => {
             std::fs::create_dir_all(&out)?;
-            demo::run(&out, flows, cfg.database_url.clone()).await?;
+            demo::run(&out, flows, concurrency, cfg.database_url.clone()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::IdentityStandin {

@@ -138,11 +138,125 @@ struct Flow {
     certificate_status: Value,
 }
 
+/// A buyer for concurrent worker `w`: an account made by the administrator, with a real name
+/// and a fictitious ID number (valid check character; the sandbox passes it) set by the buyer.
+async fn load_buyer(c: &Client, w: usize, k: usize) -> anyhow::Result<Buyer> {
+    const SURNAMES: [char; 8] = ['王', '李', '张', '刘', '陈', '杨', '黄', '赵'];
+    const GIVEN: [char; 10] = ['一', '二', '三', '四', '五', '六', '七', '八', '九', '十'];
+    let user = format!("load-buyer-{w}-{k}");
+    let name: String = [
+        SURNAMES[w % 8],
+        GIVEN[(w / 8) % 10],
+        GIVEN[(w / 80 + k) % 10],
+    ]
+    .iter()
+    .collect();
+    // Born 1980-01-01 plus w days; sequence 100 + k (clear of the sandbox's 901–906 triggers).
+    let born = time::macros::date!(1980 - 01 - 01) + time::Duration::days(w as i64);
+    let first17 = format!(
+        "441900{:04}{:02}{:02}{:03}",
+        born.year(),
+        born.month() as u8,
+        born.day(),
+        100 + k
+    );
+    let check = crate::domain::identity::id_check_character(&first17).context("ID number")?;
+    let id_number = format!("{first17}{check}");
+    let admin = c.login("admin").await?;
+    c.ok(
+        reqwest::Method::POST,
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"username": user, "display_name": name, "password": DEV_DEMO_PASSWORD, "role": "buyer"})),
+    )
+    .await?;
+    let token = c.login(&user).await?;
+    c.ok(
+        reqwest::Method::PUT,
+        "/api/v1/me/identity",
+        Some(&token),
+        Some(json!({"real_name": name, "id_number": id_number})),
+    )
+    .await?;
+    Ok(Buyer {
+        user,
+        name,
+        id_number,
+    })
+}
+
+/// Another confirmer of the developer for worker `w` (a person seals one document at a time:
+/// a new identity check supersedes the codes of the one before). Staff identities are set at
+/// onboarding, not through the buyers' self-service endpoint, so directly here.
+async fn load_confirmer(
+    c: &Client,
+    services: &crate::services::Services,
+    w: usize,
+) -> anyhow::Result<String> {
+    let user = format!("load-confirmer-{w}");
+    let drafter = c.login("yj-drafter").await?;
+    let me = c
+        .ok(reqwest::Method::GET, "/api/v1/me", Some(&drafter), None)
+        .await?;
+    let admin = c.login("admin").await?;
+    let created = c
+        .ok(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"username": user, "display_name": "林确认", "password": DEV_DEMO_PASSWORD, "role": "developer", "duties": ["confirmer"], "organisation_id": me["organisation_id"]})),
+        )
+        .await?;
+    let born = time::macros::date!(1975 - 01 - 01) + time::Duration::days(w as i64);
+    let first17 = format!(
+        "441900{:04}{:02}{:02}{:03}",
+        born.year(),
+        born.month() as u8,
+        born.day(),
+        200
+    );
+    let check = crate::domain::identity::id_check_character(&first17).context("ID number")?;
+    crate::services::identity::set_identity(
+        services,
+        created["id"].as_str().context("user id")?,
+        "林确认",
+        &format!("{first17}{check}"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(user)
+}
+
 /// One complete flow on `unit`: draft, confirm, two buyers sign, seal, file, apply, four review
 /// steps, certificate. `verbose` tells the story; `out` receives the PDFs.
+/// A buyer account of a flow: the username, the real name and the ID number.
+#[derive(Clone)]
+struct Buyer {
+    user: String,
+    name: String,
+    id_number: String,
+}
+
+fn demo_buyers() -> [Buyer; 2] {
+    [
+        Buyer {
+            user: "buyer-zhang".into(),
+            name: "张伟".into(),
+            id_number: "44190019900101001X".into(),
+        },
+        Buyer {
+            user: "buyer-li".into(),
+            name: "李娜".into(),
+            id_number: "441900198506150021".into(),
+        },
+    ]
+}
+
 async fn flow(
     c: &Client,
     unit: &crate::store::Unit,
+    buyers: &[Buyer; 2],
+    confirmer: &str,
     verbose: bool,
     out: Option<&Path>,
 ) -> anyhow::Result<Flow> {
@@ -170,8 +284,8 @@ async fn flow(
     let draft = json!({
         "unit_id": unit.id,
         "buyers": [
-            {"name": "张伟", "id_number": "44190019900101001X", "share_percent": 50, "phone": "13800000001", "address": "广东省东莞市南城街道鸿福路 100 号"},
-            {"name": "李娜", "id_number": "441900198506150021", "share_percent": 50, "phone": "13800000002", "address": "广东省东莞市南城街道鸿福路 100 号"}
+            {"name": buyers[0].name, "id_number": buyers[0].id_number, "share_percent": 50, "phone": "13800000001", "address": "广东省东莞市南城街道鸿福路 100 号"},
+            {"name": buyers[1].name, "id_number": buyers[1].id_number, "share_percent": 50, "phone": "13800000002", "address": "广东省东莞市南城街道鸿福路 100 号"}
         ],
         "co_ownership": "按份共有",
         "unit_price": price.to_string(),
@@ -198,7 +312,7 @@ async fn flow(
         total
     ));
 
-    let confirmer = c.login("yj-confirmer").await?;
+    let confirmer = c.login(confirmer).await?;
     let v = c
         .ok(
             reqwest::Method::POST,
@@ -216,7 +330,8 @@ async fn flow(
         &v["document_sha256"].as_str().unwrap_or("")[..16]
     ));
 
-    for (user, name) in [("buyer-zhang", "张伟"), ("buyer-li", "李娜")] {
+    for b in buyers {
+        let (user, name) = (b.user.as_str(), b.name.as_str());
         let t = c.login(user).await?;
         let current = c
             .ok(
@@ -290,7 +405,7 @@ async fn flow(
         v["filing_no"].as_str().unwrap_or("")
     ));
 
-    let zhang = c.login("buyer-zhang").await?;
+    let zhang = c.login(&buyers[0].user).await?;
     let intent = c
         .intent(
             &zhang,
@@ -361,6 +476,7 @@ async fn flow(
 pub async fn run(
     out: &Path,
     flows: usize,
+    concurrency: usize,
     database_url: Option<crate::config::Secret>,
 ) -> anyhow::Result<()> {
     let data = out.join("demo-data");
@@ -416,7 +532,7 @@ pub async fn run(
         bail!("no available unit");
     }
     let first = available.remove(0);
-    let done = flow(&c, &first, true, Some(out)).await?;
+    let done = flow(&c, &first, &demo_buyers(), "yj-confirmer", true, Some(out)).await?;
     let (id, reg_id, number) = (
         done.contract_id.clone(),
         done.registration_id.clone(),
@@ -465,17 +581,47 @@ pub async fn run(
             );
         }
         let units: Vec<crate::store::Unit> = available.drain(..more).collect();
+        // Each concurrent worker has its own pair of buyers (accounts and identities made
+        // through the API), as an opening day has many buyers; developer and centre staff are
+        // shared, as they are in an office.
+        let workers = concurrency.clamp(1, more);
+        let mut pairs = Vec::new();
+        for w in 0..workers {
+            pairs.push(if w == 0 {
+                (demo_buyers(), "yj-confirmer".to_owned())
+            } else {
+                (
+                    [load_buyer(&c, w, 0).await?, load_buyer(&c, w, 1).await?],
+                    load_confirmer(&c, &services, w).await?,
+                )
+            });
+        }
+        let queue = Arc::new(std::sync::Mutex::new(units));
+        let c = Arc::new(c);
         let started = std::time::Instant::now();
-        for unit in &units {
-            flow(&c, unit, false, None).await?;
+        let mut tasks = Vec::new();
+        for (pair, confirmer) in pairs {
+            let (c, queue) = (c.clone(), queue.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop());
+                    let Some(unit) = next else {
+                        return anyhow::Ok(());
+                    };
+                    flow(&c, &unit, &pair, &confirmer, false, None).await?;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
         }
         let secs = started.elapsed().as_secs_f64();
         let per_sec = more as f64 / secs;
         println!(
-            "    {more} more complete flows on {}: {secs:.1} s, {per_sec:.2} flows/s",
+            "    {more} more complete flows on {}, {workers} at a time: {secs:.1} s, {per_sec:.2} flows/s",
             services.store.backend().as_str()
         );
-        throughput = json!({"flows": more, "seconds": secs, "flows_per_second": per_sec, "database": services.store.backend().as_str()});
+        throughput = json!({"flows": more, "concurrency": workers, "seconds": secs, "flows_per_second": per_sec, "database": services.store.backend().as_str()});
     }
     std::fs::write(out.join("root.pem"), services.pki.hierarchy.root.cert_pem())?;
     let summary = json!({
