@@ -478,7 +478,8 @@ fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut c = Command::new(BIN);
-    c.args(["demo", "--out"])
+    // Three more flows, two at a time: the concurrent path with distinct buyers works too.
+    c.args(["demo", "--flows", "4", "--concurrency", "2", "--out"])
         .arg(&out)
         .env_remove("VW_DATABASE_URL");
     let o = output_within(c, Duration::from_secs(240));
@@ -502,6 +503,8 @@ fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["certificate_status"], "valid");
+    assert_eq!(summary["throughput"]["flows"], 3);
+    assert_eq!(summary["throughput"]["concurrency"], 2);
     let root = out.join("root.pem");
     let Some(pyhanko) = crate::pdf::signing::pyhanko() else {
         return;
