@@ -359,6 +359,22 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(contracts::checks),
         ),
         (
+            Endpoint::new(
+                Method::GET,
+                "/api/v1/contracts/{id}/invitations",
+                Roles(&[Role::Developer]),
+            ),
+            get(contracts::invitations),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/invitation",
+                Roles(&[Role::Buyer]),
+            ),
+            post(contracts::accept_invitation),
+        ),
+        (
             Endpoint::new(Method::GET, "/api/v1/filings", Roles(&[Role::Reviewer])),
             get(contracts::filing_queue),
         ),

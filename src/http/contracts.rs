@@ -337,3 +337,40 @@ pub async fn filing_queue(
         contracts::filing_queue(&state.services, &caller).await?,
     ))
 }
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/invitations", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Each buyer's invitation code and link (void with a new version)", body = [contracts::Invitation]),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`not_awaiting_buyers`", body = Problem, content_type = "application/problem+json")))]
+pub async fn invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<contracts::Invitation>>> {
+    Ok(Json(
+        contracts::invitations(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationAcceptance {
+    pub code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/invitation", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = InvitationAcceptance,
+    responses((status = 200, body = ContractView),
+              (status = 403, description = "`identity_required` or `invitation_not_for_you`", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "`invitation_invalid`", body = Problem, content_type = "application/problem+json")))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<InvitationAcceptance>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::accept_invitation(&state.services, &caller, &id, &req.code).await?,
+    ))
+}

@@ -82,6 +82,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         contracts::evidence,
         contracts::checks,
         contracts::filing_queue,
+        contracts::invitations,
+        contracts::accept_invitation,
         contracts::request_cancellation,
         contracts::consent_cancellation,
         contracts::approve_cancellation,

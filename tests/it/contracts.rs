@@ -1386,6 +1386,110 @@ async fn registration_side_exits_and_the_entry(db: Db) {
     }
 }
 
+/// The developer hands each buyer an invitation code; it opens the contract only to the buyer
+/// it was made for, shows who has signed, and is void once the contract changes.
+async fn buyers_are_invited_by_code(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contracts/{id}/invitations");
+    assert_eq!(
+        app.get(&path, Some(&drafter)).await.code(),
+        "not_awaiting_buyers"
+    );
+    let confirmer = app.token("yj-confirmer").await;
+    app.post(
+        &format!("/api/v1/contracts/{id}/confirm"),
+        Some(&confirmer),
+        json!({}),
+    )
+    .await;
+    let r = app.get(&path, Some(&drafter)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = r.body.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[0]["name"].as_str(), list[0]["signed"].as_bool()),
+        (Some("张伟"), Some(false))
+    );
+    assert!(list[0]["link"].as_str().unwrap().contains(&id));
+    let (zhang_code, li_code) = (list[0]["code"].clone(), list[1]["code"].clone());
+    assert_ne!(zhang_code, li_code);
+
+    let accept = format!("/api/v1/contracts/{id}/invitation");
+    let zhang = app.token("buyer-zhang").await;
+    let wang = app.token("buyer-wang").await;
+    let r = app
+        .post(&accept, Some(&zhang), json!({"code": "WRONGCODE0"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = app.post(&accept, Some(&zhang), json!({"code": "X"})).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a short code is refused, not a panic"
+    );
+    let r = app
+        .post(&accept, Some(&zhang), json!({"code": li_code}))
+        .await;
+    assert_eq!(r.code(), "invitation_not_for_you");
+    let r = app
+        .post(&accept, Some(&wang), json!({"code": zhang_code}))
+        .await;
+    assert_eq!(r.code(), "invitation_not_for_you");
+    let r = app
+        .post(
+            &accept,
+            Some(&zhang),
+            json!({"code": zhang_code.as_str().unwrap().to_lowercase()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["id"], id.as_str());
+
+    let r = act(&app, "buyer-zhang", &id, "sign_contract", "sign").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = app.get(&path, Some(&drafter)).await.body;
+    assert_eq!(
+        (list[0]["signed"].as_bool(), list[1]["signed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    // A change of content (recalled to a new version) voids the codes.
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/recall"),
+            Some(&drafter),
+            json!({"reason": "改付款方式"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.post(
+        &format!("/api/v1/contracts/{id}/confirm"),
+        Some(&confirmer),
+        json!({}),
+    )
+    .await;
+    let r = app
+        .post(&accept, Some(&zhang), json!({"code": zhang_code}))
+        .await;
+    assert_eq!(r.code(), "validation_failed");
+    let fresh = app.get(&path, Some(&drafter)).await.body;
+    assert_ne!(fresh[0]["code"], zhang_code);
+}
+
 /// A reviewer returns the filing with every reason; the developer reopens it as a new version
 /// (old signatures void), corrects it, everyone signs again, and it is filed.
 async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
@@ -2026,6 +2130,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 }
 
 crate::on_both_databases!(
+    buyers_are_invited_by_code,
     registration_side_exits_and_the_entry,
     the_reviewers_checks_run_on_submission,
     changes_and_cancellation_need_the_other_party,
