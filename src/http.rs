@@ -219,6 +219,10 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             put(identity::set_identity),
         ),
         (
+            Endpoint::new(Method::PUT, "/api/v1/users/{id}/identity", Roles(ADMIN)),
+            put(identity::set_user_identity),
+        ),
+        (
             Endpoint::new(Method::GET, "/api/v1/me/identity", Authenticated),
             get(identity::get_identity),
         ),

@@ -186,13 +186,9 @@ async fn load_buyer(c: &Client, w: usize, k: usize) -> anyhow::Result<Buyer> {
 }
 
 /// Another confirmer of the developer for worker `w` (a person seals one document at a time:
-/// a new identity check supersedes the codes of the one before). Staff identities are set at
-/// onboarding, not through the buyers' self-service endpoint, so directly here.
-async fn load_confirmer(
-    c: &Client,
-    services: &crate::services::Services,
-    w: usize,
-) -> anyhow::Result<String> {
+/// a new identity check supersedes the codes of the one before). Staff identities are
+/// registered by the administrator at onboarding.
+async fn load_confirmer(c: &Client, w: usize) -> anyhow::Result<String> {
     let user = format!("load-confirmer-{w}");
     let drafter = c.login("yj-drafter").await?;
     let me = c
@@ -216,14 +212,14 @@ async fn load_confirmer(
         200
     );
     let check = crate::domain::identity::id_check_character(&first17).context("ID number")?;
-    crate::services::identity::set_identity(
-        services,
-        created["id"].as_str().context("user id")?,
-        "林确认",
-        &format!("{first17}{check}"),
+    let id = created["id"].as_str().context("user id")?;
+    c.ok(
+        reqwest::Method::PUT,
+        &format!("/api/v1/users/{id}/identity"),
+        Some(&admin),
+        Some(json!({"real_name": "林确认", "id_number": format!("{first17}{check}")})),
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .await?;
     Ok(user)
 }
 
@@ -592,7 +588,7 @@ pub async fn run(
             } else {
                 (
                     [load_buyer(&c, w, 0).await?, load_buyer(&c, w, 1).await?],
-                    load_confirmer(&c, &services, w).await?,
+                    load_confirmer(&c, w).await?,
                 )
             });
         }

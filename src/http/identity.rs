@@ -143,7 +143,31 @@ pub async fn set_identity(
         )
         .into());
     }
-    identity::set_identity(s, &caller.user_id, &req.real_name, &req.id_number).await?;
+    identity::register_identity(s, &caller, &caller.user_id, &req.real_name, &req.id_number)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/identity", tag = "identity", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The account")),
+    request_body = IdentityRequest,
+    responses((status = 204, description = "Registered or corrected by an administrator (staff onboarding, corrections); audited"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn set_user_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<IdentityRequest>,
+) -> ApiResult<StatusCode> {
+    identity::register_identity(
+        &state.services,
+        &caller,
+        &id,
+        &req.real_name,
+        &req.id_number,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -66,6 +66,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         identity::code,
         identity::set_identity,
         identity::get_identity,
+        identity::set_user_identity,
         contracts::create,
         contracts::get,
         contracts::withdraw,

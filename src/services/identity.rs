@@ -101,6 +101,40 @@ pub async fn set_identity(
     Ok(())
 }
 
+/// Registers (or, for an administrator, corrects) an account's real name and ID number, and
+/// audits it (the number itself never goes into the audit detail). Staff identities — a
+/// confirmer's, needed for the seal's identity check — are registered this way by the operator.
+pub async fn register_identity(
+    s: &Services,
+    caller: &Caller,
+    user_id: &str,
+    real_name: &str,
+    id_number: &str,
+) -> Result<(), Error> {
+    if s.store.user(user_id).await?.is_none() {
+        return Err(Error::not_found("该账号"));
+    }
+    set_identity(s, user_id, real_name, id_number).await?;
+    crate::audit::append(
+        s.store.as_ref(),
+        crate::store::NewAuditEvent {
+            at: OffsetDateTime::now_utc(),
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: "user.identity_set".into(),
+            object_kind: "user".into(),
+            object_id: user_id.into(),
+            object_hash: None,
+            source: caller.source.clone(),
+            detail:
+                serde_json::json!({"by": if caller.user_id == user_id { "self" } else { "admin" }})
+                    .to_string(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The account's real name and ID number, decrypted (for the provider and for the person).
 pub async fn identity_of(s: &Services, user_id: &str) -> Result<Option<(String, IdNumber)>, Error> {
     let Some(row) = s.store.user_identity(user_id).await? else {

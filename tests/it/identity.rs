@@ -260,7 +260,63 @@ async fn forged_callbacks_are_refused(db: Db) {
     assert_eq!(r.code(), "callback_replayed");
 }
 
+/// Staff identities are registered by an administrator (audited, the number never in the
+/// audit); the person cannot change a registered identity themself.
+async fn administrators_register_staff_identities(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let admin = app.token("admin").await;
+    let drafter_id = app.user_id("yj-drafter").await;
+    let number = id_with_sequence("123");
+    let path = format!("/api/v1/users/{drafter_id}/identity");
+    let body = json!({"real_name": "陈晓明", "id_number": number});
+    let r = app
+        .call(Method::PUT, &path, Some(&admin), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/users/no-such-user/identity",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let bad = json!({"real_name": "陈晓明", "id_number": "441900199001010011"});
+    let r = app.call(Method::PUT, &path, Some(&admin), Some(bad)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/identity",
+            Some(&drafter),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the self-service form is the buyers'"
+    );
+    let (name, id) = identity::identity_of(&app.services, &drafter_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((name.as_str(), id.as_str()), ("陈晓明", number.as_str()));
+    let events = app.services.store.audit_events(0, 100_000).await.unwrap();
+    let e = events
+        .iter()
+        .find(|e| e.action == "user.identity_set")
+        .unwrap();
+    assert_eq!(e.object_id, drafter_id);
+    assert!(!e.detail.contains(&number));
+}
+
 crate::on_both_databases!(
+    administrators_register_staff_identities,
     every_sandbox_outcome,
     forged_callbacks_are_refused,
     codes_and_the_signing_hook
