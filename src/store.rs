@@ -822,6 +822,8 @@ pub trait Store: Send + Sync + 'static {
         outcome: &OutboxOutcome,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// Forgets events delivered before `before` (dead letters stay until an operator acts).
+    async fn purge_outbox(&self, before: OffsetDateTime) -> StoreResult<u64>;
     /// Events after `after_seq`, oldest first.
     async fn outbox_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
     /// Accounts whose identity has this lookup hash (the buyers named in a contract).

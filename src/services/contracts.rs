@@ -1029,14 +1029,22 @@ pub async fn seal(
         serde_json::json!({"document_sha256": after}),
     )
     .await?;
-    // Submitted: the reviewer's checks run now and their results stay with the contract.
-    let checks = super::checks::run(s, &c).await?;
-    s.store
-        .set_filing_checks(
-            &c.id,
-            &serde_json::to_string(&checks).map_err(|e| anyhow::anyhow!("{e}"))?,
-        )
-        .await?;
+    // Submitted: the reviewer's checks run now and their results stay with the contract. The
+    // seal is already recorded, so a failure here (a busy verifier) must not fail the request:
+    // the queue shows the checks as not run, and approval runs them anyway.
+    match super::checks::run(s, &c).await {
+        Ok(checks) => {
+            s.store
+                .set_filing_checks(
+                    &c.id,
+                    &serde_json::to_string(&checks).map_err(|e| anyhow::anyhow!("{e}"))?,
+                )
+                .await?
+        }
+        Err(e) => {
+            tracing::warn!(contract = %c.id, error = %e, "filing checks not run at submission")
+        }
+    }
     record(
         s,
         caller,
@@ -1705,6 +1713,10 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
             "verification.json".into(),
             serde_json::to_vec_pretty(&report).map_err(|e| anyhow::anyhow!("{e}"))?,
         ));
+    }
+    // The reviewer's checks as they stood at submission (the record of what was reviewed).
+    if let Some(checks) = &c.filing_checks {
+        files.push(("filing-checks.json".into(), checks.as_bytes().to_vec()));
     }
     let sigs: Vec<serde_json::Value> = signatures
         .iter()

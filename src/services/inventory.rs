@@ -38,6 +38,8 @@ pub struct PublicUnit {
     /// Seized, under objection or on hold: no transaction is possible.
     pub frozen: bool,
     pub mortgaged: bool,
+    /// A contract can be drafted now: available, not frozen, under a valid permit.
+    pub for_sale: bool,
 }
 
 pub async fn list_projects(s: &Services) -> Result<Vec<ProjectSummary>, Error> {
@@ -70,13 +72,14 @@ pub async fn project_units(s: &Services, project_id: &str) -> Result<Vec<PublicU
         .into_iter()
         .map(|b| (b.id, b.name))
         .collect();
+    let valid = valid_permits(s, project_id).await?;
     Ok(s.store
         .units(project_id)
         .await?
         .into_iter()
         .map(|u| {
             let b = buildings.get(&u.building_id).cloned().unwrap_or_default();
-            public_unit(u, b)
+            public_unit(u, b, &valid)
         })
         .collect())
 }
@@ -844,11 +847,18 @@ pub async fn set_unit_flag(
         .find(|b| b.id == u.building_id)
         .map(|b| b.name)
         .unwrap_or_default();
-    Ok(public_unit(u, building))
+    let valid = valid_permits(s, &u.project_id).await?;
+    Ok(public_unit(u, building, &valid))
 }
 
-fn public_unit(u: Unit, building: String) -> PublicUnit {
+fn public_unit(u: Unit, building: String, valid_permits: &HashSet<String>) -> PublicUnit {
+    let frozen = u.seized || u.objection || u.manual_hold;
     PublicUnit {
+        for_sale: u.status == "available"
+            && !frozen
+            && u.permit_id
+                .as_ref()
+                .is_some_and(|p| valid_permits.contains(p)),
         id: u.id,
         building,
         room_no: u.room_no,
@@ -858,7 +868,17 @@ fn public_unit(u: Unit, building: String) -> PublicUnit {
         gross_area: Area(u.gross_area).to_string(),
         filed_price: Money(u.filed_price_fen).to_string(),
         status: u.status,
-        frozen: u.seized || u.objection || u.manual_hold,
+        frozen,
         mortgaged: u.mortgaged,
     }
+}
+
+async fn valid_permits(s: &Services, project_id: &str) -> Result<HashSet<String>, Error> {
+    Ok(s.store
+        .permits(project_id)
+        .await?
+        .into_iter()
+        .filter(|m| m.status == "valid")
+        .map(|m| m.id)
+        .collect())
 }

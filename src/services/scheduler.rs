@@ -13,6 +13,7 @@ pub struct Run {
     pub expired_contracts: usize,
     pub purged_nonces: u64,
     pub lapsed_advance_notices: usize,
+    pub purged_notifications: u64,
 }
 
 const UNSIGNED: [&str; 2] = ["draft", "awaiting_buyers"];
@@ -49,6 +50,8 @@ pub async fn run_once(s: &Services, now: OffsetDateTime) -> Result<Run, Error> {
     run.lapsed_advance_notices = super::registrations::lapse_due(s, now).await?;
     // Callback nonces only matter within the five-minute window; a day is plenty.
     run.purged_nonces = s.store.purge_nonces(now - time::Duration::days(1)).await?;
+    // Delivered notifications are kept a month for inquiries (the audit log keeps the changes).
+    run.purged_notifications = s.store.purge_outbox(now - time::Duration::days(30)).await?;
     Ok(run)
 }
 

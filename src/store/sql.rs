@@ -1507,6 +1507,14 @@ macro_rules! impl_store {
                 Ok(q.execute(&self.pool).await?.rows_affected() == 1)
             }
 
+            async fn purge_outbox(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM outbox WHERE delivered_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
             async fn outbox_events(
                 &self,
                 after_seq: i64,

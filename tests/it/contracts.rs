@@ -596,6 +596,11 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
     let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
     let listed = manifest["files"].as_array().unwrap();
     assert!(listed.iter().any(|f| f["name"] == "audit.json"));
+    let checks: Value = serde_json::from_slice(&read("filing-checks.json")).unwrap();
+    assert_eq!(
+        checks["passed"], true,
+        "the checks as they stood at submission"
+    );
     assert_eq!(
         listed
             .iter()

@@ -326,6 +326,22 @@ async fn developer_registers_a_development(db: Db) {
         (r.status, r.code()),
         (StatusCode::CONFLICT, "unit_not_available")
     );
+    let for_sale = |units: Vec<Value>| {
+        units
+            .iter()
+            .find(|u| u["id"] == second.as_str())
+            .map(|u| {
+                (
+                    u["status"].as_str().unwrap().to_owned(),
+                    u["for_sale"].as_bool().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        for_sale(listing(&app, &pid).await),
+        ("available".into(), false)
+    );
     let r = app
         .post(
             &format!("/api/v1/permits/{permit_id}/status"),
@@ -334,6 +350,10 @@ async fn developer_registers_a_development(db: Db) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        for_sale(listing(&app, &pid).await),
+        ("available".into(), true)
+    );
 
     // A seizure is the centre's to record; the developer may only hold its own units.
     let seize = json!({"flag": "seized", "value": true, "reason": "（2026）粤1971执保123号"});

@@ -336,6 +336,16 @@ async fn status_changes_are_told_signed_and_retried(db: Db) {
             .status,
         StatusCode::FORBIDDEN
     );
+
+    // A month on, the scheduler forgets delivered events and keeps the dead letter.
+    let month = OffsetDateTime::now_utc() + time::Duration::days(31);
+    let run = virtual_window::services::scheduler::run_once(&app.services, month)
+        .await
+        .unwrap();
+    assert_eq!(run.purged_notifications, 2);
+    let left = app.services.store.outbox_events(0, 100).await.unwrap();
+    assert!(left.iter().all(|e| e.delivered_at.is_none()));
+    assert!(left.iter().any(|e| e.dead_at.is_some()));
 }
 
 /// Two instances dispatching the same outbox at the same moment deliver each event once.
