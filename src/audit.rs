@@ -37,6 +37,13 @@ pub fn entry_hash(seq: i64, prev_hash: &str, e: &NewAuditEvent) -> String {
     hex(&h.finish())
 }
 
+/// A time as RFC 3339 text, as every JSON the service writes shows times (the `time` crate's own
+/// serde form is a tuple of numbers).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);

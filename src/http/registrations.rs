@@ -147,15 +147,27 @@ pub async fn certificate(
 
 #[utoipa::path(get, path = "/c/{number}", tag = "registrations",
     params(("number" = String, Path, description = "The certificate number's digits (year and serial), as in the QR code")),
-    responses((status = 200, body = CertificateStatus), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "JSON for programs; a browser (`Accept: text/html` first) gets the status page, which reads the JSON", body = CertificateStatus),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn public_status(
     State(state): State<AppState>,
     Path(number): Path<String>,
-) -> ApiResult<Json<CertificateStatus>> {
-    Ok(Json(
-        registrations::public_status(&state.services, &number).await?,
-    ))
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    // A phone scanning the QR code asks for HTML; the page then asks for the JSON.
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.trim().starts_with("text/html"));
+    if wants_html {
+        return Ok(axum::response::Html(STATUS_PAGE).into_response());
+    }
+    Ok(Json(registrations::public_status(&state.services, &number).await?).into_response())
 }
+
+const STATUS_PAGE: &str = include_str!("../../templates/certificate-status.html");
 
 #[utoipa::path(post, path = "/api/v1/registrations/{id}/not-accept", tag = "registrations", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = Items,

@@ -132,7 +132,9 @@ pub struct ContractView {
     pub filing_no: Option<String>,
     /// Why the filing was returned (every reason), while `returned`.
     pub returned_reasons: Vec<FieldError>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -1506,7 +1508,7 @@ pub async fn request_cancellation(
         }
     }
     let now = OffsetDateTime::now_utc();
-    let json = serde_json::json!({"requested_by": caller.user_id, "party": side, "reason": reason, "at": now, "consent": null, "court_document": court_document}).to_string();
+    let json = serde_json::json!({"requested_by": caller.user_id, "party": side, "reason": reason, "at": crate::audit::rfc3339(now), "consent": null, "court_document": court_document}).to_string();
     if !s
         .store
         .set_cancellation(&c.id, "filed", "cancel_requested", &json, now)
@@ -1575,8 +1577,7 @@ pub async fn consent_cancellation(
     let auth =
         super::identity::authorize_signing(s, caller, purpose, &document, code_id, code).await?;
     let now = OffsetDateTime::now_utc();
-    request["consent"] =
-        serde_json::json!({"by": caller.user_id, "party": side, "at": now, "evidence": auth});
+    request["consent"] = serde_json::json!({"by": caller.user_id, "party": side, "at": crate::audit::rfc3339(now), "evidence": auth});
     if !s
         .store
         .set_cancellation(
@@ -1724,7 +1725,7 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
             serde_json::json!({
                 "field": x.field, "kind": x.kind, "contract_version": x.contract_version,
                 "signer_user_id": x.signer_user_id, "certificate_serial": x.certificate_serial,
-                "signed_at": x.signed_at, "document_before": x.document_before,
+                "signed_at": crate::audit::rfc3339(x.signed_at), "document_before": x.document_before,
                 "document_after": x.document_after,
                 "evidence": serde_json::from_str::<serde_json::Value>(&x.evidence).unwrap_or_default(),
             })
@@ -1746,7 +1747,7 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
         .filter(|e| e.object_id == c.id || registration_ids.contains(&e.object_id))
         .map(|e| {
             serde_json::json!({
-                "seq": e.seq, "prev_hash": e.prev_hash, "hash": e.hash, "at": e.at,
+                "seq": e.seq, "prev_hash": e.prev_hash, "hash": e.hash, "at": crate::audit::rfc3339(e.at),
                 "actor_id": e.actor_id, "actor_role": e.actor_role, "action": e.action,
                 "object_kind": e.object_kind, "object_id": e.object_id,
                 "object_hash": e.object_hash,
@@ -1764,7 +1765,7 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
         "contract_no": c.contract_no,
         "status": c.status,
         "filing_no": c.filing_no,
-        "generated_at": now,
+        "generated_at": crate::audit::rfc3339(now),
         "generated_for": caller.user_id,
         "files": files.iter().map(|(n, b)| serde_json::json!({"name": n, "sha256": hex(&openssl::sha::sha256(b)), "size": b.len()})).collect::<Vec<_>>(),
     });

@@ -169,7 +169,9 @@ pub struct VerificationView {
     pub threshold: f64,
     /// Why it failed (codes and messages).
     pub reasons: Vec<FieldError>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
 }
 
@@ -552,6 +554,7 @@ pub async fn fresh_verification(
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CodeIssued {
     pub code_id: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub document_sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -641,8 +644,10 @@ pub struct Authorization {
     pub similarity: Option<f64>,
     pub threshold: f64,
     pub liveness_passed: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub verified_at: Option<OffsetDateTime>,
     pub evidence_digest: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub authorized_at: OffsetDateTime,
 }
 

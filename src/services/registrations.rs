@@ -23,7 +23,9 @@ pub struct RegistrationView {
     /// The stored materials (SHA-256) the case relies on.
     pub materials: Vec<String>,
     pub opinions: Vec<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// `requisitioned` (the applicant must hand in what `hold_reasons` lists) or `suspended`.
     pub hold: Option<String>,
@@ -136,7 +138,7 @@ pub async fn apply(
         certificate_status: None,
         // The filed contract is already among the materials: referenced, not uploaded again.
         materials: serde_json::json!([document]).to_string(),
-        opinions: serde_json::json!([{"step": "apply", "person": caller.user_id, "evidence": auth, "at": now}]).to_string(),
+        opinions: serde_json::json!([{"step": "apply", "person": caller.user_id, "evidence": auth, "at": crate::audit::rfc3339(now)}]).to_string(),
         created_at: now,
         updated_at: now,
         hold: None,
@@ -247,7 +249,7 @@ pub async fn step(
     let mut opinions: Vec<serde_json::Value> =
         serde_json::from_str(&r.opinions).unwrap_or_default();
     opinions.push(
-        serde_json::json!({"step": to, "person": caller.user_id, "opinion": opinion, "at": now}),
+        serde_json::json!({"step": to, "person": caller.user_id, "opinion": opinion, "at": crate::audit::rfc3339(now)}),
     );
     let acceptance_no =
         (step == RegistrationStep::Accept).then(|| format!("莞受{}{}", now.year(), digits(8)));
@@ -423,6 +425,7 @@ pub struct CertificateStatus {
     pub entry_status: String,
     pub matter: String,
     pub unit_number: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub issued_at: OffsetDateTime,
     /// SHA-256 of the certificate PDF: a copy can be checked against it.
     pub document_sha256: String,
@@ -556,7 +559,7 @@ async fn end(
     let now = OffsetDateTime::now_utc();
     let opinions = opinions_with(
         r,
-        serde_json::json!({"step": to, "person": caller.user_id, "detail": detail, "at": now}),
+        serde_json::json!({"step": to, "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
     )?;
     if !s
         .store
@@ -662,7 +665,7 @@ async fn hold(
     let detail = serde_json::json!({"hold": to, "reasons": reasons});
     let opinions = opinions_with(
         r,
-        serde_json::json!({"step": action, "person": caller.user_id, "detail": detail, "at": now}),
+        serde_json::json!({"step": action, "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
     )?;
     let reasons = reasons.map(|v| v.to_string());
     if !s
@@ -866,7 +869,7 @@ pub async fn cancel_entry(
         serde_json::json!({"reason": req.reason, "basis": req.basis, "material": req.material});
     let opinions = opinions_with(
         &r,
-        serde_json::json!({"step": "entry_cancelled", "person": caller.user_id, "detail": detail, "at": now}),
+        serde_json::json!({"step": "entry_cancelled", "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
     )?;
     if !s
         .store
@@ -890,7 +893,7 @@ pub async fn lapse_due(s: &Services, now: OffsetDateTime) -> Result<usize, Error
     for r in s.store.lapsing_advance_notices(today, 200).await? {
         let opinions = opinions_with(
             &r,
-            serde_json::json!({"step": "entry_lapsed", "person": null, "at": now}),
+            serde_json::json!({"step": "entry_lapsed", "person": null, "at": crate::audit::rfc3339(now)}),
         )?;
         if s.store
             .end_advance_notice(&r.id, "lapsed", &opinions, now)

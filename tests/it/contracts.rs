@@ -1230,6 +1230,32 @@ async fn registration_side_exits_and_the_entry(db: Db) {
         ),
         (Some("valid"), Some("valid"))
     );
+    // Times are RFC 3339 text everywhere, also inside the case's opinions.
+    for t in [
+        &public.body["issued_at"],
+        &r.body["created_at"],
+        &r.body["opinions"][0]["at"],
+    ] {
+        let t = t.as_str().unwrap_or_else(|| panic!("not a string: {t}"));
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+    }
+    // A phone scanning the QR code gets the status page.
+    let page = app
+        .send(
+            axum::http::Request::get(format!("/c/{digits}"))
+                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text.contains("不动产登记证明状态"));
 
     // Cancelled on a court document by the recorder: the certificate is revoked publicly.
     let court = upload(
