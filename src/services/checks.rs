@@ -461,9 +461,7 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
 
     // 10. Signatures over the stored PDF, and the seal is the developer's.
     if let Some(sha) = &c.document_sha256 {
-        let pdf = s
-            .store
-            .material(sha)
+        let pdf = super::materials::get(s, sha)
             .await?
             .ok_or_else(|| anyhow::anyhow!("material missing"))?;
         let report = super::verification::verify_pdf(s, bytes::Bytes::from(pdf)).await?;

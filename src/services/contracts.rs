@@ -710,9 +710,7 @@ pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<Contract
         &created,
     )?;
     let sha = hex(&openssl::sha::sha256(&rendered.pdf));
-    s.store
-        .put_material(&sha, "application/pdf", &rendered.pdf, now)
-        .await?;
+    super::materials::put(s, &sha, "application/pdf", &rendered.pdf, now).await?;
     let snapshot = super::checks::Snapshot::seal(s, &c.id, &data, &public, &created, &sha)?;
     if !s
         .store
@@ -753,8 +751,7 @@ pub async fn document(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
     let sha = c
         .document_sha256
         .ok_or_else(|| Error::not_found("该合同的文件（尚未确认）"))?;
-    Ok(s.store
-        .material(&sha)
+    Ok(super::materials::get(s, &sha)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material {sha} missing"))?)
 }
@@ -820,9 +817,7 @@ pub async fn sign_as_buyer(
         .document_sha256
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no document"))?;
-    let pdf = s
-        .store
-        .material(&before)
+    let pdf = super::materials::get(s, &before)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material missing"))?;
     let certify = of_version.is_empty().then_some(2);
@@ -841,9 +836,7 @@ pub async fn sign_as_buyer(
     .await?;
     let now = OffsetDateTime::now_utc();
     let after = hex(&openssl::sha::sha256(&signed.pdf));
-    s.store
-        .put_material(&after, "application/pdf", &signed.pdf, now)
-        .await?;
+    super::materials::put(s, &after, "application/pdf", &signed.pdf, now).await?;
     let all_signed = of_version.len() + 1 == t.buyers.len();
     let sig = crate::store::ContractSignature {
         id: uuid::Uuid::now_v7().to_string(),
@@ -945,9 +938,7 @@ pub async fn seal(
         .document_sha256
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no document"))?;
-    let pdf = s
-        .store
-        .material(&before)
+    let pdf = super::materials::get(s, &before)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material missing"))?;
     let auth = super::identity::authorize_signing(
@@ -981,9 +972,7 @@ pub async fn seal(
         now,
     )?;
     let after = hex(&openssl::sha::sha256(&sealed));
-    s.store
-        .put_material(&after, "application/pdf", &sealed, now)
-        .await?;
+    super::materials::put(s, &after, "application/pdf", &sealed, now).await?;
     let serial = openssl::x509::X509::from_der(&cert)
         .ok()
         .and_then(|x| x.serial_number().to_bn().ok())
@@ -1085,9 +1074,7 @@ pub async fn approve_filing(
         .document_sha256
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no document"))?;
-    let pdf = s
-        .store
-        .material(&before)
+    let pdf = super::materials::get(s, &before)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material missing"))?;
     // The reviewer's whole list, run again now: approval is refused while any check fails.
@@ -1136,9 +1123,7 @@ pub async fn approve_filing(
     )
     .map_err(signing_error)?;
     let after = hex(&openssl::sha::sha256(&archived));
-    s.store
-        .put_material(&after, "application/pdf", &archived, now)
-        .await?;
+    super::materials::put(s, &after, "application/pdf", &archived, now).await?;
     let filing_no = format!(
         "莞预备{}{}",
         now.year(),
@@ -1696,17 +1681,13 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
     }
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (i, d) in documents.iter().enumerate() {
-        let pdf = s
-            .store
-            .material(d)
+        let pdf = super::materials::get(s, d)
             .await?
             .ok_or_else(|| anyhow::anyhow!("material {d} missing"))?;
         files.push((format!("documents/{:02}-{}.pdf", i + 1, &d[..16]), pdf));
     }
     if let Some(current) = &c.document_sha256 {
-        let pdf = s
-            .store
-            .material(current)
+        let pdf = super::materials::get(s, current)
             .await?
             .ok_or_else(|| anyhow::anyhow!("material missing"))?;
         let report = super::verification::verify_pdf(s, bytes::Bytes::from(pdf)).await?;

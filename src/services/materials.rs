@@ -11,6 +11,35 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+/// Stores a document once by its SHA-256, encrypted at rest (contracts and scans carry ID
+/// numbers). Every document the service keeps goes through here.
+pub async fn put(
+    s: &Services,
+    sha256: &str,
+    media_type: &str,
+    content: &[u8],
+    at: OffsetDateTime,
+) -> Result<(), Error> {
+    let sealed = s.identity.personal.seal_document(sha256, content)?;
+    s.store
+        .put_material(sha256, media_type, &sealed, at)
+        .await?;
+    Ok(())
+}
+
+/// A stored document in the clear, if there is one with this digest; a row that does not
+/// decrypt or whose content is not what its digest says is an error, never returned.
+pub async fn get(s: &Services, sha256: &str) -> Result<Option<Vec<u8>>, Error> {
+    let Some(stored) = s.store.material(sha256).await? else {
+        return Ok(None);
+    };
+    let plain = s.identity.personal.open_document(sha256, stored)?;
+    if audit::hex(&openssl::sha::sha256(&plain)) != sha256 {
+        return Err(anyhow::anyhow!("stored document {sha256} does not match its digest").into());
+    }
+    Ok(Some(plain))
+}
+
 /// Largest material accepted (a scanned document).
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 
@@ -89,8 +118,17 @@ pub async fn upload(
     let media = sniffed.unwrap_or("application/octet-stream");
     let sha = audit::hex(&openssl::sha::sha256(bytes));
     let now = OffsetDateTime::now_utc();
+    let sealed = s.identity.personal.seal_document(&sha, bytes)?;
     s.store
-        .put_owned_material(&sha, media, bytes, &caller.user_id, kind, name.trim(), now)
+        .put_owned_material(
+            &sha,
+            media,
+            &sealed,
+            &caller.user_id,
+            kind,
+            name.trim(),
+            now,
+        )
         .await?;
     audit::append(
         s.store.as_ref(),
@@ -152,9 +190,7 @@ pub async fn content(s: &Services, caller: &Caller, sha: &str) -> Result<(String
     if !(own || matches!(caller.role, Role::Reviewer | Role::Admin)) {
         return Err(Error::not_found("该材料"));
     }
-    let bytes = s
-        .store
-        .material(sha)
+    let bytes = get(s, sha)
         .await?
         .ok_or_else(|| Error::not_found("该材料"))?;
     if !own {

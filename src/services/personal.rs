@@ -13,7 +13,11 @@ pub struct PersonalData {
     lookup: [u8; 32],
     pseudonym: [u8; 32],
     codes: [u8; 32],
+    documents: [u8; 32],
 }
+
+/// The prefix of an encrypted stored document (version 1: AES-256-GCM, nonce ‖ ct ‖ tag).
+const SEALED_DOCUMENT: &[u8; 4] = b"VWE1";
 
 fn derive(material: &[u8], label: &str) -> [u8; 32] {
     let mut h = openssl::sha::Sha256::new();
@@ -64,6 +68,7 @@ impl PersonalData {
             lookup: derive(&material, "id-number-lookup"),
             pseudonym: derive(&material, "certificate-pseudonym"),
             codes: derive(&material, "one-time-codes"),
+            documents: derive(&material, "document-encryption"),
         })
     }
 
@@ -108,6 +113,50 @@ impl PersonalData {
         Ok(String::from_utf8(plain)?)
     }
 
+    /// A stored document encrypted (contracts and scans carry ID numbers); its digest is the
+    /// authenticated data, so content moved to another digest's row does not decrypt.
+    pub fn seal_document(&self, sha256: &str, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; 12];
+        openssl::rand::rand_bytes(&mut nonce)?;
+        let mut tag = [0u8; 16];
+        let ct = encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.documents,
+            Some(&nonce),
+            sha256.as_bytes(),
+            plain,
+            &mut tag,
+        )?;
+        let mut out = Vec::with_capacity(4 + 12 + ct.len() + 16);
+        out.extend_from_slice(SEALED_DOCUMENT);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// The stored document in the clear. Rows written before encryption (no prefix) are
+    /// returned as they are.
+    pub fn open_document(&self, sha256: &str, stored: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        let Some(rest) = stored.strip_prefix(SEALED_DOCUMENT) else {
+            return Ok(stored);
+        };
+        if rest.len() < 12 + 16 {
+            bail!("stored document is too short");
+        }
+        let (nonce, rest) = rest.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        decrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.documents,
+            Some(nonce),
+            sha256.as_bytes(),
+            ct,
+            tag,
+        )
+        .context("the stored document does not decrypt (wrong key or tampered row)")
+    }
+
     /// The keyed hash an ID number is looked up by.
     pub fn lookup_hash(&self, id_number: &str) -> String {
         hmac(&self.lookup, &[id_number.as_bytes()])
@@ -138,7 +187,29 @@ mod tests {
             lookup: derive(m, "id-number-lookup"),
             pseudonym: derive(m, "certificate-pseudonym"),
             codes: derive(m, "one-time-codes"),
+            documents: derive(m, "document-encryption"),
         }
+    }
+
+    #[test]
+    fn documents_are_sealed_under_their_digest() {
+        let k = keys();
+        let pdf = b"%PDF-1.7 contract of 44190019900101001X".to_vec();
+        let sealed = k.seal_document("aa", &pdf).unwrap();
+        assert!(sealed.starts_with(SEALED_DOCUMENT));
+        assert!(!sealed.windows(18).any(|w| w == b"44190019900101001X"));
+        assert_eq!(k.open_document("aa", sealed.clone()).unwrap(), pdf);
+        assert!(
+            k.open_document("bb", sealed.clone()).is_err(),
+            "bound to the digest"
+        );
+        let mut tampered = sealed;
+        let last = tampered.len() - 20;
+        tampered[last] ^= 1;
+        assert!(k.open_document("aa", tampered).is_err());
+        assert!(k.open_document("aa", b"VWE1short".to_vec()).is_err());
+        // Rows stored before encryption are read as they are.
+        assert_eq!(k.open_document("aa", pdf.clone()).unwrap(), pdf);
     }
 
     #[test]

@@ -358,9 +358,7 @@ async fn issue_certificate(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    s.store
-        .put_material(&sha, "application/pdf", &sealed, now)
-        .await?;
+    super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
     // The advance notice lapses its legal period after ownership registration became possible,
     // taken as the agreed delivery date.
     let lapse = time::Duration::days(s.config.workflow.advance_notice_lapse_days as i64);
@@ -408,8 +406,7 @@ pub async fn certificate_pdf(s: &Services, caller: &Caller, id: &str) -> Result<
         .certificate_sha256
         .filter(|_| ok)
         .ok_or_else(|| Error::not_found("该登记证明"))?;
-    Ok(s.store
-        .material(&sha)
+    Ok(super::materials::get(s, &sha)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material missing"))?)
 }
@@ -856,7 +853,7 @@ pub async fn cancel_entry(
             "注销依据须为 joint_request（双方共同申请）或 court（法院文书）。",
         )]));
     }
-    if s.store.material(&req.material).await?.is_none() {
+    if super::materials::get(s, &req.material).await?.is_none() {
         return Err(Error::invalid(vec![FieldError::new(
             "material",
             "unknown_material",

@@ -1750,22 +1750,23 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         )
         .await;
     assert_eq!(pdf.status, StatusCode::OK);
-    let bytes = app
+    let sha = app
         .services
         .store
-        .material(
-            &app.services
-                .store
-                .registration(&reg)
-                .await
-                .unwrap()
-                .unwrap()
-                .certificate_sha256
-                .unwrap(),
-        )
+        .registration(&reg)
+        .await
+        .unwrap()
+        .unwrap()
+        .certificate_sha256
+        .unwrap();
+    // Stored encrypted: the row is not the PDF; the service opens it and checks its digest.
+    let stored = app.services.store.material(&sha).await.unwrap().unwrap();
+    assert!(!stored.starts_with(b"%PDF"));
+    let bytes = virtual_window::services::materials::get(&app.services, &sha)
         .await
         .unwrap()
         .unwrap();
+    assert!(bytes.starts_with(b"%PDF"));
     let report = virtual_window::services::verification::verify_pdf(&app.services, bytes.into())
         .await
         .unwrap();
