@@ -874,13 +874,26 @@ pub async fn sign_as_buyer(
 
 /// The developer's seal certificate and key: issued on first use by the organisations CA and
 /// kept (encrypted) in the PKI directory beside the service's own units.
-async fn organisation_seal(
+///
+/// First use can come from several requests at once (an opening day: every confirmer seals),
+/// on one instance or several sharing the PKI directory. One issuance must win, or a key and a
+/// certificate from different issuances would be paired: within the instance a lock serialises
+/// issuers; across instances the key file is created with a hard link, which fails if another
+/// instance got there first — the loser discards (and revokes) its own and uses the winner's.
+pub async fn organisation_seal(
     s: &Services,
     org: &crate::store::Organisation,
 ) -> Result<(Vec<u8>, crate::pki::SoftwareKey), Error> {
     let unit = format!("seal-{}", org.id);
-    if let (Ok(cert), Ok(key)) = (s.pki.unit_cert(&unit), s.pki.unit_key(&unit)) {
-        return Ok((cert, key));
+    let have = || -> Option<(Vec<u8>, crate::pki::SoftwareKey)> {
+        Some((s.pki.unit_cert(&unit).ok()?, s.pki.unit_key(&unit).ok()?))
+    };
+    if let Some(found) = have() {
+        return Ok(found);
+    }
+    let _guard = s.pki.issuing.lock().await;
+    if let Some(found) = have() {
+        return Ok(found);
     }
     let (issued, key) = super::pki::issue_seal(
         s,
@@ -891,10 +904,43 @@ async fn organisation_seal(
         None,
     )
     .await?;
-    s.pki.save_key(&s.pki.unit_key_path(&unit), &key)?;
-    std::fs::write(s.pki.dir.join(format!("{unit}.pem")), issued.pem())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((issued.der, key))
+    let key_path = s.pki.unit_key_path(&unit);
+    let cert_path = s.pki.dir.join(format!("{unit}.pem"));
+    let tmp = format!(".tmp-{}", uuid::Uuid::new_v4().simple());
+    let key_tmp = key_path.with_extension(format!("pem{tmp}"));
+    let cert_tmp = cert_path.with_extension(format!("pem{tmp}"));
+    s.pki.save_key(&key_tmp, &key)?;
+    std::fs::write(&cert_tmp, issued.pem()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The key file is the commit point (a hard link never replaces an existing file); the
+    // certificate follows it, and readers wait for both.
+    let won = std::fs::hard_link(&key_tmp, &key_path).is_ok();
+    if won {
+        std::fs::rename(&cert_tmp, &cert_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let _ = std::fs::remove_file(&key_tmp);
+    let _ = std::fs::remove_file(&cert_tmp);
+    if won {
+        return Ok((issued.der, key));
+    }
+    // Another instance won: its certificate follows its key within moments.
+    let _ = super::pki::revoke(
+        s,
+        None,
+        &issued.serial,
+        super::pki::RevocationReason::Superseded,
+    )
+    .await;
+    for _ in 0..50 {
+        if let Some(found) = have() {
+            return Ok(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(anyhow::anyhow!(
+        "the organisation seal of {} is incomplete in the PKI directory",
+        org.id
+    )
+    .into())
 }
 
 fn signing_error(e: crate::pdf::PdfError) -> Error {

@@ -31,6 +31,9 @@ pub struct PkiState {
     pub crl_base: String,
     pub crl_validity: time::Duration,
     kek: Vec<u8>,
+    /// Serialises the issuance of keys kept in the PKI directory on first use (organisation
+    /// seals) within this instance; other instances are kept apart by the files themselves.
+    pub issuing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PkiState {
@@ -100,6 +103,7 @@ impl PkiState {
                 crl_base,
                 crl_validity: time::Duration::hours(cfg.pki.crl_validity_hours.max(1) as i64),
                 kek,
+                issuing: tokio::sync::Mutex::new(()),
             },
             created,
         ))

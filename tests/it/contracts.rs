@@ -1521,6 +1521,183 @@ async fn buyers_are_invited_by_code(db: Db) {
     assert_ne!(fresh[0]["code"], zhang_code);
 }
 
+/// An identity check and a code for the contract's current PDF, without acting yet.
+async fn intent_for(app: &TestApp, who: &str, id: &str, purpose: &str) -> (String, Value) {
+    let token = app.token(who).await;
+    let r = app
+        .post(
+            "/api/v1/identity/verifications",
+            Some(&token),
+            json!({"purpose": purpose}),
+        )
+        .await;
+    let vid = r.body["id"].as_str().unwrap().to_owned();
+    app.get(
+        &format!("/api/v1/identity/verifications/{vid}"),
+        Some(&token),
+    )
+    .await;
+    let current = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+        .await;
+    let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&token),
+            json!({"purpose": purpose, "document_sha256": sha}),
+        )
+        .await;
+    (
+        token,
+        json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+    )
+}
+
+/// The first seals of a developer, at the same moment on two instances sharing the PKI
+/// directory: one organisation seal is issued and kept (the other issuance revoked as
+/// superseded), and both contracts carry that seal and verify.
+async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    if crate::pdf::cjk_font().is_none() {
+        return;
+    }
+    let second = virtual_window::server::prepare(Arc::new(test_config(&app.db)))
+        .await
+        .unwrap();
+    // First use from eight requests at once, four on each instance: one seal comes out, its key
+    // and certificate belong together, and every other issuance is revoked.
+    let org = app
+        .services
+        .store
+        .organisation_by_uscc("91441900MA4W0L7N36")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let services = if i % 2 == 0 {
+            app.services.clone()
+        } else {
+            second.clone()
+        };
+        let org = org.clone();
+        calls.push(tokio::spawn(async move {
+            virtual_window::services::contracts::organisation_seal(&services, &org)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut certs = std::collections::HashSet::new();
+    for c in calls {
+        let (cert, key) = c.await.unwrap();
+        let x = openssl::x509::X509::from_der(&cert).unwrap();
+        assert!(
+            x.public_key().unwrap().public_eq(key.pkey()),
+            "key and certificate paired"
+        );
+        certs.insert(cert);
+    }
+    assert_eq!(certs.len(), 1, "one organisation seal");
+    let router2 = virtual_window::app(virtual_window::AppState::new(second));
+    // A second confirmer, registered by the administrator.
+    let admin = app.token("admin").await;
+    let me = app
+        .get("/api/v1/me", Some(&app.token("yj-drafter").await))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"username": "yj-confirmer2", "display_name": "何敏", "password": virtual_window::config::DEV_DEMO_PASSWORD, "role": "developer", "duties": ["confirmer"], "organisation_id": me.body["organisation_id"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let uid = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            axum::http::Method::PUT,
+            &format!("/api/v1/users/{uid}/identity"),
+            Some(&admin),
+            Some(
+                json!({"real_name": "何敏", "id_number": crate::identity::id_with_sequence("210")}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let free: Vec<_> = units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status == "available" && !u.seized)
+        .take(2)
+        .collect();
+    let mut ids = Vec::new();
+    for u in &free {
+        let r = app
+            .post("/api/v1/contracts", Some(&drafter), draft_for(u))
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        app.post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+        for who in ["buyer-zhang", "buyer-li"] {
+            let r = act(&app, who, &id, "sign_contract", "sign").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        ids.push(id);
+    }
+    let (t1, b1) = intent_for(&app, "yj-confirmer", &ids[0], "seal_contract").await;
+    let (t2, b2) = intent_for(&app, "yj-confirmer2", &ids[1], "seal_contract").await;
+    let seal = |router: axum::Router, token: String, id: String, body: Value| async move {
+        use tower::ServiceExt as _;
+        let req = axum::http::Request::post(format!("/api/v1/contracts/{id}/seal"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        router.oneshot(req).await.unwrap().status()
+    };
+    let (a, b) = tokio::join!(
+        seal(app.router.clone(), t1, ids[0].clone(), b1),
+        seal(router2, t2, ids[1].clone(), b2)
+    );
+    assert_eq!((a, b), (StatusCode::OK, StatusCode::OK));
+
+    let org = org.id.as_str();
+    let mut serials = Vec::new();
+    for id in &ids {
+        let sigs = app.services.store.contract_signatures(id).await.unwrap();
+        let seal = sigs.iter().find(|x| x.kind == "organisation_seal").unwrap();
+        serials.push(seal.certificate_serial.clone().unwrap());
+        let r = app
+            .get(
+                &format!("/api/v1/contracts/{id}/checks"),
+                Some(&app.token("rc-first").await),
+            )
+            .await;
+        assert_eq!(r.body["current"]["passed"], true, "{}", r.text);
+    }
+    assert_eq!(serials[0], serials[1], "one seal for the organisation");
+    let seals: Vec<_> = app
+        .services
+        .store
+        .certificates(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.organisation_id.as_deref() == Some(org) && c.revoked_at.is_none())
+        .collect();
+    assert_eq!(seals.len(), 1, "the losing issuance is revoked");
+}
+
 /// A reviewer returns the filing with every reason; the developer reopens it as a new version
 /// (old signatures void), corrects it, everyone signs again, and it is filed.
 async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
@@ -2162,6 +2339,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 }
 
 crate::on_both_databases!(
+    first_seals_at_once_issue_one_organisation_seal,
     buyers_are_invited_by_code,
     registration_side_exits_and_the_entry,
     the_reviewers_checks_run_on_submission,
