@@ -163,6 +163,14 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(notifications::list),
         ),
         (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/notifications/{id}/requeue",
+                Roles(ADMIN),
+            ),
+            post(notifications::requeue),
+        ),
+        (
             Endpoint::new(Method::GET, "/pki/ca/{file}", Public),
             get(pki::ca_certificate),
         ),

@@ -822,6 +822,8 @@ pub trait Store: Send + Sync + 'static {
         outcome: &OutboxOutcome,
         at: OffsetDateTime,
     ) -> StoreResult<bool>;
+    /// A dead letter due again at `at` with a fresh count of attempts; false unless it was dead.
+    async fn requeue_outbox(&self, event_id: &str, at: OffsetDateTime) -> StoreResult<bool>;
     /// Forgets events delivered before `before` (dead letters stay until an operator acts).
     async fn purge_outbox(&self, before: OffsetDateTime) -> StoreResult<u64>;
     /// Events after `after_seq`, oldest first.

@@ -6,7 +6,8 @@ use super::error::{ApiResult, Problem};
 use crate::services::Caller;
 use crate::services::notifications::{self, OutboxView};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -29,4 +30,18 @@ pub async fn list(
     Ok(Json(
         notifications::list(&state.services, &caller, q.after).await?,
     ))
+}
+
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/requeue", tag = "notifications", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event id")),
+    responses((status = 204, description = "Due again now, attempts counted afresh"),
+              (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`not_dead_letter`", body = Problem, content_type = "application/problem+json")))]
+pub async fn requeue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    notifications::requeue(&state.services, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -41,6 +41,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         inventory::set_permit_status,
         inventory::set_unit_flag,
         notifications::list,
+        notifications::requeue,
         registrations::not_accept,
         registrations::reject,
         registrations::withdraw,

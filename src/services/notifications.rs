@@ -388,3 +388,33 @@ pub async fn list(
         })
         .collect())
 }
+
+/// An administrator sends a dead letter again (after fixing the receiver), audited.
+pub async fn requeue(s: &Services, caller: &super::Caller, event_id: &str) -> Result<(), Error> {
+    if !caller.is(crate::domain::Role::Admin) {
+        return Err(Error::forbidden("只有系统管理员可以重新投递通知。"));
+    }
+    let now = OffsetDateTime::now_utc();
+    if !s.store.requeue_outbox(event_id, now).await? {
+        return Err(Error::conflict(
+            "not_dead_letter",
+            "该通知不存在或并非投递失败的通知。",
+        ));
+    }
+    crate::audit::append(
+        s.store.as_ref(),
+        crate::store::NewAuditEvent {
+            at: now,
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: "notification.requeue".into(),
+            object_kind: "notification".into(),
+            object_id: event_id.into(),
+            object_hash: None,
+            source: caller.source.clone(),
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    Ok(())
+}

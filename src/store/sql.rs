@@ -1507,6 +1507,18 @@ macro_rules! impl_store {
                 Ok(q.execute(&self.pool).await?.rows_affected() == 1)
             }
 
+            async fn requeue_outbox(&self, event_id: &str, at: time::OffsetDateTime) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1, lease_until = NULL WHERE event_id = $2 AND dead_at IS NOT NULL",
+                )
+                .bind(at)
+                .bind(event_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
             async fn purge_outbox(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query("DELETE FROM outbox WHERE delivered_at < $1")
                     .bind(before)

@@ -337,15 +337,48 @@ async fn status_changes_are_told_signed_and_retried(db: Db) {
         StatusCode::FORBIDDEN
     );
 
-    // A month on, the scheduler forgets delivered events and keeps the dead letter.
+    // The receiver fixed, an administrator sends the dead letter again: delivered once.
+    let dead = withdrawn["id"].as_str().unwrap().to_owned();
+    let requeue = format!("/api/v1/notifications/{dead}/requeue");
+    assert_eq!(
+        app.post(&requeue, Some(&drafter), json!({})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    receiver.fail_all.store(false, Ordering::SeqCst);
+    let r = app.post(&requeue, Some(&admin), json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        app.post(&requeue, Some(&admin), json!({})).await.code(),
+        "not_dead_letter"
+    );
+    let run = notifications::dispatch_once(
+        &app.services,
+        OffsetDateTime::now_utc() + time::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.delivered, 1);
+    let seen = receiver
+        .bodies()
+        .iter()
+        .filter(|b| b["id"] == dead.as_str())
+        .count();
+    assert_eq!(seen, 4, "three failed attempts and the requeued delivery");
+
+    // A month on, the scheduler forgets delivered events.
     let month = OffsetDateTime::now_utc() + time::Duration::days(31);
     let run = virtual_window::services::scheduler::run_once(&app.services, month)
         .await
         .unwrap();
-    assert_eq!(run.purged_notifications, 2);
-    let left = app.services.store.outbox_events(0, 100).await.unwrap();
-    assert!(left.iter().all(|e| e.delivered_at.is_none()));
-    assert!(left.iter().any(|e| e.dead_at.is_some()));
+    assert_eq!(run.purged_notifications, 3);
+    assert!(
+        app.services
+            .store
+            .outbox_events(0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Two instances dispatching the same outbox at the same moment deliver each event once.
