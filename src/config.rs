@@ -132,6 +132,9 @@ pub struct WorkflowConfig {
     /// An advance notice lapses this many days after ownership registration became possible,
     /// taken as the contract's delivery date ((law) 90 days).
     pub advance_notice_lapse_days: u32,
+    /// Materials one account may upload in 24 hours (each at most 10 MB): storage is not a
+    /// dumping ground.
+    pub uploads_per_day: u32,
 }
 
 impl Default for WorkflowConfig {
@@ -140,6 +143,7 @@ impl Default for WorkflowConfig {
             draft_expiry_secs: 7 * 24 * 3600,
             scheduler_interval_secs: 60,
             advance_notice_lapse_days: 90,
+            uploads_per_day: 100,
         }
     }
 }

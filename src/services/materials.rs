@@ -115,6 +115,21 @@ pub async fn upload(
     if !errors.is_empty() {
         return Err(Error::invalid(errors));
     }
+    let day_ago = OffsetDateTime::now_utc() - time::Duration::days(1);
+    let recent = s
+        .store
+        .materials_of(&caller.user_id)
+        .await?
+        .iter()
+        .filter(|m| m.uploaded_at > day_ago)
+        .count();
+    if recent >= s.config.workflow.uploads_per_day as usize {
+        return Err(Error::RateLimited {
+            code: "too_many_uploads",
+            message: "24 小时内上传的材料已达上限，请明天再试或联系登记中心。".into(),
+            retry_after_secs: 3600,
+        });
+    }
     let media = sniffed.unwrap_or("application/octet-stream");
     let sha = audit::hex(&openssl::sha::sha256(bytes));
     let now = OffsetDateTime::now_utc();

@@ -1698,6 +1698,49 @@ async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
     assert_eq!(seals.len(), 1, "the losing issuance is revoked");
 }
 
+/// An account's uploads are limited per day; the limit names itself and when to come back.
+async fn uploads_are_limited_per_account(db: Db) {
+    let Some(app) = crate::helpers::spawn_app_with(db, |c| c.workflow.uploads_per_day = 3).await
+    else {
+        return;
+    };
+    for i in 0..3 {
+        let body = format!("%PDF-1.4\n% scan {i}\n");
+        let r = upload(
+            &app,
+            "buyer-zhang",
+            "other",
+            "application/pdf",
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = upload(
+        &app,
+        "buyer-zhang",
+        "other",
+        "application/pdf",
+        b"%PDF-1.4\n% one more\n",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads")
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    // Another account is not affected.
+    let r = upload(
+        &app,
+        "buyer-li",
+        "other",
+        "application/pdf",
+        b"%PDF-1.4\n% li\n",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
 /// A reviewer returns the filing with every reason; the developer reopens it as a new version
 /// (old signatures void), corrects it, everyone signs again, and it is filed.
 async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
@@ -2339,6 +2382,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 }
 
 crate::on_both_databases!(
+    uploads_are_limited_per_account,
     first_seals_at_once_issue_one_organisation_seal,
     buyers_are_invited_by_code,
     registration_side_exits_and_the_entry,
