@@ -1461,6 +1461,21 @@ async fn buyers_are_invited_by_code(db: Db) {
     assert_ne!(zhang_code, li_code);
 
     let accept = format!("/api/v1/contracts/{id}/invitation");
+    // A buyer account without a registered identity is asked to register it first.
+    let admin = app.token("admin").await;
+    let r = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"username": "buyer-new", "display_name": "新用户", "password": virtual_window::config::DEV_DEMO_PASSWORD, "role": "buyer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let newcomer = app.token("buyer-new").await;
+    let r = app
+        .post(&accept, Some(&newcomer), json!({"code": list[0]["code"]}))
+        .await;
+    assert_eq!(r.code(), "identity_required");
     let zhang = app.token("buyer-zhang").await;
     let wang = app.token("buyer-wang").await;
     let r = app
