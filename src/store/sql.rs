@@ -651,25 +651,7 @@ macro_rules! impl_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                let sql = format!(
-                    "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    $crate::store::sql::SIGNATURE_COLS
-                );
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&sig.id)
-                    .bind(&sig.contract_id)
-                    .bind(sig.contract_version)
-                    .bind(&sig.field)
-                    .bind(&sig.kind)
-                    .bind(&sig.signer_user_id)
-                    .bind(&sig.certificate_serial)
-                    .bind(sig.signed_at)
-                    .bind(&sig.document_before)
-                    .bind(&sig.document_after)
-                    .bind(&sig.evidence)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted.map_err($crate::store::StoreError::from) {
+                match insert_signature(&mut *tx, sig).await {
                     Ok(_) => {}
                     Err($crate::store::StoreError::Conflict { .. }) => {
                         tx.rollback().await?;
@@ -1252,25 +1234,7 @@ macro_rules! impl_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                let sql = format!(
-                    "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    $crate::store::sql::SIGNATURE_COLS
-                );
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&sig.id)
-                    .bind(&sig.contract_id)
-                    .bind(sig.contract_version)
-                    .bind(&sig.field)
-                    .bind(&sig.kind)
-                    .bind(&sig.signer_user_id)
-                    .bind(&sig.certificate_serial)
-                    .bind(sig.signed_at)
-                    .bind(&sig.document_before)
-                    .bind(&sig.document_after)
-                    .bind(&sig.evidence)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted.map_err($crate::store::StoreError::from) {
+                match insert_signature(&mut *tx, sig).await {
                     Ok(_) => {}
                     Err($crate::store::StoreError::Conflict { .. }) => {
                         tx.rollback().await?;
@@ -1695,6 +1659,35 @@ macro_rules! impl_store {
                 .bind(c.revoked_at)
                 .bind(&c.revocation_reason)
                 .bind(c.created_at)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+
+        /// A signature row; a field signs once per version, so a second one is a `Conflict`.
+        async fn insert_signature<'c, E>(
+            conn: E,
+            sig: &$crate::store::ContractSignature,
+        ) -> $crate::store::StoreResult<()>
+        where
+            E: sqlx::Executor<'c, Database = Db>,
+        {
+            let sql = format!(
+                "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                $crate::store::sql::SIGNATURE_COLS
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&sig.id)
+                .bind(&sig.contract_id)
+                .bind(sig.contract_version)
+                .bind(&sig.field)
+                .bind(&sig.kind)
+                .bind(&sig.signer_user_id)
+                .bind(&sig.certificate_serial)
+                .bind(sig.signed_at)
+                .bind(&sig.document_before)
+                .bind(&sig.document_after)
+                .bind(&sig.evidence)
                 .execute(conn)
                 .await?;
             Ok(())
