@@ -99,3 +99,31 @@ impl Caller {
         self.duties.contains(&duty)
     }
 }
+
+/// Appends an action on one object (`kind`, `id`) to the audit chain, by the caller or, with
+/// `None`, by the service itself.
+pub(crate) async fn audit(
+    s: &Services,
+    caller: Option<&Caller>,
+    action: &str,
+    (kind, id): (&str, &str),
+    object_hash: Option<String>,
+    detail: serde_json::Value,
+) -> Result<(), Error> {
+    crate::audit::append(
+        s.store.as_ref(),
+        crate::store::NewAuditEvent {
+            at: time::OffsetDateTime::now_utc(),
+            actor_id: caller.map(|c| c.user_id.clone()),
+            actor_role: caller.map(|c| c.role.as_str().to_owned()),
+            action: action.into(),
+            object_kind: kind.into(),
+            object_id: id.into(),
+            object_hash,
+            source: caller.and_then(|c| c.source.clone()),
+            detail: detail.to_string(),
+        },
+    )
+    .await?;
+    Ok(())
+}

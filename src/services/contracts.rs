@@ -4,10 +4,9 @@
 //! Buyers' ID numbers are encrypted in the stored terms, as on accounts.
 
 use super::{Caller, Error, FieldError, Services};
-use crate::audit;
 use crate::domain::identity::{IdNumber, PersonName};
 use crate::domain::{Duty, Role};
-use crate::store::{Contract, DraftRefusal, NewAuditEvent};
+use crate::store::{Contract, DraftRefusal};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -277,22 +276,16 @@ async fn record(
     c: &Contract,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: action.into(),
-            object_kind: "contract".into(),
-            object_id: c.id.clone(),
-            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(c.terms.as_bytes()))),
-            source: caller.source.clone(),
-            detail: detail.to_string(),
-        },
+    let hash = crate::audit::hex(&openssl::sha::sha256(c.terms.as_bytes()));
+    super::audit(
+        s,
+        Some(caller),
+        action,
+        ("contract", &c.id),
+        Some(hash),
+        detail,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The terms as stored: each buyer's number encrypted, bound to this contract and position (a
@@ -421,6 +414,14 @@ pub fn delivery_date(c: &Contract) -> Option<time::Date> {
     crate::domain::contract::parse_date(&t.delivery_date)
 }
 
+/// The contract with this id, or "not found" (also what a caller who may not see it gets).
+pub async fn load(s: &Services, id: &str) -> Result<Contract, Error> {
+    s.store
+        .contract(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该合同"))
+}
+
 /// Who may read a contract: its developer's staff, reviewers, administrators, and its buyers.
 async fn may_read(s: &Services, caller: &Caller, c: &Contract) -> Result<bool, Error> {
     Ok(match caller.role {
@@ -441,11 +442,7 @@ async fn may_read(s: &Services, caller: &Caller, c: &Contract) -> Result<bool, E
 }
 
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !may_read(s, caller, &c).await? {
         return Err(Error::not_found("该合同"));
     }
@@ -454,11 +451,7 @@ pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView
 
 /// The developer withdraws a contract nobody has signed; the unit becomes available again.
 pub async fn withdraw(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !(caller.is(Role::Developer)
         && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
     {
@@ -475,11 +468,7 @@ pub async fn withdraw(s: &Services, caller: &Caller, id: &str) -> Result<Contrac
             "只有尚无人签署的合同可以撤回。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -640,11 +629,7 @@ async fn contract_data(
 /// The confirmer (another person than the drafter) confirms the draft: every rule is checked,
 /// the PDF is generated from the template, stored, and the buyers may sign.
 pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !(caller.is(Role::Developer)
         && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
     {
@@ -722,11 +707,7 @@ pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<Contract
             "合同已被修改或已确认，请刷新后重试。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -740,11 +721,7 @@ pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<Contract
 
 /// The current PDF of a contract, for whoever may read the contract.
 pub async fn document(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !may_read(s, caller, &c).await? {
         return Err(Error::not_found("该合同"));
     }
@@ -778,11 +755,7 @@ pub async fn sign_as_buyer(
     code_id: &str,
     code: &str,
 ) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !caller.is(Role::Buyer) || !may_read(s, caller, &c).await? {
         return Err(Error::not_found("该合同"));
     }
@@ -863,11 +836,7 @@ pub async fn sign_as_buyer(
             "合同在签署期间发生了变化，请重新核对后签署。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(s, caller, "contract.sign", &c, serde_json::json!({"field": field, "document_sha256": after, "certificate": signed.certificate_serial, "verification_id": signed.authorization.verification_id, "code_id": signed.authorization.code_id})).await?;
     view(&c)
 }
@@ -961,11 +930,7 @@ pub async fn seal(
     code_id: &str,
     code: &str,
 ) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !(caller.is(Role::Developer)
         && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
     {
@@ -1053,11 +1018,7 @@ pub async fn seal(
             "合同已被处理，请刷新后重试。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1105,11 +1066,7 @@ pub async fn approve_filing(
     if !caller.is(Role::Reviewer) {
         return Err(Error::forbidden("只有登记中心的审核人员可以审核备案。"));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if c.status != "filing_review" {
         return Err(Error::conflict(
             "already_decided",
@@ -1208,11 +1165,7 @@ pub async fn approve_filing(
             "该合同已被其他审核人员处理。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1252,11 +1205,7 @@ pub async fn return_filing(
             "退回须列明全部理由。",
         )]));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let list: Vec<FieldError> = reasons
         .into_iter()
         .map(|r| FieldError::new(r.field, r.code, r.message))
@@ -1272,11 +1221,7 @@ pub async fn return_filing(
             "该合同不在备案审核中（可能已被处理）。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1291,11 +1236,7 @@ pub async fn return_filing(
 /// The developer takes a returned contract back as a new draft version: the earlier
 /// signatures are void (they belong to the old version) and everyone signs again.
 pub async fn reopen(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !(caller.is(Role::Developer)
         && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
     {
@@ -1311,11 +1252,7 @@ pub async fn reopen(s: &Services, caller: &Caller, id: &str) -> Result<ContractV
             "只有被退回的合同可以重新起草。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1337,11 +1274,7 @@ pub async fn edit(
     if !(caller.is(Role::Developer) && caller.has_duty(Duty::Drafter)) {
         return Err(Error::forbidden("只有开发企业的合同起草人员可以修改合同。"));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if caller.organisation_id.as_deref() != Some(c.developer_id.as_str()) {
         return Err(Error::not_found("该合同"));
     }
@@ -1370,11 +1303,7 @@ pub async fn edit(
             "合同已被他人修改，请刷新后重试。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1392,11 +1321,7 @@ pub async fn contract_for_buyer(
     caller: &Caller,
     id: &str,
 ) -> Result<Contract, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !caller.is(Role::Buyer) || !may_read(s, caller, &c).await? {
         return Err(Error::not_found("该合同"));
     }
@@ -1455,11 +1380,7 @@ pub async fn recall(
     id: &str,
     reason: &str,
 ) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let is_party = party(s, caller, &c).await?.is_some()
         || (caller.is(Role::Developer)
             && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()));
@@ -1483,11 +1404,7 @@ pub async fn recall(
             "只有待签署或签署中的合同可以退回修改。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1508,11 +1425,7 @@ pub async fn request_cancellation(
     reason: &str,
     court_document: Option<&str>,
 ) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let Some(side) = party(s, caller, &c).await? else {
         return Err(Error::not_found("该合同"));
     };
@@ -1550,11 +1463,7 @@ pub async fn request_cancellation(
             "只有已备案的合同可以申请注销备案。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1574,11 +1483,7 @@ pub async fn consent_cancellation(
     code_id: &str,
     code: &str,
 ) -> Result<ContractView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let Some(side) = party(s, caller, &c).await? else {
         return Err(Error::not_found("该合同"));
     };
@@ -1625,11 +1530,7 @@ pub async fn consent_cancellation(
             "合同状态已变化，请刷新后重试。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(
         s,
         caller,
@@ -1651,11 +1552,7 @@ pub async fn approve_cancellation(
     if !caller.is(Role::Reviewer) {
         return Err(Error::forbidden("只有登记中心的审核人员可以审批注销。"));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if c.status != "cancel_requested" {
         return Err(Error::conflict(
             "no_cancellation",
@@ -1681,11 +1578,7 @@ pub async fn approve_cancellation(
             "该合同有正在办理或有效的预告登记，须先注销预告登记。",
         ));
     }
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     record(s, caller, "contract.cancel", &c, serde_json::json!({"requested_by": request["party"], "consented_by": request["consent"]["party"], "court_document": request["court_document"]})).await?;
     view(&c)
 }
@@ -1701,11 +1594,7 @@ pub const CENTRE_SEAL: &str = "不动产登记专用章";
 /// entries (the PDFs are compressed already).
 pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
     use std::io::Write as _;
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let allowed =
         matches!(caller.role, Role::Reviewer | Role::Admin) || may_read(s, caller, &c).await?;
     if !allowed {
@@ -1854,11 +1743,7 @@ pub struct ChecksView {
 }
 
 pub async fn checks(s: &Services, caller: &Caller, id: &str) -> Result<ChecksView, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     let allowed = match caller.role {
         Role::Reviewer | Role::Admin => true,
         Role::Developer => caller.organisation_id.as_deref() == Some(c.developer_id.as_str()),
@@ -1956,11 +1841,7 @@ pub async fn invitations(
     caller: &Caller,
     id: &str,
 ) -> Result<Vec<Invitation>, Error> {
-    let c = s
-        .store
-        .contract(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let c = load(s, id).await?;
     if !(caller.is(Role::Developer)
         && caller.organisation_id.as_deref() == Some(c.developer_id.as_str()))
     {

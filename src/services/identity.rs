@@ -6,7 +6,6 @@
 
 use super::personal::PersonalData;
 use super::{Caller, Error, FieldError, Services};
-use crate::audit;
 use crate::config::{Config, IdentityProviderKind, Mode};
 use crate::domain::identity::{IdNumber, PersonName};
 use crate::domain::{Duty, Role};
@@ -16,7 +15,6 @@ use crate::identity::signature::Headers;
 use crate::identity::{
     Decision, Provider, ProviderError, ProviderResult, Purpose, StartRequest, decide,
 };
-use crate::store::NewAuditEvent;
 use crate::store::{IdentityVerification, SigningCode};
 use anyhow::Context as _;
 use serde::Serialize;
@@ -115,24 +113,20 @@ pub async fn register_identity(
         return Err(Error::not_found("该账号"));
     }
     set_identity(s, user_id, real_name, id_number).await?;
-    crate::audit::append(
-        s.store.as_ref(),
-        crate::store::NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: "user.identity_set".into(),
-            object_kind: "user".into(),
-            object_id: user_id.into(),
-            object_hash: None,
-            source: caller.source.clone(),
-            detail:
-                serde_json::json!({"by": if caller.user_id == user_id { "self" } else { "admin" }})
-                    .to_string(),
-        },
+    let by = if caller.user_id == user_id {
+        "self"
+    } else {
+        "admin"
+    };
+    super::audit(
+        s,
+        Some(caller),
+        "user.identity_set",
+        ("user", user_id),
+        None,
+        serde_json::json!({ "by": by }),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The account's real name and ID number, decrypted (for the provider and for the person).
@@ -235,22 +229,15 @@ async fn audit_event(
     id: &str,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: caller.map(|c| c.user_id.clone()),
-            actor_role: caller.map(|c| c.role.as_str().to_owned()),
-            action: action.into(),
-            object_kind: "identity_verification".into(),
-            object_id: id.into(),
-            object_hash: None,
-            source: caller.and_then(|c| c.source.clone()),
-            detail: detail.to_string(),
-        },
+    super::audit(
+        s,
+        caller,
+        action,
+        ("identity_verification", id),
+        None,
+        detail,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 fn provider_down(e: &ProviderError) -> Error {
@@ -744,20 +731,13 @@ pub async fn log_personal_access(
     user_id: &str,
     why: &str,
 ) -> Result<(), Error> {
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: "personal_data.read".into(),
-            object_kind: "user".into(),
-            object_id: user_id.into(),
-            object_hash: None,
-            source: caller.source.clone(),
-            detail: serde_json::json!({ "field": "id_number", "why": why }).to_string(),
-        },
+    super::audit(
+        s,
+        Some(caller),
+        "personal_data.read",
+        ("user", user_id),
+        None,
+        serde_json::json!({ "field": "id_number", "why": why }),
     )
-    .await?;
-    Ok(())
+    .await
 }

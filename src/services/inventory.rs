@@ -7,7 +7,7 @@ use super::{Caller, Error, FieldError, Services};
 use crate::audit;
 use crate::domain::contract::parse_date;
 use crate::domain::{Area, Money, Role};
-use crate::store::{Building, NewAuditEvent, Permit, Project, StoreError, Unit, UnitFlag};
+use crate::store::{Building, Permit, Project, StoreError, Unit, UnitFlag};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -248,24 +248,8 @@ async fn audit_change(
     id: &str,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: action.into(),
-            object_kind: kind.into(),
-            object_id: id.into(),
-            object_hash: Some(audit::hex(&openssl::sha::sha256(
-                detail.to_string().as_bytes(),
-            ))),
-            source: caller.source.clone(),
-            detail: detail.to_string(),
-        },
-    )
-    .await?;
-    Ok(())
+    let hash = audit::hex(&openssl::sha::sha256(detail.to_string().as_bytes()));
+    super::audit(s, Some(caller), action, (kind, id), Some(hash), detail).await
 }
 
 /// The project, if the caller is staff of its developer; not found otherwise (another

@@ -6,7 +6,6 @@
 use super::{Caller, Error, FieldError, Services};
 use crate::audit;
 use crate::domain::Role;
-use crate::store::NewAuditEvent;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -145,21 +144,15 @@ pub async fn upload(
             now,
         )
         .await?;
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: now,
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: "material.upload".into(),
-            object_kind: "material".into(),
-            object_id: sha.clone(),
-            object_hash: Some(sha.clone()),
-            source: caller.source.clone(),
-            // The name can hold personal data (a scan's file name): not in the audit detail.
-            detail: serde_json::json!({"kind": kind, "media_type": media, "size": bytes.len()})
-                .to_string(),
-        },
+    // The name can hold personal data (a scan's file name): not in the audit detail.
+    let detail = serde_json::json!({"kind": kind, "media_type": media, "size": bytes.len()});
+    super::audit(
+        s,
+        Some(caller),
+        "material.upload",
+        ("material", &sha),
+        Some(sha.clone()),
+        detail,
     )
     .await?;
     Ok(MaterialView {
@@ -209,19 +202,14 @@ pub async fn content(s: &Services, caller: &Caller, sha: &str) -> Result<(String
         .await?
         .ok_or_else(|| Error::not_found("该材料"))?;
     if !own {
-        audit::append(
-            s.store.as_ref(),
-            NewAuditEvent {
-                at: OffsetDateTime::now_utc(),
-                actor_id: Some(caller.user_id.clone()),
-                actor_role: Some(caller.role.as_str().to_owned()),
-                action: "material.read".into(),
-                object_kind: "material".into(),
-                object_id: sha.into(),
-                object_hash: Some(sha.into()),
-                source: caller.source.clone(),
-                detail: "{}".into(),
-            },
+        let hash = Some(sha.to_owned());
+        super::audit(
+            s,
+            Some(caller),
+            "material.read",
+            ("material", sha),
+            hash,
+            serde_json::json!({}),
         )
         .await?;
     }

@@ -401,20 +401,13 @@ pub async fn requeue(s: &Services, caller: &super::Caller, event_id: &str) -> Re
             "该通知不存在或并非投递失败的通知。",
         ));
     }
-    crate::audit::append(
-        s.store.as_ref(),
-        crate::store::NewAuditEvent {
-            at: now,
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: "notification.requeue".into(),
-            object_kind: "notification".into(),
-            object_id: event_id.into(),
-            object_hash: None,
-            source: caller.source.clone(),
-            detail: "{}".into(),
-        },
+    super::audit(
+        s,
+        Some(caller),
+        "notification.requeue",
+        ("notification", event_id),
+        None,
+        serde_json::json!({}),
     )
-    .await?;
-    Ok(())
+    .await
 }

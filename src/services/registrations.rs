@@ -66,22 +66,16 @@ async fn record(
     r: &Registration,
     detail: serde_json::Value,
 ) -> Result<(), Error> {
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: OffsetDateTime::now_utc(),
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: action.into(),
-            object_kind: "registration".into(),
-            object_id: r.id.clone(),
-            object_hash: r.certificate_sha256.clone(),
-            source: caller.source.clone(),
-            detail: detail.to_string(),
-        },
+    let hash = r.certificate_sha256.clone();
+    super::audit(
+        s,
+        Some(caller),
+        action,
+        ("registration", &r.id),
+        hash,
+        detail,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 fn digits(n: usize) -> String {
@@ -165,11 +159,7 @@ pub async fn apply(
 
 /// Who may read a case: its applicant, reviewers and administrators.
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<RegistrationView, Error> {
-    let r = s
-        .store
-        .registration(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))?;
+    let r = load(s, id).await?;
     let ok =
         matches!(caller.role, Role::Reviewer | Role::Admin) || r.applicant_id == caller.user_id;
     if !ok {
@@ -223,11 +213,7 @@ pub async fn step(
             "请填写审核意见。",
         )]));
     }
-    let r = s
-        .store
-        .registration(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))?;
+    let r = load(s, id).await?;
     let took_part = [
         &r.acceptor_id,
         &r.first_reviewer_id,
@@ -273,11 +259,7 @@ pub async fn step(
             "该申请已被他人处理或您已办理过其他步骤。",
         ));
     }
-    let r = s
-        .store
-        .registration(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))?;
+    let r = load(s, id).await?;
     record(
         s,
         caller,
@@ -299,11 +281,7 @@ async fn issue_certificate(
     caller: &Caller,
     r: &Registration,
 ) -> Result<RegistrationView, Error> {
-    let contract = s
-        .store
-        .contract(&r.contract_id)
-        .await?
-        .ok_or_else(|| Error::not_found("该合同"))?;
+    let contract = super::contracts::load(s, &r.contract_id).await?;
     let view_c = super::contracts::summary(s, &contract).await?;
     let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
         code: "documents_unavailable",
@@ -377,11 +355,7 @@ async fn issue_certificate(
     {
         return Err(Error::conflict("already_issued", "该案件的证明已经出具。"));
     }
-    let r = s
-        .store
-        .registration(&r.id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))?;
+    let r = load(s, &r.id).await?;
     record(
         s,
         caller,
@@ -395,11 +369,7 @@ async fn issue_certificate(
 
 /// The certificate's PDF, for the applicant and the centre.
 pub async fn certificate_pdf(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
-    let r = s
-        .store
-        .registration(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))?;
+    let r = load(s, id).await?;
     let ok =
         matches!(caller.role, Role::Reviewer | Role::Admin) || r.applicant_id == caller.user_id;
     let sha = r
@@ -784,8 +754,15 @@ pub async fn hand_in(
     }
     let mut list: Vec<String> = serde_json::from_str(&r.materials).unwrap_or_default();
     let mut errors = Vec::new();
+    let own: Vec<String> = s
+        .store
+        .materials_of(&caller.user_id)
+        .await?
+        .into_iter()
+        .map(|m| m.sha256)
+        .collect();
     for (i, sha) in req.materials.iter().enumerate() {
-        if !super::materials::owns(s, caller, sha).await? {
+        if !own.contains(sha) {
             errors.push(FieldError::new(
                 format!("materials[{i}]"),
                 "not_yours",
