@@ -356,50 +356,7 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
             r
         }
     };
-    let sign = |who: &'static str| {
-        let app = &app;
-        let id = id.clone();
-        async move {
-            let token = app.token(who).await;
-            let r = app
-                .post(
-                    "/api/v1/identity/verifications",
-                    Some(&token),
-                    json!({"purpose": "sign_contract"}),
-                )
-                .await;
-            let vid = r.body["id"].as_str().unwrap().to_owned();
-            app.get(
-                &format!("/api/v1/identity/verifications/{vid}"),
-                Some(&token),
-            )
-            .await;
-            let current = app
-                .get(&format!("/api/v1/contracts/{id}"), Some(&token))
-                .await;
-            if current.status != StatusCode::OK {
-                return current;
-            }
-            let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
-            let r = app
-                .post(
-                    "/api/v1/identity/codes",
-                    Some(&token),
-                    json!({"purpose": "sign_contract", "document_sha256": sha}),
-                )
-                .await;
-            let (code_id, code) = (
-                r.body["code_id"].as_str().unwrap().to_owned(),
-                r.body["dev_code"].as_str().unwrap().to_owned(),
-            );
-            app.post(
-                &format!("/api/v1/contracts/{id}/sign"),
-                Some(&token),
-                json!({"code_id": code_id, "code": code}),
-            )
-            .await
-        }
-    };
+    let sign = |who: &'static str| act(&app, who, &id, "sign_contract", "sign");
     let pdf = doc(app.token("buyer-zhang").await).await;
     assert!(pdf.text.starts_with("%PDF-"));
     let r = sign("buyer-zhang").await;
@@ -682,13 +639,8 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
 
 /// `who` verifies for `purpose`, gets a code for the contract's current PDF and posts it to
 /// `action` (`sign` or `seal`).
-async fn act(
-    app: &TestApp,
-    who: &str,
-    id: &str,
-    purpose: &str,
-    action: &str,
-) -> crate::helpers::Reply {
+/// An identity check and a code for the contract's current PDF, without acting yet.
+async fn intent_for(app: &TestApp, who: &str, id: &str, purpose: &str) -> (String, Value) {
     let token = app.token(who).await;
     let r = app
         .post(
@@ -706,7 +658,11 @@ async fn act(
     let current = app
         .get(&format!("/api/v1/contracts/{id}"), Some(&token))
         .await;
-    let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
+    // A contract the caller cannot see has no digest: the code request then fails, as it should.
+    let sha = current.body["document_sha256"]
+        .as_str()
+        .unwrap_or(&"00".repeat(32))
+        .to_owned();
     let r = app
         .post(
             "/api/v1/identity/codes",
@@ -714,10 +670,24 @@ async fn act(
             json!({"purpose": purpose, "document_sha256": sha}),
         )
         .await;
+    (
+        token,
+        json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+    )
+}
+
+async fn act(
+    app: &TestApp,
+    who: &str,
+    id: &str,
+    purpose: &str,
+    action: &str,
+) -> crate::helpers::Reply {
+    let (token, body) = intent_for(app, who, id, purpose).await;
     app.post(
         &format!("/api/v1/contracts/{id}/{action}"),
         Some(&token),
-        json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
+        body,
     )
     .await
 }
@@ -927,40 +897,9 @@ async fn the_reviewers_checks_run_on_submission(db: Db) {
 /// A buyer applies for the advance-notice registration of contract `id`, after an identity
 /// check and with a code bound to the contract's current PDF.
 async fn apply_registration(app: &TestApp, id: &str, who: &str) -> crate::helpers::Reply {
-    let token = app.token(who).await;
-    let r = app
-        .post(
-            "/api/v1/identity/verifications",
-            Some(&token),
-            json!({"purpose": "apply_registration"}),
-        )
-        .await;
-    let vid = r.body["id"].as_str().unwrap().to_owned();
-    app.get(
-        &format!("/api/v1/identity/verifications/{vid}"),
-        Some(&token),
-    )
-    .await;
-    let c = app
-        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
-        .await;
-    let sha = c.body["document_sha256"]
-        .as_str()
-        .unwrap_or(&"00".repeat(32))
-        .to_owned();
-    let r = app
-        .post(
-            "/api/v1/identity/codes",
-            Some(&token),
-            json!({"purpose": "apply_registration", "document_sha256": sha}),
-        )
-        .await;
-    app.post(
-        "/api/v1/registrations",
-        Some(&token),
-        json!({"contract_id": id, "code_id": r.body["code_id"], "code": r.body["dev_code"]}),
-    )
-    .await
+    let (token, mut body) = intent_for(app, who, id, "apply_registration").await;
+    body["contract_id"] = json!(id);
+    app.post("/api/v1/registrations", Some(&token), body).await
 }
 
 /// A filed contract for the next available unit.
@@ -1534,39 +1473,6 @@ async fn buyers_are_invited_by_code(db: Db) {
     assert_eq!(r.code(), "validation_failed");
     let fresh = app.get(&path, Some(&drafter)).await.body;
     assert_ne!(fresh[0]["code"], zhang_code);
-}
-
-/// An identity check and a code for the contract's current PDF, without acting yet.
-async fn intent_for(app: &TestApp, who: &str, id: &str, purpose: &str) -> (String, Value) {
-    let token = app.token(who).await;
-    let r = app
-        .post(
-            "/api/v1/identity/verifications",
-            Some(&token),
-            json!({"purpose": purpose}),
-        )
-        .await;
-    let vid = r.body["id"].as_str().unwrap().to_owned();
-    app.get(
-        &format!("/api/v1/identity/verifications/{vid}"),
-        Some(&token),
-    )
-    .await;
-    let current = app
-        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
-        .await;
-    let sha = current.body["document_sha256"].as_str().unwrap().to_owned();
-    let r = app
-        .post(
-            "/api/v1/identity/codes",
-            Some(&token),
-            json!({"purpose": purpose, "document_sha256": sha}),
-        )
-        .await;
-    (
-        token,
-        json!({"code_id": r.body["code_id"], "code": r.body["dev_code"]}),
-    )
 }
 
 /// The first seals of a developer, at the same moment on two instances sharing the PKI
