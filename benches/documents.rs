@@ -7,7 +7,7 @@ use virtual_window::pdf::font::Font;
 use virtual_window::services::documents::{CONTRACT_TEMPLATE, render_contract};
 
 fn contract(c: &mut Criterion) {
-    let font = Font::find(None).expect("a CJK font (fonts-noto-cjk)");
+    let font = Font::bundled();
     let data: ContractData =
         toml::from_str(&std::fs::read_to_string("fixtures/sample-contract.toml").unwrap()).unwrap();
     let probe = render_contract(

@@ -116,8 +116,7 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocumentsConfig {
-    /// The CJK font file (.ttc/.otf/.ttf); by default the usual system places are searched
-    /// (Debian's fonts-noto-cjk first).
+    /// A CJK font file (.ttc/.otf/.ttf) to use instead of the bundled Noto Serif CJK SC.
     pub font_path: Option<PathBuf>,
 }
 

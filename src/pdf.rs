@@ -15,8 +15,8 @@ pub mod writer;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PdfError {
-    #[error("no CJK font found (install fonts-noto-cjk or configure documents.font_path)")]
-    NoFont,
+    #[error("invalid document date {0:?} (RFC 3339 expected)")]
+    Date(String),
     #[error("font {path}: {reason}")]
     Font { path: String, reason: String },
     #[error("the font has no glyph for {0:?}")]

@@ -36,8 +36,9 @@ pub struct Services {
     pub tokens: Arc<tokens::Keyring>,
     pub limiter: Arc<ratelimit::LoginLimiter>,
     pub pki: Arc<pki::PkiState>,
-    /// The CJK font for documents; `None` when none was found (the service runs, says so in
-    /// `/readyz`, and refuses to make documents).
+    /// The CJK font for documents (the bundled face unless one is configured); `None` when the
+    /// configured file cannot be read (the service runs, says so in `/readyz`, and refuses to
+    /// make documents).
     pub font: Option<crate::pdf::font::Font>,
     /// The identity provider and the keys protecting personal data.
     pub identity: Arc<identity::IdentityState>,
@@ -59,7 +60,7 @@ impl Services {
         let font = match crate::pdf::font::Font::find(config.documents.font_path.as_deref()) {
             Ok(f) => Some(f),
             Err(e) => {
-                tracing::warn!(error = %e, "no CJK font: documents cannot be generated until one is installed");
+                tracing::warn!(error = %e, "the configured CJK font cannot be read: documents cannot be generated");
                 None
             }
         };

@@ -31,7 +31,7 @@ impl Fixture {
         )
         .unwrap();
         Fixture {
-            font: Font::find(None).expect("a CJK font (fonts-noto-cjk)"),
+            font: Font::bundled(),
             h,
             profiles,
             now,

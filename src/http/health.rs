@@ -74,7 +74,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         None => Check {
             name: "cjk_font",
             ok: false,
-            detail: "no CJK font found: documents cannot be generated (install fonts-noto-cjk or set documents.font_path)".into(),
+            detail: "the configured CJK font (documents.font_path) cannot be read: documents cannot be generated (fix the path or remove it to use the bundled font)".into(),
         },
     });
     let ready = checks.iter().all(|c| c.ok);

@@ -1,18 +1,22 @@
-//! Fonts: finding a CJK font on the system, reading its character map and advance widths once,
-//! and subsetting it to the glyphs a document uses (written as a CID font, CID = new glyph id).
+//! Fonts: the bundled CJK face or a configured one, its character map and advance widths read
+//! once, and subsets of it for the glyphs a document uses (written as a CID font, CID = new glyph
+//! id).
 
 use super::{PdfError, PdfResult};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Where Debian puts the usual CJK fonts, best first. Noto Serif CJK is the contract face.
-pub const SYSTEM_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-];
+/// Noto Serif CJK SC Regular, the Simplified Chinese face of Debian's NotoSerifCJK-Regular.ttc cut
+/// out as a single OpenType/CFF font (assets/fonts/README.md says how; SIL OFL 1.1). It is built
+/// into the binary so that a machine without any CJK font makes every document, and so that every
+/// instance renders the same bytes from the same data (the reviewer's check 9 re-renders a
+/// contract and compares it byte for byte).
+static BUNDLED: &[u8] = include_bytes!("../../assets/fonts/NotoSerifCJKsc-Regular.otf");
+
+/// What `Font::source` says of the bundled face.
+pub const BUNDLED_NAME: &str = "bundled:NotoSerifCJKsc-Regular.otf";
 
 /// A loaded font face with its metrics; cheap to share.
 #[derive(Clone)]
@@ -21,8 +25,9 @@ pub struct Font {
 }
 
 struct Inner {
+    /// The file it came from, or `BUNDLED_NAME`.
     path: PathBuf,
-    data: Vec<u8>,
+    data: Cow<'static, [u8]>,
     index: u32,
     family: String,
     postscript_name: String,
@@ -65,11 +70,25 @@ fn postscript_of(face: &ttf_parser::Face<'_>) -> String {
 impl Font {
     /// Loads face `index` of a font file (.ttf, .otf or a .ttc collection).
     pub fn load(path: &Path, index: u32) -> PdfResult<Font> {
+        let data = std::fs::read(path)?;
+        Font::from_data(path.to_path_buf(), Cow::Owned(data), index)
+    }
+
+    /// The face built into the binary, parsed once per process.
+    pub fn bundled() -> Font {
+        static FONT: OnceLock<Font> = OnceLock::new();
+        FONT.get_or_init(|| {
+            Font::from_data(PathBuf::from(BUNDLED_NAME), Cow::Borrowed(BUNDLED), 0)
+                .expect("the bundled font parses (assets/fonts)")
+        })
+        .clone()
+    }
+
+    fn from_data(path: PathBuf, data: Cow<'static, [u8]>, index: u32) -> PdfResult<Font> {
         let err = |reason: String| PdfError::Font {
             path: path.display().to_string(),
             reason,
         };
-        let data = std::fs::read(path)?;
         let face = ttf_parser::Face::parse(&data, index).map_err(|e| err(e.to_string()))?;
         let mut cmap = HashMap::new();
         if let Some(table) = face.tables().cmap {
@@ -89,7 +108,7 @@ impl Font {
             .collect();
         let bb = face.global_bounding_box();
         let inner = Inner {
-            path: path.to_path_buf(),
+            path: path.clone(),
             index,
             family: family_of(&face),
             postscript_name: postscript_of(&face),
@@ -101,44 +120,47 @@ impl Font {
             bbox: [bb.x_min, bb.y_min, bb.x_max, bb.y_max],
             cmap,
             advances,
-            data: Vec::new(),
+            data: Cow::Borrowed(&[]),
         };
         Ok(Font {
             inner: Arc::new(Inner { data, ..inner }),
         })
     }
 
-    /// Finds a Simplified Chinese face: the configured file first, then the usual system places.
-    /// In a collection the face whose family ends in "SC" is chosen (index 0 of Noto CJK is the
-    /// Japanese face, with Japanese glyph forms).
+    /// The document face: the configured file when there is one (in a collection the face whose
+    /// family ends in "SC"; index 0 of Noto CJK is the Japanese face, with Japanese glyph forms),
+    /// otherwise the bundled face. System fonts are not searched: what a machine happens to have
+    /// installed must not change the documents' bytes.
     pub fn find(configured: Option<&Path>) -> PdfResult<Font> {
-        let mut candidates: Vec<PathBuf> = configured.map(Path::to_path_buf).into_iter().collect();
-        if configured.is_none() {
-            candidates.extend(SYSTEM_CANDIDATES.iter().map(PathBuf::from));
+        let Some(path) = configured else {
+            return Ok(Font::bundled());
+        };
+        let data = std::fs::read(path).map_err(|e| PdfError::Font {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let count = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
+        let chosen = (0..count)
+            .find(|&i| {
+                ttf_parser::Face::parse(&data, i).is_ok_and(|f| family_of(&f).ends_with(" SC"))
+            })
+            .unwrap_or(0);
+        let font = Font::from_data(path.to_path_buf(), Cow::Owned(data), chosen)?;
+        if font.glyph('中').is_none() {
+            return Err(PdfError::Font {
+                path: path.display().to_string(),
+                reason: "the face has no Chinese characters".into(),
+            });
         }
-        for path in candidates.iter().filter(|p| p.exists()) {
-            let data = std::fs::read(path)?;
-            let count = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
-            let mut chosen = 0;
-            for i in 0..count {
-                if let Ok(face) = ttf_parser::Face::parse(&data, i)
-                    && family_of(&face).ends_with(" SC")
-                {
-                    chosen = i;
-                    break;
-                }
-            }
-            drop(data);
-            let font = Font::load(path, chosen)?;
-            if font.glyph('中').is_some() {
-                return Ok(font);
-            }
-        }
-        Err(PdfError::NoFont)
+        Ok(font)
     }
 
+    /// The file the face was read from, or `BUNDLED_NAME`.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+    pub fn is_bundled(&self) -> bool {
+        matches!(self.inner.data, Cow::Borrowed(_))
     }
     pub fn family(&self) -> &str {
         &self.inner.family

@@ -479,7 +479,7 @@ fn content_stream(page: &Page, map: &GlyphMap<'_>) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn xmp(meta: &Metadata) -> String {
+fn xmp(meta: &Metadata, created: &str) -> String {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -512,24 +512,43 @@ fn xmp(meta: &Metadata) -> String {
         title = esc(&meta.title),
         author = esc(&meta.author),
         kw = esc(&meta.keywords.join("; ")),
-        created = esc(&meta.created),
+        created = esc(created),
     )
 }
 
-/// "2026-11-28T08:00:00+08:00" → "D:20261128080000+08'00'".
-fn pdf_date(iso: &str) -> String {
-    let digits: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    let tz = &iso.get(19..).unwrap_or("Z");
-    let tz = if tz.is_empty() || *tz == "Z" {
+/// The document's date from `Metadata::created` (RFC 3339), to the whole second: PDF dates have
+/// no fractions, and PDF/A wants the Info dictionary and the XMP metadata to say the same time.
+fn document_time(iso: &str) -> PdfResult<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(iso, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .ok_or_else(|| PdfError::Date(iso.to_owned()))
+}
+
+/// 2026-11-28T08:00:00.5+08:00 → "D:20261128080000+08'00'" (ISO 32000-1 7.9.4).
+fn pdf_date(t: time::OffsetDateTime) -> String {
+    let (h, m, _) = t.offset().as_hms();
+    let zone = if t.offset().is_utc() {
         "Z".to_owned()
     } else {
-        format!("{}'{}'", &tz[..3], tz.get(4..6).unwrap_or("00"))
+        let sign = if t.offset().is_negative() { '-' } else { '+' };
+        format!("{sign}{:02}'{:02}'", h.unsigned_abs(), m.unsigned_abs())
     };
-    format!("D:{digits}{tz}")
+    format!(
+        "D:{:04}{:02}{:02}{:02}{:02}{:02}{zone}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The same instant for XMP (RFC 3339 without fractions).
+fn xmp_date(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Lays out `blocks` and writes the PDF.
@@ -771,6 +790,7 @@ fn write_pdf(
     l: Layout<'_>,
     base: Option<&SubsetFont>,
 ) -> PdfResult<Rendered> {
+    let created = document_time(&meta.created)?;
     // Glyphs the base subset has come from it; the rest (or everything, without a base) go
     // into a subset of their own.
     let extra_chars: BTreeMap<u16, char> = l
@@ -890,7 +910,7 @@ fn write_pdf(
     let icc_id = w.add_stream(vec![("N", Obj::Int(3))], &icc, true);
     let xmp_id = w.add_stream(
         vec![("Type", name("Metadata")), ("Subtype", name("XML"))],
-        xmp(meta).as_bytes(),
+        xmp(meta, &xmp_date(created)).as_bytes(),
         false,
     );
     let mut cat = vec![
@@ -917,11 +937,8 @@ fn write_pdf(
         ("Author", text(&meta.author)),
         ("Keywords", text(&meta.keywords.join("; "))),
         ("Producer", Obj::Str(b"Virtual Window".to_vec())),
-        (
-            "CreationDate",
-            Obj::Str(pdf_date(&meta.created).into_bytes()),
-        ),
-        ("ModDate", Obj::Str(pdf_date(&meta.created).into_bytes())),
+        ("CreationDate", Obj::Str(pdf_date(created).into_bytes())),
+        ("ModDate", Obj::Str(pdf_date(created).into_bytes())),
     ]));
     let mut id = [0u8; 16];
     id.copy_from_slice(&id_hash.finish()[..16]);

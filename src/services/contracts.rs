@@ -143,8 +143,41 @@ fn today() -> time::Date {
         .date()
 }
 
-fn validate(req: &NewContract) -> Result<(), Error> {
+fn validate(s: &Services, req: &NewContract) -> Result<(), Error> {
     let mut errors = Vec::new();
+    // Text the document font cannot show is refused now, naming the character, rather than at
+    // confirmation when the PDF is made.
+    if let Some(font) = s.font.as_ref() {
+        let mut texts: Vec<(String, &str)> = vec![
+            ("dispute".into(), req.dispute.as_str()),
+            ("property.company".into(), req.property.company.as_str()),
+            ("seller.address".into(), req.seller.address.as_str()),
+            (
+                "seller.legal_representative".into(),
+                req.seller.legal_representative.as_str(),
+            ),
+            (
+                "seller.qualification_no".into(),
+                req.seller.qualification_no.as_str(),
+            ),
+        ];
+        for (i, b) in req.buyers.iter().enumerate() {
+            texts.push((format!("buyers[{i}].name"), b.name.as_str()));
+            texts.push((format!("buyers[{i}].address"), b.address.as_str()));
+        }
+        for (i, t) in req.supplementary.iter().enumerate() {
+            texts.push((format!("supplementary[{i}]"), t.as_str()));
+        }
+        if let Some(l) = &req.payment.lender {
+            texts.push(("payment.lender".into(), l.as_str()));
+        }
+        for (i, p) in req.payment.schedule.iter().enumerate() {
+            texts.push((format!("payment.schedule[{i}].item"), p.item.as_str()));
+        }
+        for (field, text) in texts {
+            errors.extend(super::documents::unrenderable(font, &field, text));
+        }
+    }
     if req.buyers.is_empty() || req.buyers.len() > 10 {
         errors.push(FieldError::new(
             "buyers",
@@ -333,7 +366,7 @@ pub async fn create(
     if !(caller.is(Role::Developer) && caller.has_duty(Duty::Drafter)) {
         return Err(Error::forbidden("只有开发企业的合同起草人员可以起草合同。"));
     }
-    validate(&req)?;
+    validate(s, &req)?;
     let unit = s
         .store
         .unit(&req.unit_id)
@@ -683,7 +716,11 @@ pub async fn confirm(s: &Services, caller: &Caller, id: &str) -> Result<Contract
         .clone()
         .unwrap_or_else(|| format!("http://{}", s.config.listen));
     let now = OffsetDateTime::now_utc();
+    // Whole seconds: the document's dates (Info and XMP) have none, and the snapshot that check 9
+    // re-renders from keeps the same text.
     let created = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
         .to_offset(time::macros::offset!(+8))
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -1291,7 +1328,7 @@ pub async fn edit(
             "只有草稿状态的合同可以修改。",
         ));
     }
-    validate(&req)?;
+    validate(s, &req)?;
     let terms = stored_terms(s, &c.id, &req)?;
     if !s
         .store

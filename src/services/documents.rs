@@ -229,6 +229,27 @@ pub fn signature_fields(d: &ContractData) -> Vec<FieldSpec> {
     f
 }
 
+/// The refusal of a text the document font cannot show, naming each character and its code
+/// point (a rare character 生僻字 may look like nothing in the reader's own font).
+pub fn unrenderable(font: &Font, field: &str, text: &str) -> Option<FieldError> {
+    let missing = font.missing(text);
+    if missing.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = missing
+        .iter()
+        .map(|c| format!("“{c}”（U+{:04X}）", *c as u32))
+        .collect();
+    Some(FieldError::new(
+        field,
+        "unsupported_character",
+        format!(
+            "合同字体中没有这些字符，无法生成文件：{}。请核对证件上的写法或联系登记中心。",
+            named.join("、")
+        ),
+    ))
+}
+
 /// Validates the data and renders the contract. `created` is the document time (ISO 8601), part
 /// of the output, so the same data, template and time give the same bytes.
 pub fn render_contract(
@@ -250,25 +271,11 @@ pub fn render_contract(
     let fields = signature_fields(data);
     // Every character must exist in the font: a contract with a missing glyph is not readable.
     for (key, value) in &values {
-        let missing = font.missing(value);
-        if !missing.is_empty() {
-            errors.push(FieldError::new(
-                key.clone(),
-                "unsupported_character",
-                format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
-            ));
-        }
+        errors.extend(unrenderable(font, key, value));
     }
     for (name, (_, rows)) in &tables {
         for cell in rows.iter().flatten() {
-            let missing = font.missing(cell);
-            if !missing.is_empty() {
-                errors.push(FieldError::new(
-                    format!("table.{name}"),
-                    "unsupported_character",
-                    format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
-                ));
-            }
+            errors.extend(unrenderable(font, &format!("table.{name}"), cell));
         }
     }
     if !errors.is_empty() {
@@ -376,14 +383,7 @@ fn render_simple(
     } = issued;
     let mut errors = Vec::new();
     for (key, value) in &values {
-        let missing = font.missing(value);
-        if !missing.is_empty() {
-            errors.push(FieldError::new(
-                key.clone(),
-                "unsupported_character",
-                format!("字体中没有这些字符：{}", missing.iter().collect::<String>()),
-            ));
-        }
+        errors.extend(unrenderable(font, key, value));
         if value.trim().is_empty() {
             errors.push(FieldError::new(key.clone(), "required", "此项必须填写。"));
         }

@@ -209,5 +209,10 @@ async fn without_a_cjk_font_the_service_runs_but_is_not_ready() {
         .unwrap()
         .clone();
     assert_eq!(font["ok"], false);
-    assert!(font["detail"].as_str().unwrap().contains("fonts-noto-cjk"));
+    assert!(
+        font["detail"]
+            .as_str()
+            .unwrap()
+            .contains("documents.font_path")
+    );
 }

@@ -337,9 +337,7 @@ async fn codes_and_the_signing_hook(db: Db) {
     let Some(app) = spawn_app(db).await else {
         return;
     };
-    let Some(font) = crate::pdf::cjk_font() else {
-        return;
-    };
+    let font = crate::pdf::cjk_font();
     let s = &app.services;
     let contract = virtual_window::services::documents::render_contract(
         &font,

@@ -37,11 +37,17 @@ fn start(data_dir: &std::path::Path) -> Server {
 }
 
 fn start_logging(data_dir: &std::path::Path, level: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    let mut c = Command::new(BIN);
+    c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env_remove("VW_DATABASE_URL")
-        .env("VW_LOG", level)
+        .env("VW_LOG", level);
+    start_command(c)
+}
+
+/// Starts a prepared `serve` command and waits for its address.
+fn start_command(mut c: Command) -> Server {
+    let mut child = c
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -472,9 +478,6 @@ async fn no_id_number_in_the_clear_in_the_database_or_the_logs() {
 /// and poppler's pdfsig against the demo's root.
 #[test]
 fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
-    if crate::pdf::cjk_font().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut c = Command::new(BIN);
@@ -531,5 +534,189 @@ fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
                 && !report.contains("Signature is Invalid"),
             "{file}: {report}"
         );
+    }
+}
+
+/// Wraps `BIN args` so that it runs in a private mount namespace where every font folder is an
+/// empty tmpfs: a machine with no font installed. `None` where namespaces are not available (not
+/// root); scripts/test sets VW_REQUIRE_NAMESPACES=1, and then that fails the test instead.
+fn without_fonts(args: &[&str]) -> Option<Command> {
+    let works = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        assert!(
+            std::env::var("VW_REQUIRE_NAMESPACES").as_deref() != Ok("1"),
+            "unshare --mount is not available"
+        );
+        return None;
+    }
+    let script = r#"set -e
+for d in /usr/share/fonts /usr/local/share/fonts /usr/share/texmf/fonts /var/cache/fontconfig "$HOME/.fonts" "$HOME/.local/share/fonts"; do
+  if [ -d "$d" ]; then mount -t tmpfs -o size=1m vw-no-fonts "$d"; fi
+done
+echo "font files visible: $(find /usr/share/fonts /usr/local/share/fonts -type f 2>/dev/null | wc -l)" >&2
+exec "$@""#;
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        BIN,
+    ])
+    .args(args)
+    .env_remove("VW_DATABASE_URL");
+    Some(c)
+}
+
+/// Every font of a PDF embedded and subset (pdffonts: emb, sub and uni all "yes").
+fn assert_fonts_embedded(path: &std::path::Path) {
+    let fonts = crate::pdf::tool("pdffonts", &[path.to_str().unwrap()]);
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty(), "{}: no fonts\n{fonts}", path.display());
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cols[cols.len() - 5..cols.len() - 2],
+            ["yes", "yes", "yes"],
+            "{}: {fonts}",
+            path.display()
+        );
+    }
+}
+
+/// On a machine without any font, the service started as a new user starts it drafts and
+/// confirms a contract through the API, and the demo runs the whole flow: every PDF carries its
+/// embedded subset font.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_system_fonts_the_service_and_the_demo_make_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let Some(mut c) = without_fonts(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_arg])
+    else {
+        return;
+    };
+    c.env("VW_LOG", "warn");
+    let server = start_command(c);
+    let http = reqwest::Client::new();
+    let base = server.base.clone();
+    let ready: serde_json::Value = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let login = |name: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r: serde_json::Value = http
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&serde_json::json!({"username": name, "password": virtual_window::config::DEV_DEMO_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (drafter, confirmer) = (login("yj-drafter").await, login("yj-confirmer").await);
+    let projects: serde_json::Value = http
+        .get(format!("{base}/api/v1/projects"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let units: serde_json::Value = http
+        .get(format!(
+            "{base}/api/v1/projects/{}/units",
+            projects[0]["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let unit = units
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["for_sale"] == true)
+        .unwrap();
+    let price =
+        virtual_window::domain::Money::parse_yuan(unit["filed_price"].as_str().unwrap()).unwrap();
+    let area = virtual_window::domain::Area::parse(unit["gross_area"].as_str().unwrap()).unwrap();
+    let body = crate::contracts::draft_priced(
+        unit["id"].as_str().unwrap(),
+        &price.to_string(),
+        &price.times_area(area).unwrap().to_string(),
+    );
+    let r = http
+        .post(format!("{base}/api/v1/contracts"))
+        .bearer_auth(&drafter)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/contracts/{id}/confirm"))
+        .bearer_auth(&confirmer)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let pdf = http
+        .get(format!("{base}/api/v1/contracts/{id}/document"))
+        .bearer_auth(&confirmer)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let path = dir.path().join("contract.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    assert_fonts_embedded(&path);
+    let said = server.output.lock().unwrap().join("\n");
+    assert!(said.contains("font files visible: 0"), "{said}");
+    terminate(server);
+
+    let out = dir.path().join("out");
+    let mut c = without_fonts(&["demo", "--out", out.to_str().unwrap()]).unwrap();
+    c.env("VW_LOG", "warn");
+    let o = output_within(c, Duration::from_secs(240));
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        o.status.success(),
+        "{}{stderr}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(stderr.contains("font files visible: 0"), "{stderr}");
+    for file in [
+        "contract-confirmed.pdf",
+        "contract-filed.pdf",
+        "certificate.pdf",
+    ] {
+        assert_fonts_embedded(&out.join(file));
     }
 }

@@ -36,7 +36,7 @@ impl Chain {
     }
 
     pub fn build_with(alg: KeyAlgorithm, certify: Option<u8>) -> Option<Chain> {
-        let font = cjk_font()?;
+        let font = cjk_font();
         let now = OffsetDateTime::now_utc();
         let profiles = Profiles::builtin();
         let (h, _) = Hierarchy::create(&profiles, alg, now, "http://127.0.0.1/pki/crl").unwrap();
@@ -999,6 +999,9 @@ fn the_outside_corpus_is_judged_as_its_readme_says() {
         now: OffsetDateTime::now_utc(),
     };
     let mut seen = 0;
+    // Beyond the README's classes, each file's judgement is kept in a snapshot so that a change
+    // to the verifier cannot move any verdict, signature or problem code unnoticed.
+    let mut judged = String::new();
     for folder in ["good", "bad", "changed", "hostile"] {
         let mut files: Vec<_> = std::fs::read_dir(dir.join(folder))
             .unwrap()
@@ -1016,6 +1019,7 @@ fn the_outside_corpus_is_judged_as_its_readme_says() {
                 "{name} took too long"
             );
             seen += 1;
+            judged.push_str(&judgement(&name, &result));
             if folder == "hostile" {
                 if let Ok(r) = result {
                     assert_ne!(r.verdict, Verdict::Valid, "{name}");
@@ -1064,6 +1068,36 @@ fn the_outside_corpus_is_judged_as_its_readme_says() {
         }
     }
     assert!(seen >= 40, "read {seen} files");
+    let path = "tests/snapshots/corpus-verdicts.txt";
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::write(path, &judged).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    for (want, got) in expected.lines().zip(judged.lines()) {
+        assert_eq!(want, got, "a corpus file's judgement changed");
+    }
+    assert_eq!(expected, judged, "the corpus judgements changed");
+}
+
+/// One line per file and per signature: verdict, kind, integrity, changes and problem codes.
+fn judgement(name: &str, result: &Result<Report, virtual_window::pdf::verify::NotPdf>) -> String {
+    let r = match result {
+        Err(_) => return format!("{name}: not a PDF\n"),
+        Ok(r) => r,
+    };
+    let mut codes: Vec<&str> = r.problems.iter().map(|p| p.code).collect();
+    codes.sort_unstable();
+    let mut out = format!("{name}: {:?} {codes:?}\n", r.verdict);
+    for s in &r.signatures {
+        let mut codes: Vec<&str> = s.problems.iter().map(|p| p.code).collect();
+        codes.sort_unstable();
+        out.push_str(&format!(
+            "  {:?} {:?} {:?} {:?} {codes:?}\n",
+            s.field, s.kind, s.integrity, s.changes_after
+        ));
+    }
+    out
 }
 
 /// A tiny deterministic generator: the mutations are the same on every run.
@@ -1246,7 +1280,7 @@ mod service {
         let Some(app) = spawn_app(Db::Sqlite).await else {
             return;
         };
-        let Some(font) = cjk_font() else { return };
+        let font = cjk_font();
         // A contract sealed with a certificate from the service's own hierarchy.
         let pki = &app.services.pki;
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
