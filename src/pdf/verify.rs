@@ -269,6 +269,8 @@ struct Ctx<'a, 'o> {
     incomplete: Vec<Problem>,
     /// SHA-256 of the whole file, when a signature's hashing produced it on the way.
     whole_file: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
+    /// Form maps already read, by revision (change analysis asks for the same ones often).
+    forms: HashMap<usize, std::rc::Rc<FormMap>>,
 }
 
 impl Ctx<'_, '_> {
@@ -310,6 +312,16 @@ impl Ctx<'_, '_> {
             },
             None => Dict::default(),
         }
+    }
+
+    /// The form of revision `rev`, read once.
+    fn form_at(&mut self, rev: usize) -> std::rc::Rc<FormMap> {
+        if let Some(f) = self.forms.get(&rev) {
+            return f.clone();
+        }
+        let f = std::rc::Rc::new(self.form_map(rev));
+        self.forms.insert(rev, f.clone());
+        f
     }
 
     fn form_map(&mut self, rev: usize) -> FormMap {
@@ -472,6 +484,7 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         opts,
         incomplete: Vec::new(),
         whole_file: Default::default(),
+        forms: HashMap::new(),
     };
     let mut doc_problems = Vec::new();
     let last = pdf.last_revision();
@@ -493,7 +506,7 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         ctx.incomplete
             .push(problem("no_catalog", "找不到文档目录（/Root）"));
     }
-    let form = ctx.form_map(last);
+    let form = ctx.form_at(last);
     let dss = DssData::collect(&mut ctx, last);
 
     // One report per signature dictionary, even when several fields point at it.
@@ -545,6 +558,22 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         ));
     }
 
+    // The revision that wrote each signature dictionary (for a sound signature, the revision
+    // its byte range ends at): a field may be created after a signature only together with its
+    // own signature. Whether that signature is sound is its own report's business.
+    let sig_revs: HashMap<u32, usize> = sigs
+        .iter()
+        .filter_map(|s| s.sig_num)
+        .filter_map(|num| {
+            let k = (0..=last).rev().find(|&k| {
+                pdf.revisions[k]
+                    .sections
+                    .iter()
+                    .any(|&sec| pdf.sections[sec].entries.contains_key(&num))
+            })?;
+            Some((num, k))
+        })
+        .collect();
     let mut change_cache: HashMap<usize, (Changes, Vec<Problem>)> = HashMap::new();
     for s in &mut sigs {
         if s.revision == usize::MAX {
@@ -552,7 +581,7 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         }
         let (changes, probs) = change_cache
             .entry(s.revision)
-            .or_insert_with(|| changes_since(&mut ctx, s.revision, last, certification))
+            .or_insert_with(|| changes_since(&mut ctx, s.revision, last, certification, &sig_revs))
             .clone();
         s.report.changes_after = changes;
         s.report.problems.extend(probs);
@@ -1474,6 +1503,7 @@ fn changes_since(
     r: usize,
     last: usize,
     certification: Option<(usize, i64)>,
+    sig_revs: &HashMap<u32, usize>,
 ) -> (Changes, Vec<Problem>) {
     if r >= last {
         return (Changes::None, vec![]);
@@ -1513,8 +1543,8 @@ fn changes_since(
     }
     written.sort_unstable();
 
-    let form_r = ctx.form_map(r);
-    let form_f = ctx.form_map(last);
+    let form_r = ctx.form_at(r);
+    let form_f = ctx.form_at(last);
     let (pages_f, annots_f) = pages(ctx, last);
     let reach_r = ctx.reachable(r);
     let info_refs: HashSet<u32> = [r, last]
@@ -1535,7 +1565,10 @@ fn changes_since(
         .filter(|(n, f)| {
             f.is_sig && f.value.is_some() && form_r.fields.get(n).is_none_or(|o| o.value.is_none())
         })
-        .map(|(&n, f)| {
+        .map(|(&n, f)| (n, f.clone()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(n, f)| {
             let is_doc_ts = match f.value.as_ref() {
                 Some(Object::Ref(v, _)) => {
                     let o = ctx.get_rc(last, *v);
@@ -1547,12 +1580,13 @@ fn changes_since(
             let existed = form_r.fields.contains_key(&n);
             let ok = match mdp {
                 Some(1) => is_doc_ts,
-                _ if is_doc_ts => true,
-                // New approval fields after certification are refused (DocMDP's intent; pyHanko
-                // agrees); in an uncertified document only invisible ones may be added, so a
-                // signature cannot be used to paint over signed content.
-                Some(_) => existed,
-                None => existed || !f.visible,
+                _ if is_doc_ts || existed => true,
+                // A field created after r must come with its own signature, in the revision
+                // that signature covers (Acrobat and pyHanko sign so when no empty field is
+                // prepared). After certification only an invisible one, as pyHanko rules: a new
+                // visible field could paint over certified content.
+                Some(_) => !f.visible && created_with_signature(ctx, r, last, n, &f, sig_revs),
+                None => created_with_signature(ctx, r, last, n, &f, sig_revs),
             };
             (n, ok)
         })
@@ -1586,10 +1620,14 @@ fn changes_since(
             worst = worst.max(Changes::Permitted);
         } else {
             worst = Changes::Disallowed;
+            let existed = form_r.fields.contains_key(&n);
+            let visible = form_f.fields.get(&n).is_some_and(|f| f.visible);
             let why = match mdp {
                 Some(1) => "认证签名（DocMDP P=1）不允许任何后续签名",
-                Some(_) => "认证之后新增签名域（只允许签入预先创建的签名域）",
-                None => "签署后新增了可见的签名域，可能遮盖已签内容",
+                Some(_) if !existed && visible => {
+                    "认证之后新增了可见的签名域，可能遮盖已认证的内容"
+                }
+                _ => "签署后新增的签名域不是与它自己的签名在同一修订中创建的",
             };
             disallow(
                 &mut problems,
@@ -1608,6 +1646,14 @@ fn changes_since(
         o.as_ref()
             .is_some_and(|n| newly_signed.get(&n) == Some(&true) && !form_r.fields.contains_key(&n))
     };
+
+    // What the widgets of revision r show. An appearance may change only together with its
+    // field's value, in the same revision (signing a field, filling it in); the objects of such
+    // an appearance are judged as part of it, and no other object that r displays can be
+    // excused as metadata, validation data or part of a new signature's appearance.
+    let written_set: HashSet<u32> = written.iter().copied().collect();
+    let appearances = Appearances::analyse(ctx, r, last, &form_r, &written_set, sig_revs);
+    let shown_r = shown_content(ctx, r, &appearances.permitted);
 
     for n in written {
         let (er, ef) = (pdf.entry(r, n), pdf.entry(last, n));
@@ -1664,6 +1710,8 @@ fn changes_since(
                 mdp,
                 ok_new_widget: &ok_new_widget,
                 ok_new_field: &ok_new_field,
+                appearances: &appearances,
+                shown_r: &shown_r,
             },
         );
         match verdict {
@@ -1679,6 +1727,236 @@ fn changes_since(
         worst = Changes::Permitted;
     }
     (worst, problems)
+}
+
+/// Whether signature field `n`, absent from revision `r`, was created in the very revision its
+/// signature covers, holding that signature from the start and to the end.
+fn created_with_signature(
+    ctx: &mut Ctx<'_, '_>,
+    r: usize,
+    last: usize,
+    n: u32,
+    final_info: &FieldInfo,
+    sig_revs: &HashMap<u32, usize>,
+) -> bool {
+    let Some(sig) = final_info.value.as_ref().and_then(Object::as_ref) else {
+        return false;
+    };
+    let Some(&signed_in) = sig_revs.get(&sig) else {
+        return false;
+    };
+    let Some(created) = (r + 1..=last).find(|&k| ctx.form_at(k).fields.contains_key(&n)) else {
+        return false;
+    };
+    let at_creation = ctx.form_at(created);
+    created == signed_in
+        && at_creation
+            .fields
+            .get(&n)
+            .and_then(|f| f.value.as_ref())
+            .and_then(Object::as_ref)
+            == Some(sig)
+}
+
+/// The appearances of the widgets that existed in the signed revision, and which of them
+/// changed after it as a permitted part of signing or filling in their own field.
+struct Appearances {
+    /// Widgets whose appearance changed only in revisions that also changed their field's value.
+    permitted: HashSet<u32>,
+    /// Objects of the changed appearances (in r or later) → their widget.
+    owner: HashMap<u32, u32>,
+}
+
+impl Appearances {
+    fn analyse(
+        ctx: &mut Ctx<'_, '_>,
+        r: usize,
+        last: usize,
+        form_r: &FormMap,
+        written: &HashSet<u32>,
+        sig_revs: &HashMap<u32, usize>,
+    ) -> Appearances {
+        let data = ctx.pdf.data;
+        let mut out = Appearances {
+            permitted: HashSet::new(),
+            owner: HashMap::new(),
+        };
+        let mut widgets: Vec<u32> = form_r.widgets.keys().copied().collect();
+        widgets.sort_unstable();
+        let mut budget = MAX_WALK;
+        for w in widgets {
+            if budget == 0 {
+                ctx.incomplete
+                    .push(problem("graph_too_large", "表单外观过多，未能完整分析"));
+                break;
+            }
+            let at_r = appearance_objects(ctx, r, w, &mut budget);
+            let at_f = appearance_objects(ctx, last, w, &mut budget);
+            let entries_changed =
+                written.contains(&w) && appearance_entries_differ(ctx, r, last, w);
+            let objects_changed = at_r
+                .iter()
+                .chain(&at_f)
+                .any(|&o| written.contains(&o) && !same(data, &ctx.get(r, o), &ctx.get(last, o)));
+            if !(entries_changed || objects_changed) {
+                continue;
+            }
+            for &o in at_r.iter().chain(&at_f) {
+                out.owner.entry(o).or_insert(w);
+            }
+            if follows_value(ctx, r, last, w, sig_revs, &mut budget) {
+                out.permitted.insert(w);
+            }
+        }
+        out
+    }
+}
+
+/// The objects an annotation's /AP (and /MK) reach in revision `rev`, within `budget`.
+fn appearance_objects(ctx: &mut Ctx<'_, '_>, rev: usize, w: u32, budget: &mut usize) -> Vec<u32> {
+    let wo = ctx.get_rc(rev, w);
+    let Some(d) = wo.as_dict() else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for key in [&b"AP"[..], b"MK"] {
+        if let Some(ap) = d.get(key) {
+            let reach = ctx.reachable_from(rev, ap);
+            *budget = budget.saturating_sub(reach.len());
+            out.extend(reach);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether widget `w`'s own appearance entries (/AP, /AS, /MK) differ between two revisions.
+fn appearance_entries_differ(ctx: &mut Ctx<'_, '_>, a: usize, b: usize, w: u32) -> bool {
+    let data = ctx.pdf.data;
+    let (x, y) = (ctx.get_rc(a, w), ctx.get_rc(b, w));
+    let (Some(x), Some(y)) = (x.as_dict(), y.as_dict()) else {
+        return true;
+    };
+    [&b"AP"[..], b"AS", b"MK"]
+        .iter()
+        .any(|k| match (x.get(k), y.get(k)) {
+            (None, None) => false,
+            (Some(p), Some(q)) => !same(data, p, q),
+            _ => true,
+        })
+}
+
+/// Objects written in revision `k` (any section of it).
+fn written_in(pdf: &Pdf<'_>, k: usize) -> HashSet<u32> {
+    pdf.revisions[k]
+        .sections
+        .iter()
+        .flat_map(|&s| pdf.sections[s].entries.keys().copied())
+        .collect()
+}
+
+/// Widget `w` changed its appearance after `r` only in revisions that also changed its field's
+/// value: for a signature field, the revision that gave it the signature covering that very
+/// revision; for another field, a revision that wrote a new value.
+fn follows_value(
+    ctx: &mut Ctx<'_, '_>,
+    r: usize,
+    last: usize,
+    w: u32,
+    sig_revs: &HashMap<u32, usize>,
+    budget: &mut usize,
+) -> bool {
+    let data = ctx.pdf.data;
+    for k in r + 1..=last {
+        let here = written_in(ctx.pdf, k);
+        let mut changed = here.contains(&w) && appearance_entries_differ(ctx, k - 1, k, w);
+        if !changed {
+            let before = appearance_objects(ctx, k - 1, w, budget);
+            let after = appearance_objects(ctx, k, w, budget);
+            changed = before
+                .iter()
+                .chain(&after)
+                .any(|&o| here.contains(&o) && !same(data, &ctx.get(k - 1, o), &ctx.get(k, o)));
+        }
+        if !changed {
+            continue;
+        }
+        let (form_before, form_here) = (ctx.form_at(k - 1), ctx.form_at(k));
+        let Some(&field) = form_here.widgets.get(&w) else {
+            return false;
+        };
+        let (Some(now), prev) = (form_here.fields.get(&field), form_before.fields.get(&field))
+        else {
+            return false;
+        };
+        let prev_value = prev.and_then(|p| p.value.as_ref());
+        let value_changed = if now.is_sig {
+            prev_value.is_none()
+                && now
+                    .value
+                    .as_ref()
+                    .and_then(Object::as_ref)
+                    .and_then(|v| sig_revs.get(&v))
+                    == Some(&k)
+        } else {
+            match (prev_value, now.value.as_ref()) {
+                (None, None) => false,
+                (Some(a), Some(b)) if same(data, a, b) => {
+                    // The same reference, to an object rewritten here, is a new value too.
+                    b.as_ref().is_some_and(|v| {
+                        here.contains(&v) && !same(data, &ctx.get(k - 1, v), &ctx.get(k, v))
+                    })
+                }
+                _ => true,
+            }
+        };
+        if !value_changed {
+            return false;
+        }
+    }
+    true
+}
+
+/// Objects revision `rev` displays: everything reachable from its catalog except the XMP
+/// metadata, the validation data (DSS) and the appearances of the widgets in `skip_ap` (which
+/// are judged as appearances).
+fn shown_content(ctx: &mut Ctx<'_, '_>, rev: usize, skip_ap: &HashSet<u32>) -> HashSet<u32> {
+    let mut seen = HashSet::new();
+    let Some(root) = ctx.root_ref(rev) else {
+        return seen;
+    };
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        if seen.len() >= MAX_WALK {
+            ctx.incomplete
+                .push(problem("graph_too_large", "对象图过大，未能完整分析"));
+            break;
+        }
+        if !seen.insert(n) {
+            continue;
+        }
+        let o = ctx.get_rc(rev, n);
+        let skip: &[&[u8]] = if n == root {
+            &[b"Metadata", b"DSS"]
+        } else if skip_ap.contains(&n) {
+            &[b"AP"]
+        } else {
+            &[]
+        };
+        match (&*o, skip.is_empty()) {
+            (_, true) => refs_in(&o, &mut stack),
+            (Object::Dict(d), false) => {
+                for (k, v) in &d.0 {
+                    if !skip.contains(&k.as_slice()) {
+                        refs_in(v, &mut stack);
+                    }
+                }
+            }
+            _ => refs_in(&o, &mut stack),
+        }
+    }
+    seen
 }
 
 struct ChangeCtx<'x> {
@@ -1697,6 +1975,9 @@ struct ChangeCtx<'x> {
     mdp: Option<i64>,
     ok_new_widget: &'x dyn Fn(&u32) -> bool,
     ok_new_field: &'x dyn Fn(&Object) -> bool,
+    appearances: &'x Appearances,
+    /// What revision r displayed (see `shown_content`).
+    shown_r: &'x HashSet<u32>,
 }
 
 type ChangeResult = Result<(), (&'static str, String)>;
@@ -1740,15 +2021,33 @@ fn classify_change(
         ))
     };
 
-    if c.info_refs.contains(&n) || Some(n) == c.metadata_ref {
-        // Document information and XMP metadata are not part of what is displayed.
-        return Ok(());
+    // An object of an existing widget's appearance (not the widget itself): changed as part of
+    // signing or filling in that field, and shown nowhere else, or not at all.
+    if let Some(&w) = c.appearances.owner.get(&n)
+        && w != n
+    {
+        if c.appearances.permitted.contains(&w) && !c.shown_r.contains(&n) {
+            return Ok(());
+        }
+        return Err((
+            "appearance_changed",
+            format!(
+                "签署后改变了已有表单域（对象 {w}）的外观（对象 {n}），而该域的值没有在同一修订中随之改变"
+            ),
+        ));
     }
-    if c.dss_reach.contains(&n) && !c.form_r.fields.contains_key(&n) && Some(n) != c.root {
-        return Ok(());
-    }
-    if c.ap_reach.contains(&n) && !c.pages_f.contains(&n) && Some(n) != c.root {
-        return Ok(());
+    // What r did not display: document information, XMP metadata, validation data and the
+    // appearance of a new signature are not content.
+    if !c.shown_r.contains(&n) {
+        if c.info_refs.contains(&n) || Some(n) == c.metadata_ref {
+            return Ok(());
+        }
+        if c.dss_reach.contains(&n) && !c.form_r.fields.contains_key(&n) && Some(n) != c.root {
+            return Ok(());
+        }
+        if c.ap_reach.contains(&n) && !c.pages_f.contains(&n) && Some(n) != c.root {
+            return Ok(());
+        }
     }
     if c.new_sig_objects.contains(&n) {
         return Err((
@@ -1756,14 +2055,16 @@ fn classify_change(
             format!("签署后用对象 {n} 原有的编号写入了新的签名"),
         ));
     }
-    // The catalog: a DSS (and the extensions declaring it) may be added, nothing else.
+    // The catalog: a DSS (and the extensions declaring it, and the version) may be added,
+    // nothing else.
     if Some(n) == c.root {
         let Some(keys) = changed_keys(or, of) else {
             return other();
         };
         for k in &keys {
             match k.as_slice() {
-                b"DSS" | b"Extensions" => {}
+                // The PDF version a later writer declares (pyHanko does) changes no content.
+                b"DSS" | b"Extensions" | b"Version" => {}
                 b"AcroForm" => {
                     let (a, b) = (
                         or.as_dict().and_then(|d| d.get(b"AcroForm")),
@@ -1819,6 +2120,19 @@ fn classify_change(
         let Some(keys) = changed_keys(or, of) else {
             return other();
         };
+        if keys
+            .iter()
+            .any(|k| matches!(k.as_slice(), b"AP" | b"AS" | b"MK"))
+            && !c.appearances.permitted.contains(&n)
+            && c.form_r.widgets.contains_key(&n)
+        {
+            return Err((
+                "appearance_changed",
+                format!(
+                    "签署后改变了已有表单域（对象 {n}）的外观，而该域的值没有在同一修订中随之改变"
+                ),
+            ));
+        }
         let info_f = c.form_f.fields.get(&field).cloned().unwrap_or_default();
         let info_r = c.form_r.fields.get(&field).cloned().unwrap_or_default();
         let is_field_obj = field == n;

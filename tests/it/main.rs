@@ -9,6 +9,7 @@ mod contracts;
 mod identity;
 mod inventory;
 mod matrix;
+mod modifications;
 mod notifications;
 mod openapi;
 mod pdf;
