@@ -1,8 +1,9 @@
-//! Pure domain types of Virtual Window: roles, duties and exact quantities that every other room
-//! builds on. Nothing here touches storage, HTTP or the clock.
+//! Pure domain types of Virtual Window: roles, duties, exact quantities and the life cycles (as
+//! tables) that every other room builds on. Nothing here touches storage, HTTP or the clock.
 
 pub mod contract;
 pub mod identity;
+pub mod lifecycle;
 pub mod measure;
 pub mod roles;
 

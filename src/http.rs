@@ -239,8 +239,20 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             post(contracts::create),
         ),
         (
+            Endpoint::new(Method::GET, "/api/v1/contracts", Authenticated),
+            get(contracts::list),
+        ),
+        (
             Endpoint::new(Method::GET, "/api/v1/contracts/{id}", Authenticated),
             get(contracts::get),
+        ),
+        (
+            Endpoint::new(
+                Method::POST,
+                "/api/v1/contracts/{id}/submit",
+                Roles(&[Role::Developer]),
+            ),
+            post(contracts::submit_filing),
         ),
         (
             Endpoint::new(
@@ -393,6 +405,10 @@ pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
             post(registrations::apply),
+        ),
+        (
+            Endpoint::new(Method::GET, "/api/v1/registrations", Authenticated),
+            get(registrations::list),
         ),
         (
             Endpoint::new(Method::GET, "/api/v1/registrations/{id}", Authenticated),

@@ -49,6 +49,16 @@ pub async fn prepare_with(cfg: Arc<Config>, create_pki: bool) -> anyhow::Result<
     let keyring = Keyring::load(&cfg).context("loading token signing keys")?;
     let (pki, created) = PkiState::load_or_init(&cfg, create_pki)?;
     let services = Services::new(cfg.clone(), store, keyring, pki)?;
+    // Contracts made before the buyers' index existed become findable in the lists.
+    let indexed = crate::services::contracts::index_buyers(&services)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if indexed > 0 {
+        tracing::info!(
+            contracts = indexed,
+            "indexed the buyers of earlier contracts"
+        );
+    }
     if created {
         crate::services::pki::bootstrap(&services).await?;
         eprintln!(

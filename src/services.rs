@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod identity;
 pub mod inventory;
+pub mod listing;
 pub mod materials;
 pub mod notifications;
 pub mod personal;

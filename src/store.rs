@@ -2,10 +2,22 @@
 //! (the default) and a PostgreSQL one for production and scale-out. Both run the same contract
 //! test suite (tests/it/store.rs). The trait speaks in plain rows; the services give them meaning.
 
+pub mod cases;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod types;
 
+pub use cases::{
+    CaseFilter, CaseStore, ContractBuyer, ContractMove, ContractQuery, ContractSet, Cursor, Order,
+    RegistrationMove, RegistrationQuery, Scope,
+};
+
+use crate::domain::identity::VerificationStatus;
+use crate::domain::lifecycle::{
+    CertificateStatus, ContractStatus, EntryStatus, Hold, PermitStatus, RegistrationStatus,
+    UnitStatus,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::{Date, OffsetDateTime};
@@ -179,7 +191,7 @@ pub struct Permit {
     pub escrow_bank: String,
     pub escrow_account_name: String,
     pub escrow_account_no: String,
-    pub status: String,
+    pub status: PermitStatus,
     pub created_at: OffsetDateTime,
 }
 
@@ -208,7 +220,7 @@ pub struct Unit {
     pub shared_area: i64,
     pub storey_height_mm: i32,
     pub filed_price_fen: i64,
-    pub status: String,
+    pub status: UnitStatus,
     pub seized: bool,
     pub mortgaged: bool,
     pub objection: bool,
@@ -245,7 +257,7 @@ pub struct IdentityVerification {
     pub provider_ref: Option<String>,
     pub subject_name: String,
     pub id_pseudonym: String,
-    pub status: String,
+    pub status: VerificationStatus,
     pub liveness_passed: bool,
     /// Hundredths: 7990 is a similarity of 79.90.
     pub similarity: Option<i32>,
@@ -268,7 +280,7 @@ pub struct Contract {
     pub contract_no: String,
     pub unit_id: String,
     pub developer_id: String,
-    pub status: String,
+    pub status: ContractStatus,
     pub live: bool,
     pub version: i32,
     pub terms: String,
@@ -313,7 +325,7 @@ pub struct Registration {
     pub id: String,
     pub contract_id: String,
     pub applicant_id: String,
-    pub status: String,
+    pub status: RegistrationStatus,
     pub acceptance_no: Option<String>,
     pub acceptor_id: Option<String>,
     pub first_reviewer_id: Option<String>,
@@ -321,21 +333,32 @@ pub struct Registration {
     pub recorder_id: Option<String>,
     pub certificate_no: Option<String>,
     pub certificate_sha256: Option<String>,
-    pub certificate_status: Option<String>,
+    pub certificate_status: Option<CertificateStatus>,
     /// JSON list of the material hashes the application relies on.
     pub materials: String,
     /// JSON list of review opinions (step, person, opinion, time).
     pub opinions: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-    /// `requisitioned` or `suspended` while the case waits at its step.
-    pub hold: Option<String>,
+    /// Requisitioned or suspended while the case waits at its step.
+    pub hold: Option<Hold>,
     /// What the applicant must hand in, or why the case is suspended (JSON list).
     pub hold_reasons: Option<String>,
     /// The register entry once recorded: valid, converted, lapsed or cancelled.
-    pub entry_status: Option<String>,
+    pub entry_status: Option<EntryStatus>,
     /// When a valid advance notice lapses.
     pub lapses_on: Option<Date>,
+}
+
+impl Registration {
+    /// The case's whole state (step, hold, entry) as the registration table reads it.
+    pub fn state(&self) -> crate::domain::lifecycle::RegistrationState {
+        crate::domain::lifecycle::RegistrationState {
+            status: self.status,
+            hold: self.hold,
+            entry: self.entry_status,
+        }
+    }
 }
 
 /// A material a party handed in (the content is stored once, by its digest).
@@ -483,7 +506,7 @@ pub struct Development {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: CaseStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.
@@ -566,56 +589,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn unit(&self, id: &str) -> StoreResult<Option<Unit>>;
-    /// In one transaction: the unit `available` → `locked` (unless frozen) and the contract
-    /// inserted live. Concurrent calls for one unit: exactly one succeeds.
-    async fn create_contract_draft(&self, c: &Contract) -> StoreResult<Result<(), DraftRefusal>>;
-    async fn contract(&self, id: &str) -> StoreResult<Option<Contract>>;
-    /// In one transaction: an unsigned contract → `to` (withdrawn or expired), no longer live,
-    /// and its unit back to `available`. False when it was not in one of `from` (or another
-    /// instance moved it first).
-    async fn end_unsigned_contract(
-        &self,
-        id: &str,
-        from: &[&str],
-        to: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    async fn live_contracts_of_unit(&self, unit_id: &str) -> StoreResult<Vec<Contract>>;
-    /// In one transaction: the contract moves to `new_status` with the signed document, only if
-    /// its current document is still `sig.document_before`, and the signature is recorded (a
-    /// field signs once per version). False, with nothing written, otherwise.
-    async fn record_contract_signature(
-        &self,
-        sig: &ContractSignature,
-        new_status: &str,
-    ) -> StoreResult<bool>;
-    async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>>;
-    /// filing_review → returned with the reviewer's reasons; false when it was no longer in
-    /// review (another reviewer decided first).
-    async fn return_contract(
-        &self,
-        id: &str,
-        reasons: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// returned → draft as a new version (the earlier signatures belong to the old version and
-    /// count for nothing), the unit `signed` → `locked`.
-    async fn reopen_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
-    /// A draft's terms replaced: version + 1. False unless it is a draft of `version`.
-    async fn edit_contract(
-        &self,
-        id: &str,
-        version: i32,
-        terms: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Contracts in one of `statuses` last changed before `before` (candidates for expiry).
-    async fn stale_contracts(
-        &self,
-        statuses: &[&str],
-        before: OffsetDateTime,
-        limit: i64,
-    ) -> StoreResult<Vec<Contract>>;
     /// Forgets callback nonces seen before `before` (their timestamps are long stale).
     async fn purge_nonces(&self, before: OffsetDateTime) -> StoreResult<u64>;
     async fn claim_idempotency_key(
@@ -635,86 +608,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Forgets a key whose request failed on the server's side, so a retry runs again.
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
-    /// A new application; false when the contract already has a live one.
-    async fn insert_registration(&self, r: &Registration) -> StoreResult<bool>;
-    async fn registration(&self, id: &str) -> StoreResult<Option<Registration>>;
-    async fn registration_by_certificate(
-        &self,
-        certificate_no: &str,
-    ) -> StoreResult<Option<Registration>>;
-    /// One step of a case `from` → `to`, recording `actor` in the step's column, appending the
-    /// opinion, and (on acceptance) the acceptance number — only if the actor took no other
-    /// step of this case (four eyes, enforced by the statement itself). False otherwise.
-    #[allow(clippy::too_many_arguments)]
-    async fn registration_step(
-        &self,
-        id: &str,
-        step: RegistrationStep,
-        from: &str,
-        to: &str,
-        actor: &str,
-        opinions: &str,
-        acceptance_no: Option<&str>,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// recorded → certificate_issued with the sealed certificate and a valid register entry
-    /// lapsing on `lapses_on`, and the unit `filed` → `advance_notice_registered`, in one
-    /// transaction.
-    #[allow(clippy::too_many_arguments)]
-    async fn issue_registration_certificate(
-        &self,
-        id: &str,
-        unit_id: &str,
-        certificate_no: &str,
-        certificate_sha256: &str,
-        lapses_on: Date,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// A case leaves its path: → `to` (not_accepted, rejected, withdrawn) from one of `from`,
-    /// with the opinions, its hold cleared. False when it was not in one of `from`.
-    async fn end_registration(
-        &self,
-        id: &str,
-        from: &[&'static str],
-        to: &'static str,
-        opinions: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Puts a case on hold or takes it off (`hold: None`), only from `expected` (the hold it
-    /// must have now) and only while it is between acceptance and recording.
-    #[allow(clippy::too_many_arguments)]
-    async fn set_registration_hold(
-        &self,
-        id: &str,
-        expected: Option<&str>,
-        hold: Option<&str>,
-        reasons: Option<&str>,
-        materials: Option<&str>,
-        opinions: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Adds materials to a case that is not decided yet (its JSON list replaced).
-    async fn set_registration_materials(
-        &self,
-        id: &str,
-        materials: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// A valid advance notice ends (`lapsed` or `cancelled`): the certificate is revoked and the
-    /// unit `advance_notice_registered` → `filed`, in one transaction.
-    async fn end_advance_notice(
-        &self,
-        id: &str,
-        entry_status: &'static str,
-        opinions: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Valid advance notices whose lapse date is before `today`.
-    async fn lapsing_advance_notices(
-        &self,
-        today: Date,
-        limit: i64,
-    ) -> StoreResult<Vec<Registration>>;
     /// Stores a party's material once by digest and remembers the owner.
     #[allow(clippy::too_many_arguments)]
     async fn put_owned_material(
@@ -729,32 +622,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// A party's materials, newest first.
     async fn materials_of(&self, user_id: &str) -> StoreResult<Vec<OwnedMaterial>>;
-    /// Moves a live contract `from` → `to`, writing `cancellation` (JSON), only from `from`.
-    async fn set_cancellation(
-        &self,
-        id: &str,
-        from: &str,
-        to: &str,
-        cancellation: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// cancel_requested → cancelled, no longer live, the unit `filed` → `available`, in one
-    /// transaction, only if no advance-notice registration of it is alive.
-    async fn cancel_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
-    /// awaiting_buyers / buyers_signing → draft as a new version (signatures void).
-    async fn recall_contract(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
-    /// A sealing step, in one transaction: the contract moves `from` → `to` with the sealed
-    /// document (only if its document is still `sig.document_before`), optionally receiving its
-    /// filing number, the unit moves `unit.0` → `unit.1`, and the signature is recorded. Two
-    /// concurrent calls: exactly one succeeds; false (nothing written) for the other.
-    async fn record_contract_step(
-        &self,
-        sig: &ContractSignature,
-        from: &str,
-        to: &str,
-        filing_no: Option<&str>,
-        unit: (&str, &str),
-    ) -> StoreResult<bool>;
     /// Stores a document once by its SHA-256 (a second store of the same bytes is a no-op).
     async fn put_material(
         &self,
@@ -764,20 +631,6 @@ pub trait Store: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> StoreResult<()>;
     async fn material(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// draft → awaiting_buyers with the generated PDF and what it was made from, only from the
-    /// given version.
-    #[allow(clippy::too_many_arguments)]
-    async fn confirm_contract(
-        &self,
-        id: &str,
-        version: i32,
-        confirmer_id: &str,
-        document_sha256: &str,
-        snapshot: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool>;
-    /// Keeps the automated checks' results of a contract under filing review.
-    async fn set_filing_checks(&self, id: &str, checks: &str) -> StoreResult<()>;
 
     async fn set_user_identity(
         &self,
@@ -845,7 +698,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     async fn permit(&self, id: &str) -> StoreResult<Option<Permit>>;
     /// A permit becomes valid, suspended or revoked; false when it was already so.
-    async fn set_permit_status(&self, id: &str, status: &str) -> StoreResult<bool>;
+    async fn set_permit_status(&self, id: &str, status: PermitStatus) -> StoreResult<bool>;
     /// Sets or clears one encumbrance flag of a unit; false when it already had that value.
     async fn set_unit_flag(
         &self,

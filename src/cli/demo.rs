@@ -522,7 +522,11 @@ pub async fn run(
         .units(&project)
         .await?
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized && !u.manual_hold)
+        .filter(|u| {
+            u.status == crate::domain::lifecycle::UnitStatus::Available
+                && !u.seized
+                && !u.manual_hold
+        })
         .collect();
     if available.is_empty() {
         bail!("no available unit");

@@ -120,6 +120,16 @@ pub fn mask(id: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
 }
 
+/// A name as lists show it to those who are not its bearer: the family name's first character
+/// and a `*` for every other (张伟 → 张*, 欧阳娜娜 → 欧***). Filters match on this form.
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
 /// A unified social credit code (统一社会信用代码).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uscc(String);
@@ -209,6 +219,16 @@ impl PersonName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+crate::domain::lifecycle::named_enum! {
+    /// Where an identity verification stands.
+    VerificationStatus {
+        Pending => ("pending", "核验中"),
+        Passed => ("passed", "核验通过"),
+        Failed => ("failed", "核验未通过"),
+        Cancelled => ("cancelled", "核验已取消"),
     }
 }
 

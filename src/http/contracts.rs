@@ -27,6 +27,32 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
+#[utoipa::path(get, path = "/api/v1/contracts", tag = "contracts", security(("bearer" = [])),
+    params(contracts::ContractListQuery),
+    responses((status = 200, description = "A page of the contracts the caller may see (a buyer: their own; a developer's staff: their organisation's; reviewers and administrators: all), with the count of each status", body = contracts::ContractList),
+              (status = 422, description = "`invalid_query`: a filter, the cursor or the page size is not valid", body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(q): axum::extract::Query<contracts::ContractListQuery>,
+) -> ApiResult<Json<contracts::ContractList>> {
+    Ok(Json(contracts::list(&state.services, &caller, &q).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/contracts/{id}/submit", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Submitted for filing review (a sealed contract not submitted at once)", body = ContractView),
+              (status = 409, description = "`wrong_status`, `already_decided`", body = Problem, content_type = "application/problem+json")))]
+pub async fn submit_filing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    Ok(Json(
+        contracts::submit_filing(&state.services, &caller, &id).await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/contracts/{id}", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = ContractView), (status = 404, body = Problem, content_type = "application/problem+json")))]

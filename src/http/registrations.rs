@@ -6,7 +6,7 @@ use super::error::{ApiResult, Problem};
 use super::extract::ApiJson;
 use crate::services::Caller;
 use crate::services::registrations::{
-    self, CertificateStatus, EntryCancellation, HandIn, Items, Note, RegistrationView,
+    self, EntryCancellation, HandIn, Items, Note, RegistrationView,
 };
 use crate::store::RegistrationStep;
 use axum::Json;
@@ -43,6 +43,20 @@ pub async fn apply(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(r)))
+}
+
+#[utoipa::path(get, path = "/api/v1/registrations", tag = "registrations", security(("bearer" = [])),
+    params(registrations::RegistrationListQuery),
+    responses((status = 200, description = "A page of cases (a buyer: their own applications; reviewers and administrators: all, or with `step` one step's queue, oldest first, with who may take each)", body = registrations::RegistrationList),
+              (status = 422, description = "`invalid_query`", body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(q): axum::extract::Query<registrations::RegistrationListQuery>,
+) -> ApiResult<Json<registrations::RegistrationList>> {
+    Ok(Json(
+        registrations::list(&state.services, &caller, &q).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/registrations/{id}", tag = "registrations", security(("bearer" = [])),
@@ -147,7 +161,7 @@ pub async fn certificate(
 
 #[utoipa::path(get, path = "/c/{number}", tag = "registrations",
     params(("number" = String, Path, description = "The certificate number's digits (year and serial), as in the QR code")),
-    responses((status = 200, description = "JSON for programs; a browser (`Accept: text/html` first) gets the status page, which reads the JSON", body = CertificateStatus),
+    responses((status = 200, description = "JSON for programs; a browser (`Accept: text/html` first) gets the status page, which reads the JSON", body = registrations::PublicCertificate),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn public_status(
     State(state): State<AppState>,

@@ -10,7 +10,9 @@
 
 use super::{Error, FieldError, Services};
 use crate::domain::contract::ContractData;
+use crate::domain::identity::VerificationStatus;
 use crate::domain::identity::{IdNumber, Uscc};
+use crate::domain::lifecycle::{ContractStatus, PermitStatus, UnitStatus};
 use crate::domain::{Area, Duty, Money, roles};
 use crate::store::Contract;
 use serde::{Deserialize, Serialize};
@@ -177,7 +179,7 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
     match &permit {
         None => sh.add(1, "permit", "no_permit", "该房屋不在任何预售许可范围内。"),
         Some(m) => {
-            if m.status != "valid" {
+            if m.status != PermitStatus::Valid {
                 sh.add(
                     1,
                     "permit.status",
@@ -218,12 +220,11 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
             "该房屋已被查封、存在异议或被暂停销售。",
         );
     }
-    let expected_unit_status = match c.status.as_str() {
-        "filing_review" | "sealed" | "buyers_signed" | "buyers_signing" => "signed",
-        _ => "locked",
-    };
+    // Where the contract table puts the unit at this stage.
+    let expected_unit_status = c.status.unit_status();
     if unit.status != expected_unit_status
-        && !(c.status == "buyers_signing" && unit.status == "locked")
+        && !(expected_unit_status == UnitStatus::Filed
+            && unit.status == UnitStatus::AdvanceNoticeRegistered)
     {
         sh.add(
             2,
@@ -346,7 +347,11 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
                     continue;
                 };
                 let score_ok = v.similarity.is_some_and(|x| x >= v.threshold);
-                if v.status == "passed" && v.identity_matched && v.liveness_passed && score_ok {
+                if v.status == VerificationStatus::Passed
+                    && v.identity_matched
+                    && v.liveness_passed
+                    && score_ok
+                {
                     verified = true;
                 } else {
                     sh.add(
@@ -357,12 +362,7 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
                     );
                 }
             }
-            if !verified
-                && matches!(
-                    c.status.as_str(),
-                    "buyers_signed" | "sealed" | "filing_review" | "filed"
-                )
-            {
+            if !verified && c.status.is_signed() {
                 sh.add(
                     4,
                     format!("buyers[{i}]"),
@@ -410,7 +410,7 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
             .filter(|x| x.kind == "personal")
             .map(|x| x.signed_at)
             .min()
-            && c.status == "filing_review"
+            && c.status == ContractStatus::FilingReview
             && now > first + time::Duration::days(d.filing_deadline_days.min(30) as i64)
         {
             sh.add(8, "filing", "filing_overdue", "已超过合同约定的备案期限。");

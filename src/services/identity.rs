@@ -7,7 +7,7 @@
 use super::personal::PersonalData;
 use super::{Caller, Error, FieldError, Services};
 use crate::config::{Config, IdentityProviderKind, Mode};
-use crate::domain::identity::{IdNumber, PersonName};
+use crate::domain::identity::{IdNumber, PersonName, VerificationStatus};
 use crate::domain::{Duty, Role};
 use crate::identity::http::{HttpProvider, HttpProviderConfig};
 use crate::identity::sandbox::Sandbox;
@@ -148,8 +148,7 @@ pub async fn identity_of(s: &Services, user_id: &str) -> Result<Option<(String, 
 pub struct VerificationView {
     pub id: String,
     pub purpose: Purpose,
-    /// `pending`, `passed`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: VerificationStatus,
     pub provider: String,
     /// Where to send the person for the face check (while pending).
     pub redirect_url: Option<String>,
@@ -186,7 +185,7 @@ fn view(
     VerificationView {
         id: v.id.clone(),
         purpose: Purpose::parse(&v.purpose).unwrap_or(Purpose::SignContract),
-        status: v.status.clone(),
+        status: v.status,
         provider: v.provider.clone(),
         redirect_url: redirect,
         token,
@@ -280,7 +279,7 @@ pub async fn start(
         provider_ref: None,
         subject_name: name.clone(),
         id_pseudonym: s.identity.personal.pseudonym(id.as_str()),
-        status: "pending".into(),
+        status: VerificationStatus::Pending,
         liveness_passed: false,
         similarity: None,
         threshold,
@@ -311,7 +310,7 @@ pub async fn start(
     let started = match s.identity.provider.start(&req).await {
         Ok(st) => st,
         Err(e) => {
-            v.status = "failed".into();
+            v.status = VerificationStatus::Failed;
             v.completed_at = Some(OffsetDateTime::now_utc());
             v.failure = Some("provider_unavailable".into());
             s.store.complete_identity_verification(&v).await?;
@@ -352,11 +351,11 @@ async fn apply_result(
     match &decision {
         Decision::Pending => return Ok(done),
         Decision::Passed => {
-            done.status = "passed".into();
+            done.status = VerificationStatus::Passed;
             done.failure = None;
         }
         Decision::Failed(reasons) => {
-            done.status = "failed".into();
+            done.status = VerificationStatus::Failed;
             done.failure = Some(
                 reasons
                     .iter()
@@ -381,7 +380,7 @@ async fn apply_result(
         audit_event(
             s,
             None,
-            if done.status == "passed" {
+            if done.status == VerificationStatus::Passed {
                 "identity.verification.passed"
             } else {
                 "identity.verification.failed"
@@ -426,7 +425,7 @@ async fn masked_of(s: &Services, user_id: &str) -> String {
 /// fallback when a callback is late).
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<VerificationView, Error> {
     let mut v = own_verification(s, caller, id).await?;
-    if v.status == "pending"
+    if v.status == VerificationStatus::Pending
         && v.provider == s.identity.provider.name()
         && let Some(r) = &v.provider_ref
         && let Ok(result) = s.identity.provider.result(r).await
@@ -439,7 +438,7 @@ pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<Verification
 
 pub async fn cancel(s: &Services, caller: &Caller, id: &str) -> Result<VerificationView, Error> {
     let mut v = own_verification(s, caller, id).await?;
-    if v.status != "pending" {
+    if v.status != VerificationStatus::Pending {
         return Err(Error::conflict(
             "verification_finished",
             "该核验已结束，不能取消。",
@@ -451,7 +450,7 @@ pub async fn cancel(s: &Services, caller: &Caller, id: &str) -> Result<Verificat
             tracing::warn!(error = %e, "cancelling at the provider failed");
         }
     }
-    v.status = "cancelled".into();
+    v.status = VerificationStatus::Cancelled;
     v.failure = Some("cancelled".into());
     v.completed_at = Some(OffsetDateTime::now_utc());
     s.store.complete_identity_verification(&v).await?;
@@ -516,7 +515,7 @@ pub async fn fresh_verification(
         .await?;
     let Some(v) = recent
         .into_iter()
-        .filter(|v| v.purpose == purpose.as_str() && v.status == "passed")
+        .filter(|v| v.purpose == purpose.as_str() && v.status == VerificationStatus::Passed)
         .max_by_key(|v| v.completed_at)
     else {
         return Err(Error::Forbidden {

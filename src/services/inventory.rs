@@ -6,6 +6,7 @@
 use super::{Caller, Error, FieldError, Services};
 use crate::audit;
 use crate::domain::contract::parse_date;
+use crate::domain::lifecycle::{PermitStatus, UnitStatus};
 use crate::domain::{Area, Money, Role};
 use crate::store::{Building, Permit, Project, StoreError, Unit, UnitFlag};
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ pub struct PublicUnit {
     pub gross_area: String,
     /// Filed price in yuan per m², two decimals.
     pub filed_price: String,
-    pub status: String,
+    pub status: UnitStatus,
     /// Seized, under objection or on hold: no transaction is possible.
     pub frozen: bool,
     pub mortgaged: bool,
@@ -129,7 +130,7 @@ pub struct NewPermit {
 pub struct PermitView {
     pub id: String,
     pub number: String,
-    pub status: String,
+    pub status: PermitStatus,
     /// Units released for sale by this registration.
     pub units_released: u64,
 }
@@ -426,7 +427,7 @@ pub async fn create_permit(
         escrow_bank: req.escrow_bank.trim().into(),
         escrow_account_name: req.escrow_account_name.trim().into(),
         escrow_account_no: req.escrow_account_no,
-        status: "valid".into(),
+        status: PermitStatus::Valid,
         created_at: now,
     };
     let released = match s.store.insert_permit(&m, &cover, now).await {
@@ -538,7 +539,7 @@ pub async fn import_building(
     let permit = match &req.permit_id {
         None => None,
         Some(id) => match s.store.permit(id).await? {
-            Some(m) if m.project_id == project.id && m.status == "valid" => Some(m),
+            Some(m) if m.project_id == project.id && m.status == PermitStatus::Valid => Some(m),
             _ => {
                 errors.push(FieldError::new(
                     "permit_id",
@@ -664,9 +665,9 @@ pub async fn import_building(
             storey_height_mm: u.storey_height_mm,
             filed_price_fen: price.0,
             status: if permit.is_some() {
-                "available".into()
+                UnitStatus::Available
             } else {
-                "unreleased".into()
+                UnitStatus::Unreleased
             },
             seized: false,
             mortgaged: false,
@@ -693,7 +694,10 @@ pub async fn import_building(
         }
         Err(e) => return Err(e.into()),
     }
-    let available = units.iter().filter(|u| u.status == "available").count();
+    let available = units
+        .iter()
+        .filter(|u| u.status == UnitStatus::Available)
+        .count();
     audit_change(
         s,
         caller,
@@ -726,7 +730,8 @@ pub async fn set_permit_status(
         ));
     }
     let mut errors = Vec::new();
-    if !["valid", "suspended", "revoked"].contains(&req.status.as_str()) {
+    let status = req.status.parse::<PermitStatus>();
+    if status.is_err() {
         errors.push(FieldError::new(
             "status",
             "one_of",
@@ -742,13 +747,14 @@ pub async fn set_permit_status(
         .permit(id)
         .await?
         .ok_or_else(|| Error::not_found("该预售许可证"))?;
-    if m.status == "revoked" {
+    let status = status.expect("checked above");
+    if m.status == PermitStatus::Revoked {
         return Err(Error::conflict(
             "permit_revoked",
             "该预售许可证已撤销，不能再变更。",
         ));
     }
-    if !s.store.set_permit_status(id, &req.status).await? {
+    if !s.store.set_permit_status(id, status).await? {
         return Err(Error::conflict("no_change", "预售许可证已是该状态。"));
     }
     audit_change(
@@ -757,13 +763,13 @@ pub async fn set_permit_status(
         "permit.status",
         "permit",
         id,
-        serde_json::json!({"from": m.status, "to": req.status, "reason": req.reason}),
+        serde_json::json!({"from": m.status, "to": status, "reason": req.reason}),
     )
     .await?;
     Ok(PermitView {
         id: m.id,
         number: m.number,
-        status: req.status,
+        status,
         units_released: 0,
     })
 }
@@ -838,7 +844,7 @@ pub async fn set_unit_flag(
 fn public_unit(u: Unit, building: String, valid_permits: &HashSet<String>) -> PublicUnit {
     let frozen = u.seized || u.objection || u.manual_hold;
     PublicUnit {
-        for_sale: u.status == "available"
+        for_sale: u.status == UnitStatus::Available
             && !frozen
             && u.permit_id
                 .as_ref()
@@ -862,7 +868,7 @@ async fn valid_permits(s: &Services, project_id: &str) -> Result<HashSet<String>
         .permits(project_id)
         .await?
         .into_iter()
-        .filter(|m| m.status == "valid")
+        .filter(|m| m.status == PermitStatus::Valid)
         .map(|m| m.id)
         .collect())
 }

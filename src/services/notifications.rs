@@ -10,6 +10,7 @@
 //! name, ID number or phone (docs/notifications.md).
 
 use super::{Error, Services};
+use crate::domain::lifecycle::{ContractStatus, Hold, RegistrationStatus};
 use crate::identity::signature;
 use crate::store::{Contract, OutboxEvent, OutboxOutcome, Registration};
 use serde::Serialize;
@@ -85,22 +86,24 @@ pub struct Notification {
 
 /// Who a contract's status concerns and what they should do.
 fn contract_audience(status: &str) -> (&'static [&'static str], Option<&'static str>) {
-    match status {
-        "draft" => (&["developer"], Some("合同草稿待确认人员核对确认。")),
-        "awaiting_buyers" | "buyers_signing" => (
+    use ContractStatus as S;
+    match status.parse::<ContractStatus>() {
+        Ok(S::Draft) => (&["developer"], Some("合同草稿待确认人员核对确认。")),
+        Ok(S::AwaitingBuyers | S::BuyersSigning) => (
             &["buyer", "developer"],
             Some("请买受人核验身份后签署合同。"),
         ),
-        "buyers_signed" => (&["developer", "buyer"], Some("请开发企业加盖电子印章。")),
-        "sealed" | "filing_review" => (
+        Ok(S::BuyersSigned) => (&["developer", "buyer"], Some("请开发企业加盖电子印章。")),
+        Ok(S::Sealed) => (&["developer", "buyer"], Some("合同已盖章，待提交备案。")),
+        Ok(S::FilingReview) => (
             &["reviewer", "developer", "buyer"],
             Some("请审核合同备案。"),
         ),
-        "returned" => (
+        Ok(S::Returned) => (
             &["developer", "buyer"],
             Some("备案被退回，请按全部退回原因修改后重新提交。"),
         ),
-        "cancel_requested" => (
+        Ok(S::CancelRequested) => (
             &["buyer", "developer", "reviewer"],
             Some("有一方申请注销备案，请另一方确认是否同意。"),
         ),
@@ -108,19 +111,30 @@ fn contract_audience(status: &str) -> (&'static [&'static str], Option<&'static 
     }
 }
 
+/// Who a registration case's status (or hold) concerns and what they should do.
 fn registration_audience(status: &str) -> (&'static [&'static str], Option<&'static str>) {
-    match status {
-        "submitted" => (&["reviewer", "buyer"], Some("请受理预告登记申请。")),
-        "accepted" | "first_review" | "second_review" | "approved" => {
+    use RegistrationStatus as S;
+    if let Ok(h) = status.parse::<Hold>() {
+        return match h {
+            Hold::Requisitioned => (
+                &["buyer", "developer"],
+                Some("请按告知的全部事项补正材料。"),
+            ),
+            Hold::Suspended => (&["buyer", "developer"], None),
+        };
+    }
+    match status.parse::<RegistrationStatus>() {
+        Ok(S::Submitted) => (&["reviewer", "buyer"], Some("请受理预告登记申请。")),
+        Ok(S::Accepted | S::FirstReviewed | S::SecondReviewed) => {
             (&["reviewer", "buyer"], Some("请进行下一步审核。"))
         }
-        "recorded" => (
+        Ok(S::Recorded) => (
             &["reviewer", "buyer", "developer"],
             Some("已登簿，请核发登记证明。"),
         ),
-        "requisitioned" | "not_accepted" => (
+        Ok(S::NotAccepted) => (
             &["buyer", "developer"],
-            Some("请按告知的全部事项补正材料。"),
+            Some("请按告知的全部事项补正材料后重新申请。"),
         ),
         _ => (&["buyer", "developer"], None),
     }

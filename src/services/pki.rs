@@ -549,7 +549,7 @@ pub async fn issue_event_certificate(
         .await?
         .filter(|v| v.user_id == caller.user_id)
         .ok_or_else(|| Error::not_found("该身份核验记录"))?;
-    let passed = v.status == "passed"
+    let passed = v.status == crate::domain::identity::VerificationStatus::Passed
         && v.identity_matched
         && v.liveness_passed
         && v.similarity.is_some_and(|sim| sim >= v.threshold);

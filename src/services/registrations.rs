@@ -2,12 +2,18 @@
 //! identity check, relying on the filed contract already stored — nothing is handed in twice),
 //! the case is accepted, reviewed twice and recorded by four different people, and the
 //! electronic registration certificate is issued as a sealed PDF with a QR code whose public
-//! page shows its current status.
+//! page shows its current status. Every change of a case is a row of the registration table,
+//! made through one path (the table decides, the store moves the case by compare-and-set, the
+//! audit records it).
 
 use super::{Caller, Error, FieldError, Services};
-use crate::audit;
+use crate::domain::lifecycle::registration::{self as table, RegistrationTransition};
+use crate::domain::lifecycle::{
+    ActionView, CertificateStatus, EntryStatus, Hold, RegistrationAction, RegistrationFacts,
+    RegistrationStatus, Who,
+};
 use crate::domain::{Duty, Role};
-use crate::store::{NewAuditEvent, Registration, RegistrationStep};
+use crate::store::{Registration, RegistrationMove, RegistrationStep};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -16,10 +22,12 @@ use utoipa::ToSchema;
 pub struct RegistrationView {
     pub id: String,
     pub contract_id: String,
-    pub status: String,
+    pub status: RegistrationStatus,
+    /// The status (with a hold, and the register entry) in words.
+    pub status_label: String,
     pub acceptance_no: Option<String>,
     pub certificate_no: Option<String>,
-    pub certificate_status: Option<String>,
+    pub certificate_status: Option<CertificateStatus>,
     /// The stored materials (SHA-256) the case relies on.
     pub materials: Vec<String>,
     pub opinions: Vec<serde_json::Value>,
@@ -27,61 +35,224 @@ pub struct RegistrationView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// `requisitioned` (the applicant must hand in what `hold_reasons` lists) or `suspended`.
-    pub hold: Option<String>,
+    /// Requisitioned (the applicant must hand in what `hold_reasons` lists) or suspended.
+    pub hold: Option<Hold>,
     pub hold_reasons: Vec<serde_json::Value>,
     /// The register entry once recorded: valid, lapsed or cancelled.
-    pub entry_status: Option<String>,
+    pub entry_status: Option<EntryStatus>,
     /// When a valid advance notice lapses (YYYY-MM-DD).
     pub lapses_on: Option<String>,
-}
-
-fn view(r: &Registration) -> RegistrationView {
-    RegistrationView {
-        id: r.id.clone(),
-        contract_id: r.contract_id.clone(),
-        status: r.status.clone(),
-        acceptance_no: r.acceptance_no.clone(),
-        certificate_no: r.certificate_no.clone(),
-        certificate_status: r.certificate_status.clone(),
-        materials: serde_json::from_str(&r.materials).unwrap_or_default(),
-        opinions: serde_json::from_str(&r.opinions).unwrap_or_default(),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        hold: r.hold.clone(),
-        hold_reasons: r
-            .hold_reasons
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or_default(),
-        entry_status: r.entry_status.clone(),
-        lapses_on: r.lapses_on.map(|d| d.to_string()),
-    }
-}
-
-async fn record(
-    s: &Services,
-    caller: &Caller,
-    action: &str,
-    r: &Registration,
-    detail: serde_json::Value,
-) -> Result<(), Error> {
-    let hash = r.certificate_sha256.clone();
-    super::audit(
-        s,
-        Some(caller),
-        action,
-        ("registration", &r.id),
-        hash,
-        detail,
-    )
-    .await
+    /// What the calling person may do next, from the registration table.
+    pub actions: Vec<ActionView>,
 }
 
 fn digits(n: usize) -> String {
     let mut b = vec![0u8; n];
     let _ = openssl::rand::rand_bytes(&mut b);
     b.iter().map(|x| char::from(b'0' + x % 10)).collect()
+}
+
+async fn load(s: &Services, id: &str) -> Result<Registration, Error> {
+    s.store
+        .registration(id)
+        .await?
+        .ok_or_else(|| Error::not_found("该登记申请"))
+}
+
+/// What a person is to a case: the table's relations. Reviewers see every case, administrators
+/// see every case and act on none, a buyer sees the cases they applied for.
+fn relations(caller: &Caller, r: &Registration) -> (bool, Vec<Who>) {
+    match caller.role {
+        Role::Admin => (true, vec![]),
+        Role::Reviewer => {
+            let mut w = vec![Who::Reviewer];
+            for (duty, who) in [
+                (Duty::FirstReviewer, Who::FirstReviewer),
+                (Duty::SecondReviewer, Who::SecondReviewer),
+                (Duty::Recorder, Who::Recorder),
+            ] {
+                if caller.has_duty(duty) {
+                    w.push(who);
+                }
+            }
+            (true, w)
+        }
+        Role::Buyer if r.applicant_id == caller.user_id => (true, vec![Who::Applicant]),
+        _ => (false, vec![]),
+    }
+}
+
+async fn visible(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Registration, Vec<Who>), Error> {
+    let r = load(s, id).await?;
+    let (sees, rel) = relations(caller, &r);
+    if !sees {
+        return Err(Error::not_found("该登记申请"));
+    }
+    Ok((r, rel))
+}
+
+fn took_part(r: &Registration, user: &str) -> bool {
+    [
+        &r.acceptor_id,
+        &r.first_reviewer_id,
+        &r.second_reviewer_id,
+        &r.recorder_id,
+    ]
+    .iter()
+    .any(|x| x.as_deref() == Some(user))
+}
+
+async fn facts(
+    s: &Services,
+    caller: Option<&Caller>,
+    r: &Registration,
+    today: time::Date,
+) -> Result<RegistrationFacts, Error> {
+    let unit = match s.store.contract(&r.contract_id).await? {
+        Some(c) => s.store.unit(&c.unit_id).await?,
+        None => None,
+    };
+    Ok(RegistrationFacts {
+        caller_took_part: caller.is_some_and(|c| took_part(r, &c.user_id)),
+        unit_frozen: unit.is_some_and(|u| u.seized || u.objection || u.manual_hold),
+        contract_filed: true,
+        past_lapse_date: r.lapses_on.is_some_and(|d| d < today),
+    })
+}
+
+fn local_today() -> time::Date {
+    OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date()
+}
+
+fn decide(
+    r: &Registration,
+    action: RegistrationAction,
+    relations: &[Who],
+    facts: &RegistrationFacts,
+) -> Result<&'static RegistrationTransition, Error> {
+    table::decide(Some(r.state()), action, relations, facts).map_err(super::contracts::refusal)
+}
+
+/// The table's row for the caller's `action` on a case they can see, or the refusal.
+async fn allowed(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    action: RegistrationAction,
+) -> Result<(Registration, &'static RegistrationTransition), Error> {
+    let (r, rel) = visible(s, caller, id).await?;
+    let f = facts(s, Some(caller), &r, local_today()).await?;
+    let row = decide(&r, action, &rel, &f)?;
+    Ok((r, row))
+}
+
+/// The opinions with one more entry.
+fn opinions_with(r: &Registration, entry: serde_json::Value) -> Result<String, Error> {
+    let mut opinions: Vec<serde_json::Value> =
+        serde_json::from_str(&r.opinions).unwrap_or_default();
+    opinions.push(entry);
+    Ok(serde_json::to_string(&opinions).map_err(|e| anyhow::anyhow!("{e}"))?)
+}
+
+/// The one path of a decided change: the move (completed from the row: the states before and
+/// after, the unit) as one compare-and-set; a lost race is `already_decided`; the audit entry
+/// `registration.<action>`; the case as it is now.
+async fn commit(
+    s: &Services,
+    caller: Option<&Caller>,
+    r: &Registration,
+    row: &RegistrationTransition,
+    mut m: RegistrationMove<'_>,
+    detail: serde_json::Value,
+) -> Result<Registration, Error> {
+    m.from = r.state();
+    m.to = row.next(Some(r.state()));
+    m.unit = row.unit;
+    if !s.store.move_registration(&m).await? {
+        return Err(super::contracts::refusal(
+            crate::domain::lifecycle::Refusal::already_decided(),
+        ));
+    }
+    let now = load(s, &r.id).await?;
+    let mut detail = detail;
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("from".into(), r.state().label().into());
+        o.insert("to".into(), now.state().label().into());
+    }
+    let action = format!("registration.{}", row.action.as_str());
+    match caller {
+        Some(c) => {
+            super::audit(
+                s,
+                Some(c),
+                &action,
+                ("registration", &r.id),
+                now.certificate_sha256.clone(),
+                detail,
+            )
+            .await?;
+        }
+        None => {
+            crate::audit::append(
+                s.store.as_ref(),
+                crate::store::NewAuditEvent {
+                    at: OffsetDateTime::now_utc(),
+                    actor_id: None,
+                    actor_role: Some("scheduler".into()),
+                    action,
+                    object_kind: "registration".into(),
+                    object_id: r.id.clone(),
+                    object_hash: now.certificate_sha256.clone(),
+                    source: None,
+                    detail: detail.to_string(),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(now)
+}
+
+/// The case as the caller sees it, with the actions the table allows them now.
+async fn view_for(
+    s: &Services,
+    caller: &Caller,
+    r: &Registration,
+) -> Result<RegistrationView, Error> {
+    let (_, rel) = relations(caller, r);
+    let f = facts(s, Some(caller), r, local_today()).await?;
+    Ok(view(r, table::actions(r.state(), &rel, &f)))
+}
+
+fn view(r: &Registration, actions: Vec<ActionView>) -> RegistrationView {
+    RegistrationView {
+        id: r.id.clone(),
+        contract_id: r.contract_id.clone(),
+        status: r.status,
+        status_label: r.state().label(),
+        acceptance_no: r.acceptance_no.clone(),
+        certificate_no: r.certificate_no.clone(),
+        certificate_status: r.certificate_status,
+        materials: serde_json::from_str(&r.materials).unwrap_or_default(),
+        opinions: serde_json::from_str(&r.opinions).unwrap_or_default(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        hold: r.hold,
+        hold_reasons: r
+            .hold_reasons
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default(),
+        entry_status: r.entry_status,
+        lapses_on: r.lapses_on.map(|d| d.to_string()),
+        actions,
+    }
 }
 
 /// A buyer of a filed contract applies, with the developer as obligor. The hook: the buyer's
@@ -93,16 +264,13 @@ pub async fn apply(
     code_id: &str,
     code: &str,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Buyer) {
-        return Err(Error::forbidden("只有买受人可以申请预告登记。"));
-    }
-    let contract = super::contracts::contract_for_buyer(s, caller, contract_id).await?;
-    if contract.status != "filed" {
-        return Err(Error::conflict(
-            "contract_not_filed",
-            "合同备案后才能申请预告登记。",
-        ));
-    }
+    let (contract, _) = super::contracts::contract_for_buyer(s, caller, contract_id).await?;
+    let f = RegistrationFacts {
+        contract_filed: contract.status == crate::domain::lifecycle::ContractStatus::Filed,
+        ..Default::default()
+    };
+    let row = table::decide(None, RegistrationAction::Apply, &[Who::Buyer], &f)
+        .map_err(super::contracts::refusal)?;
     let document = contract
         .document_sha256
         .clone()
@@ -117,11 +285,12 @@ pub async fn apply(
     )
     .await?;
     let now = OffsetDateTime::now_utc();
+    let state = row.next(None);
     let r = Registration {
         id: uuid::Uuid::now_v7().to_string(),
         contract_id: contract.id.clone(),
         applicant_id: caller.user_id.clone(),
-        status: "submitted".into(),
+        status: state.status,
         acceptance_no: None,
         acceptor_id: None,
         first_reviewer_id: None,
@@ -135,9 +304,9 @@ pub async fn apply(
         opinions: serde_json::json!([{"step": "apply", "person": caller.user_id, "evidence": auth, "at": crate::audit::rfc3339(now)}]).to_string(),
         created_at: now,
         updated_at: now,
-        hold: None,
+        hold: state.hold,
         hold_reasons: None,
-        entry_status: None,
+        entry_status: state.entry,
         lapses_on: None,
     };
     if !s.store.insert_registration(&r).await? {
@@ -146,30 +315,26 @@ pub async fn apply(
             "该合同已有正在办理的登记申请。",
         ));
     }
-    record(
+    super::audit(
         s,
-        caller,
+        Some(caller),
         "registration.apply",
-        &r,
-        serde_json::json!({"contract_id": r.contract_id}),
+        ("registration", &r.id),
+        None,
+        serde_json::json!({"contract_id": r.contract_id, "to": r.state().label()}),
     )
     .await?;
-    Ok(view(&r))
+    view_for(s, caller, &r).await
 }
 
-/// Who may read a case: its applicant, reviewers and administrators.
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<RegistrationView, Error> {
-    let r = load(s, id).await?;
-    let ok =
-        matches!(caller.role, Role::Reviewer | Role::Admin) || r.applicant_id == caller.user_id;
-    if !ok {
-        return Err(Error::not_found("该登记申请"));
-    }
-    Ok(view(&r))
+    let (r, _) = visible(s, caller, id).await?;
+    view_for(s, caller, &r).await
 }
 
-/// One review step by a reviewer. Acceptance needs no particular duty; the reviews and the
-/// recording need theirs; nobody takes two steps of one case.
+/// One step of the path by a reviewer, with an opinion: acceptance (no particular duty), the
+/// two reviews and the recording (their duties); nobody takes two steps of one case. Recording
+/// completes the registration; the certificate follows at once.
 pub async fn step(
     s: &Services,
     caller: &Caller,
@@ -177,35 +342,13 @@ pub async fn step(
     step: RegistrationStep,
     opinion: &str,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Reviewer) {
-        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
-    }
-    let (from, to, duty, action) = match step {
-        RegistrationStep::Accept => ("submitted", "accepted", None, "registration.accept"),
-        RegistrationStep::FirstReview => (
-            "accepted",
-            "first_reviewed",
-            Some(Duty::FirstReviewer),
-            "registration.first_review",
-        ),
-        RegistrationStep::SecondReview => (
-            "first_reviewed",
-            "second_reviewed",
-            Some(Duty::SecondReviewer),
-            "registration.second_review",
-        ),
-        RegistrationStep::Record => (
-            "second_reviewed",
-            "recorded",
-            Some(Duty::Recorder),
-            "registration.record",
-        ),
+    let action = match step {
+        RegistrationStep::Accept => RegistrationAction::Accept,
+        RegistrationStep::FirstReview => RegistrationAction::FirstReview,
+        RegistrationStep::SecondReview => RegistrationAction::SecondReview,
+        RegistrationStep::Record => RegistrationAction::Record,
     };
-    if let Some(d) = duty
-        && !caller.has_duty(d)
-    {
-        return Err(Error::forbidden("您没有办理这一步骤的职责。"));
-    }
+    let (r, row) = allowed(s, caller, id, action).await?;
     if opinion.trim().is_empty() {
         return Err(Error::invalid(vec![FieldError::new(
             "opinion",
@@ -213,74 +356,45 @@ pub async fn step(
             "请填写审核意见。",
         )]));
     }
-    let r = load(s, id).await?;
-    let took_part = [
-        &r.acceptor_id,
-        &r.first_reviewer_id,
-        &r.second_reviewer_id,
-        &r.recorder_id,
-    ]
-    .iter()
-    .any(|x| x.as_deref() == Some(caller.user_id.as_str()));
-    if took_part {
-        return Err(Error::Forbidden {
-            code: "four_eyes",
-            message: "同一人不能办理同一案件的两个步骤。".into(),
-        });
-    }
-    if r.status != from {
-        return Err(Error::conflict("wrong_step", "该申请当前不在这一步骤。"));
-    }
     let now = OffsetDateTime::now_utc();
-    let mut opinions: Vec<serde_json::Value> =
-        serde_json::from_str(&r.opinions).unwrap_or_default();
-    opinions.push(
-        serde_json::json!({"step": to, "person": caller.user_id, "opinion": opinion, "at": crate::audit::rfc3339(now)}),
-    );
+    let opinions = opinions_with(
+        &r,
+        serde_json::json!({"step": row.to.as_str(), "person": caller.user_id, "opinion": opinion, "at": crate::audit::rfc3339(now)}),
+    )?;
     let acceptance_no =
         (step == RegistrationStep::Accept).then(|| format!("莞受{}{}", now.year(), digits(8)));
-    let opinions = serde_json::to_string(&opinions).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !s
-        .store
-        .registration_step(
-            &r.id,
-            step,
-            from,
-            to,
-            &caller.user_id,
-            &opinions,
-            acceptance_no.as_deref(),
-            now,
-        )
-        .await?
-    {
-        return Err(Error::conflict(
-            "wrong_step",
-            "该申请已被他人处理或您已办理过其他步骤。",
-        ));
-    }
-    let r = load(s, id).await?;
-    record(
+    let mut m = RegistrationMove::new(&r.id, r.state(), r.state(), &opinions, now);
+    m.step = Some((step, &caller.user_id));
+    m.acceptance_no = acceptance_no.as_deref();
+    let r = commit(
         s,
-        caller,
-        action,
+        Some(caller),
         &r,
+        row,
+        m,
         serde_json::json!({"opinion": opinion}),
     )
     .await?;
     if step == RegistrationStep::Record {
-        return issue_certificate(s, caller, &r).await;
+        let r = issue_certificate(s, caller, &r).await?;
+        return view_for(s, caller, &r).await;
     }
-    Ok(view(&r))
+    view_for(s, caller, &r).await
 }
 
-/// Recording completes the registration; the certificate follows at once: rendered, sealed by
-/// the registration centre (B-T), stored, and the unit registered.
+/// The service's own step after recording: the certificate rendered, sealed by the registration
+/// centre (certifying, P=1), stored; the register entry valid; the unit registered.
 async fn issue_certificate(
     s: &Services,
     caller: &Caller,
     r: &Registration,
-) -> Result<RegistrationView, Error> {
+) -> Result<Registration, Error> {
+    let row = decide(
+        r,
+        RegistrationAction::IssueCertificate,
+        &[Who::System],
+        &Default::default(),
+    )?;
     let contract = super::contracts::load(s, &r.contract_id).await?;
     let view_c = super::contracts::summary(s, &contract).await?;
     let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
@@ -305,7 +419,7 @@ async fn issue_certificate(
             view_c.gross_area
         ),
         notes: format!("受理号 {}", r.acceptance_no.clone().unwrap_or_default()),
-        authority: "东莞市不动产登记中心".into(),
+        authority: super::contracts::CENTRE.into(),
         recorded_on: local.date().to_string(),
     };
     let public = s
@@ -332,49 +446,31 @@ async fn issue_certificate(
         },
         now,
     )?;
-    let sha: String = openssl::sha::sha256(&sealed)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = super::contracts::hex(&openssl::sha::sha256(&sealed));
     super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
     // The advance notice lapses its legal period after ownership registration became possible,
     // taken as the agreed delivery date.
     let lapse = time::Duration::days(s.config.workflow.advance_notice_lapse_days as i64);
     let lapses_on = super::contracts::delivery_date(&contract).unwrap_or(local.date()) + lapse;
-    if !s
-        .store
-        .issue_registration_certificate(
-            &r.id,
-            &contract.unit_id,
-            &certificate_no,
-            &sha,
-            lapses_on,
-            now,
-        )
-        .await?
-    {
-        return Err(Error::conflict("already_issued", "该案件的证明已经出具。"));
-    }
-    let r = load(s, &r.id).await?;
-    record(
+    let mut m = RegistrationMove::new(&r.id, r.state(), r.state(), &r.opinions, now);
+    m.certificate = Some((&certificate_no, &sha, lapses_on));
+    m.certificate_status = Some(CertificateStatus::Valid);
+    commit(
         s,
-        caller,
-        "registration.certificate_issued",
-        &r,
+        Some(caller),
+        r,
+        row,
+        m,
         serde_json::json!({"certificate_no": certificate_no}),
     )
-    .await?;
-    Ok(view(&r))
+    .await
 }
 
 /// The certificate's PDF, for the applicant and the centre.
 pub async fn certificate_pdf(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
-    let r = load(s, id).await?;
-    let ok =
-        matches!(caller.role, Role::Reviewer | Role::Admin) || r.applicant_id == caller.user_id;
+    let (r, _) = visible(s, caller, id).await?;
     let sha = r
         .certificate_sha256
-        .filter(|_| ok)
         .ok_or_else(|| Error::not_found("该登记证明"))?;
     Ok(super::materials::get(s, &sha)
         .await?
@@ -384,12 +480,11 @@ pub async fn certificate_pdf(s: &Services, caller: &Caller, id: &str) -> Result<
 /// What the QR code's public page shows: the certificate's current status and what it proves,
 /// with names but no ID numbers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CertificateStatus {
+pub struct PublicCertificate {
     pub certificate_no: String,
-    /// `valid`, `revoked` or `superseded`.
-    pub status: String,
-    /// The advance notice it proves: `valid`, `lapsed` or `cancelled`.
-    pub entry_status: String,
+    pub status: crate::domain::lifecycle::CertificateStatus,
+    /// The advance notice it proves.
+    pub entry_status: EntryStatus,
     pub matter: String,
     pub unit_number: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -398,7 +493,7 @@ pub struct CertificateStatus {
     pub document_sha256: String,
 }
 
-pub async fn public_status(s: &Services, digits: &str) -> Result<CertificateStatus, Error> {
+pub async fn public_status(s: &Services, digits: &str) -> Result<PublicCertificate, Error> {
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::not_found("该登记证明"));
     }
@@ -420,10 +515,12 @@ pub async fn public_status(s: &Services, digits: &str) -> Result<CertificateStat
         .unit(&contract.unit_id)
         .await?
         .ok_or_else(|| Error::not_found("该登记证明"))?;
-    Ok(CertificateStatus {
+    Ok(PublicCertificate {
         certificate_no: no,
-        status: r.certificate_status.unwrap_or_else(|| "valid".into()),
-        entry_status: r.entry_status.unwrap_or_else(|| "valid".into()),
+        status: r
+            .certificate_status
+            .unwrap_or(crate::domain::lifecycle::CertificateStatus::Valid),
+        entry_status: r.entry_status.unwrap_or(EntryStatus::Valid),
         matter: "预告登记（预购商品房买卖）".into(),
         unit_number: unit.unit_number,
         issued_at: r.updated_at,
@@ -497,50 +594,35 @@ fn check_note(reason: &str) -> Result<(), Error> {
     Ok(())
 }
 
-async fn load(s: &Services, id: &str) -> Result<Registration, Error> {
-    s.store
-        .registration(id)
-        .await?
-        .ok_or_else(|| Error::not_found("该登记申请"))
+/// What a change off the path writes besides the state and the opinions.
+#[derive(Default)]
+struct Extra {
+    hold_reasons: Option<Option<String>>,
+    materials: Option<String>,
+    certificate_status: Option<CertificateStatus>,
 }
 
-fn opinions_with(r: &Registration, entry: serde_json::Value) -> Result<String, Error> {
-    let mut opinions: Vec<serde_json::Value> =
-        serde_json::from_str(&r.opinions).unwrap_or_default();
-    opinions.push(entry);
-    Ok(serde_json::to_string(&opinions).map_err(|e| anyhow::anyhow!("{e}"))?)
-}
-
-const UNDECIDED: [&str; 4] = ["submitted", "accepted", "first_reviewed", "second_reviewed"];
-const IN_REVIEW: [&str; 3] = ["accepted", "first_reviewed", "second_reviewed"];
-
-/// Ends a case off its path (not accepted, rejected, withdrawn), audited.
-async fn end(
+/// A change that is not a step of the path (an exit, a hold, materials, the entry's end): the
+/// opinion entry and audit detail are `detail`.
+async fn act(
     s: &Services,
     caller: &Caller,
     r: &Registration,
-    from: &[&'static str],
-    to: &'static str,
+    row: &RegistrationTransition,
     detail: serde_json::Value,
+    extra: Extra,
 ) -> Result<RegistrationView, Error> {
     let now = OffsetDateTime::now_utc();
     let opinions = opinions_with(
         r,
-        serde_json::json!({"step": to, "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
+        serde_json::json!({"step": row.action.as_str(), "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
     )?;
-    if !s
-        .store
-        .end_registration(&r.id, from, to, &opinions, now)
-        .await?
-    {
-        return Err(Error::conflict(
-            "wrong_step",
-            "该申请当前不能这样处理（可能已被他人处理）。",
-        ));
-    }
-    let r = load(s, &r.id).await?;
-    record(s, caller, &format!("registration.{to}"), &r, detail).await?;
-    Ok(view(&r))
+    let mut m = RegistrationMove::new(&r.id, r.state(), r.state(), &opinions, now);
+    m.hold_reasons = extra.hold_reasons.as_ref().map(|x| x.as_deref());
+    m.materials = extra.materials.as_deref();
+    m.certificate_status = extra.certificate_status;
+    let r = commit(s, Some(caller), r, row, m, detail).await?;
+    view_for(s, caller, &r).await
 }
 
 /// The acceptor refuses to accept, listing everything missing at once.
@@ -550,45 +632,41 @@ pub async fn not_accept(
     id: &str,
     req: Items,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Reviewer) {
-        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::NotAccept).await?;
     let items = check_items(&req.items)?;
-    let r = load(s, id).await?;
-    end(
+    act(
         s,
         caller,
         &r,
-        &["submitted"],
-        "not_accepted",
+        row,
         serde_json::json!({"items": items}),
+        Extra {
+            hold_reasons: Some(None),
+            ..Default::default()
+        },
     )
     .await
 }
 
-/// A reviewer rejects an accepted case, with every reason.
+/// A first or second reviewer rejects an accepted case, with every reason.
 pub async fn reject(
     s: &Services,
     caller: &Caller,
     id: &str,
     req: Items,
 ) -> Result<RegistrationView, Error> {
-    if !(caller.is(Role::Reviewer)
-        && (caller.has_duty(Duty::FirstReviewer) || caller.has_duty(Duty::SecondReviewer)))
-    {
-        return Err(Error::forbidden(
-            "只有初审或复审人员可以作出不予登记的决定。",
-        ));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::Reject).await?;
     let items = check_items(&req.items)?;
-    let r = load(s, id).await?;
-    end(
+    act(
         s,
         caller,
         &r,
-        &IN_REVIEW,
-        "rejected",
+        row,
         serde_json::json!({"items": items}),
+        Extra {
+            hold_reasons: Some(None),
+            ..Default::default()
+        },
     )
     .await
 }
@@ -600,62 +678,20 @@ pub async fn withdraw(
     id: &str,
     req: Note,
 ) -> Result<RegistrationView, Error> {
-    let r = load(s, id).await?;
-    if r.applicant_id != caller.user_id {
-        return Err(Error::not_found("该登记申请"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::Withdraw).await?;
     check_note(&req.reason)?;
-    end(
+    act(
         s,
         caller,
         &r,
-        &UNDECIDED,
-        "withdrawn",
+        row,
         serde_json::json!({"reason": req.reason}),
+        Extra {
+            hold_reasons: Some(None),
+            ..Default::default()
+        },
     )
     .await
-}
-
-/// Puts the case on hold or takes it off (`expected` → `to`), with the opinion and audit.
-#[allow(clippy::too_many_arguments)]
-async fn hold(
-    s: &Services,
-    caller: &Caller,
-    r: &Registration,
-    expected: Option<&str>,
-    to: Option<&str>,
-    reasons: Option<serde_json::Value>,
-    materials: Option<String>,
-    action: &str,
-) -> Result<RegistrationView, Error> {
-    let now = OffsetDateTime::now_utc();
-    let detail = serde_json::json!({"hold": to, "reasons": reasons});
-    let opinions = opinions_with(
-        r,
-        serde_json::json!({"step": action, "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
-    )?;
-    let reasons = reasons.map(|v| v.to_string());
-    if !s
-        .store
-        .set_registration_hold(
-            &r.id,
-            expected,
-            to,
-            reasons.as_deref(),
-            materials.as_deref(),
-            &opinions,
-            now,
-        )
-        .await?
-    {
-        return Err(Error::conflict(
-            "wrong_step",
-            "该申请当前不能这样处理（可能已被他人处理）。",
-        ));
-    }
-    let r = load(s, &r.id).await?;
-    record(s, caller, action, &r, detail).await?;
-    Ok(view(&r))
 }
 
 /// A reviewer asks for corrections (补正), everything at once; the case waits at its step.
@@ -665,20 +701,19 @@ pub async fn requisition(
     id: &str,
     req: Items,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Reviewer) {
-        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::Requisition).await?;
     let items = check_items(&req.items)?;
-    let r = load(s, id).await?;
-    hold(
+    let reasons = items.to_string();
+    act(
         s,
         caller,
         &r,
-        None,
-        Some("requisitioned"),
-        Some(items),
-        None,
-        "registration.requisition",
+        row,
+        serde_json::json!({"items": items}),
+        Extra {
+            hold_reasons: Some(Some(reasons)),
+            ..Default::default()
+        },
     )
     .await
 }
@@ -690,21 +725,20 @@ pub async fn suspend(
     id: &str,
     req: Note,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Reviewer) {
-        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::Suspend).await?;
     check_note(&req.reason)?;
-    let r = load(s, id).await?;
-    let why = serde_json::json!([{"field": "case", "code": "suspended", "message": req.reason}]);
-    hold(
+    let why = serde_json::json!([{"field": "case", "code": "suspended", "message": req.reason}])
+        .to_string();
+    act(
         s,
         caller,
         &r,
-        None,
-        Some("suspended"),
-        Some(why),
-        None,
-        "registration.suspend",
+        row,
+        serde_json::json!({"reason": req.reason}),
+        Extra {
+            hold_reasons: Some(Some(why)),
+            ..Default::default()
+        },
     )
     .await
 }
@@ -715,20 +749,18 @@ pub async fn resume(
     id: &str,
     req: Note,
 ) -> Result<RegistrationView, Error> {
-    if !caller.is(Role::Reviewer) {
-        return Err(Error::forbidden("只有登记中心的人员可以办理登记。"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::Resume).await?;
     check_note(&req.reason)?;
-    let r = load(s, id).await?;
-    hold(
+    act(
         s,
         caller,
         &r,
-        Some("suspended"),
-        None,
-        None,
-        None,
-        "registration.resume",
+        row,
+        serde_json::json!({"reason": req.reason}),
+        Extra {
+            hold_reasons: Some(None),
+            ..Default::default()
+        },
     )
     .await
 }
@@ -741,10 +773,7 @@ pub async fn hand_in(
     id: &str,
     req: HandIn,
 ) -> Result<RegistrationView, Error> {
-    let r = load(s, id).await?;
-    if r.applicant_id != caller.user_id {
-        return Err(Error::not_found("该登记申请"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::HandIn).await?;
     if req.materials.is_empty() || req.materials.len() > 20 {
         return Err(Error::invalid(vec![FieldError::new(
             "materials",
@@ -776,39 +805,20 @@ pub async fn hand_in(
         return Err(Error::invalid(errors));
     }
     let json = serde_json::to_string(&list).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if r.hold.as_deref() == Some("requisitioned") {
-        return hold(
-            s,
-            caller,
-            &r,
-            Some("requisitioned"),
-            None,
-            None,
-            Some(json),
-            "registration.requisition_answered",
-        )
-        .await;
-    }
-    if !s
-        .store
-        .set_registration_materials(&r.id, &json, OffsetDateTime::now_utc())
-        .await?
-    {
-        return Err(Error::conflict(
-            "wrong_step",
-            "该申请已办结，不能再提交材料。",
-        ));
-    }
-    let r = load(s, id).await?;
-    record(
+    let answered = r.hold == Some(Hold::Requisitioned);
+    act(
         s,
         caller,
-        "registration.materials",
         &r,
-        serde_json::json!({"materials": req.materials}),
+        row,
+        serde_json::json!({"materials": req.materials, "answers_requisition": answered}),
+        Extra {
+            materials: Some(json),
+            hold_reasons: answered.then_some(None),
+            ..Default::default()
+        },
     )
-    .await?;
-    Ok(view(&r))
+    .await
 }
 
 /// The recorder cancels a valid advance notice on a joint request or a court document: the
@@ -819,9 +829,7 @@ pub async fn cancel_entry(
     id: &str,
     req: EntryCancellation,
 ) -> Result<RegistrationView, Error> {
-    if !(caller.is(Role::Reviewer) && caller.has_duty(Duty::Recorder)) {
-        return Err(Error::forbidden("只有登簿人员可以注销预告登记。"));
-    }
+    let (r, row) = allowed(s, caller, id, RegistrationAction::CancelEntry).await?;
     check_note(&req.reason)?;
     if !["joint_request", "court"].contains(&req.basis.as_str()) {
         return Err(Error::invalid(vec![FieldError::new(
@@ -837,27 +845,20 @@ pub async fn cancel_entry(
             "注销依据的材料须先上传。",
         )]));
     }
-    let r = load(s, id).await?;
-    let now = OffsetDateTime::now_utc();
     let detail =
         serde_json::json!({"reason": req.reason, "basis": req.basis, "material": req.material});
-    let opinions = opinions_with(
+    act(
+        s,
+        caller,
         &r,
-        serde_json::json!({"step": "entry_cancelled", "person": caller.user_id, "detail": detail, "at": crate::audit::rfc3339(now)}),
-    )?;
-    if !s
-        .store
-        .end_advance_notice(&r.id, "cancelled", &opinions, now)
-        .await?
-    {
-        return Err(Error::conflict(
-            "no_valid_entry",
-            "该案件没有有效的预告登记。",
-        ));
-    }
-    let r = load(s, id).await?;
-    record(s, caller, "registration.entry_cancelled", &r, detail).await?;
-    Ok(view(&r))
+        row,
+        detail,
+        Extra {
+            certificate_status: Some(CertificateStatus::Revoked),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// The scheduler's job: valid advance notices past their lapse date lapse, exactly once.
@@ -865,32 +866,225 @@ pub async fn lapse_due(s: &Services, now: OffsetDateTime) -> Result<usize, Error
     let today = now.to_offset(time::macros::offset!(+8)).date();
     let mut n = 0;
     for r in s.store.lapsing_advance_notices(today, 200).await? {
+        let f = facts(s, None, &r, today).await?;
+        let Ok(row) = decide(&r, RegistrationAction::Lapse, &[Who::Scheduler], &f) else {
+            continue;
+        };
         let opinions = opinions_with(
             &r,
             serde_json::json!({"step": "entry_lapsed", "person": null, "at": crate::audit::rfc3339(now)}),
         )?;
-        if s.store
-            .end_advance_notice(&r.id, "lapsed", &opinions, now)
-            .await?
+        let mut m = RegistrationMove::new(&r.id, r.state(), r.state(), &opinions, now);
+        m.certificate_status = Some(CertificateStatus::Revoked);
+        match commit(
+            s,
+            None,
+            &r,
+            row,
+            m,
+            serde_json::json!({"lapses_on": r.lapses_on.map(|d| d.to_string())}),
+        )
+        .await
         {
-            n += 1;
-            audit::append(
-                s.store.as_ref(),
-                NewAuditEvent {
-                    at: now,
-                    actor_id: None,
-                    actor_role: Some("scheduler".into()),
-                    action: "registration.entry_lapsed".into(),
-                    object_kind: "registration".into(),
-                    object_id: r.id.clone(),
-                    object_hash: r.certificate_sha256.clone(),
-                    source: None,
-                    detail: serde_json::json!({"lapses_on": r.lapses_on.map(|d| d.to_string())})
-                        .to_string(),
-                },
-            )
-            .await?;
+            Ok(_) => n += 1,
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(n)
+}
+
+/// The person who may take a case's next step: the duty, and who may not (four eyes).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NextStep {
+    /// The action (`accept`, `first_review`, `second_review`, `record`).
+    pub action: RegistrationAction,
+    pub label: &'static str,
+    /// Who may take it (`reviewer`, `first_reviewer`, …).
+    pub who: Who,
+    pub who_label: &'static str,
+    /// The people who took an earlier step of this case and so may not take this one.
+    pub excluded: Vec<String>,
+    /// Whether the caller may take it now.
+    pub you_may_take: bool,
+}
+
+/// One case in a list or a queue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistrationListItem {
+    pub id: String,
+    pub contract_id: String,
+    pub contract_no: String,
+    pub status: RegistrationStatus,
+    pub status_label: String,
+    pub hold: Option<Hold>,
+    pub acceptance_no: Option<String>,
+    pub certificate_no: Option<String>,
+    pub entry_status: Option<EntryStatus>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the case reached where it stands (queues are oldest first by this).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The next step on the path, when the case waits for one.
+    pub next_step: Option<NextStep>,
+}
+
+/// A page of cases.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegistrationList {
+    pub items: Vec<RegistrationListItem>,
+    pub next_cursor: Option<String>,
+    /// How many cases of each status match the filters (every status named, zeros too).
+    pub counts: std::collections::BTreeMap<RegistrationStatus, i64>,
+    /// Of those, how many wait on each hold.
+    pub on_hold: std::collections::BTreeMap<Hold, i64>,
+    pub total: i64,
+}
+
+/// The query of the registration list: the common filters, and a reviewer's queue (`step`).
+pub type RegistrationListQuery = super::listing::CaseParams;
+
+/// The list of cases: a buyer's own applications; every case, or one step's queue, for
+/// reviewers and administrators; none for developers' staff.
+pub async fn list(
+    s: &Services,
+    caller: &Caller,
+    params: &RegistrationListQuery,
+) -> Result<RegistrationList, Error> {
+    use crate::store::{RegistrationQuery, Scope};
+    let mut filters = params.clone();
+    let queue = match params.step.as_deref() {
+        None | Some("") => None,
+        Some(name) => {
+            let action = name
+                .parse::<RegistrationAction>()
+                .ok()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        RegistrationAction::Accept
+                            | RegistrationAction::FirstReview
+                            | RegistrationAction::SecondReview
+                            | RegistrationAction::Record
+                    )
+                })
+                .ok_or_else(|| Error::Invalid {
+                    code: "invalid_query",
+                    message: "查询条件有误，请按字段提示修改。".into(),
+                    fields: vec![FieldError::new(
+                        "step",
+                        "one_of",
+                        "步骤须为 accept、first_review、second_review 或 record。",
+                    )],
+                })?;
+            if filters.order.is_none() {
+                filters.order = Some("waiting".into());
+            }
+            Some(action)
+        }
+    };
+    let p = filters.parse()?;
+    let mut statuses: Vec<RegistrationStatus> = super::listing::statuses(&p.statuses)?;
+    if let Some(action) = queue {
+        let from: Vec<RegistrationStatus> = table::REGISTRATION_TRANSITIONS
+            .iter()
+            .filter(|t| t.action == action)
+            .filter_map(|t| t.from)
+            .collect();
+        statuses = if statuses.is_empty() {
+            from
+        } else {
+            statuses.into_iter().filter(|s| from.contains(s)).collect()
+        };
+    }
+    let scope = match caller.role {
+        Role::Admin | Role::Reviewer => Scope::All,
+        Role::Buyer => Scope::Applicant(caller.user_id.clone()),
+        Role::Developer => Scope::Nothing,
+    };
+    let nothing_left = queue.is_some() && statuses.is_empty();
+    let q = RegistrationQuery {
+        scope: if nothing_left { Scope::Nothing } else { scope },
+        statuses,
+        waiting: queue.is_some(),
+        filter: p.filter,
+        order: p.order,
+        after: p.after,
+        limit: p.limit + 1,
+    };
+    let mut rows = s.store.list_registrations(&q).await?;
+    let more = rows.len() as i64 > p.limit;
+    rows.truncate(p.limit as usize);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| super::listing::encode_cursor(q.order, &r.id, r.updated_at))
+        })
+        .flatten();
+    let mut counts: std::collections::BTreeMap<RegistrationStatus, i64> =
+        RegistrationStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    let mut on_hold: std::collections::BTreeMap<Hold, i64> =
+        Hold::ALL.iter().map(|h| (*h, 0)).collect();
+    for (status, hold, n) in s.store.count_registrations(&q).await? {
+        *counts.entry(status).or_default() += n;
+        if let Some(h) = hold {
+            *on_hold.entry(h).or_default() += n;
+        }
+    }
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let contract_no = s
+            .store
+            .contract(&r.contract_id)
+            .await?
+            .map(|c| c.contract_no)
+            .unwrap_or_default();
+        let (_, rel) = relations(caller, &r);
+        let next_step = table::next_step(r.state()).map(|(action, who)| {
+            let excluded: Vec<String> = [
+                &r.acceptor_id,
+                &r.first_reviewer_id,
+                &r.second_reviewer_id,
+                &r.recorder_id,
+            ]
+            .iter()
+            .filter_map(|x| (*x).clone())
+            .collect();
+            let f = RegistrationFacts {
+                caller_took_part: took_part(&r, &caller.user_id),
+                contract_filed: true,
+                ..Default::default()
+            };
+            NextStep {
+                action,
+                label: action.label(),
+                who,
+                who_label: who.label(),
+                excluded,
+                you_may_take: table::decide(Some(r.state()), action, &rel, &f).is_ok(),
+            }
+        });
+        items.push(RegistrationListItem {
+            status_label: r.state().label(),
+            id: r.id,
+            contract_id: r.contract_id,
+            contract_no,
+            status: r.status,
+            hold: r.hold,
+            acceptance_no: r.acceptance_no,
+            certificate_no: r.certificate_no,
+            entry_status: r.entry_status,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            next_step,
+        });
+    }
+    Ok(RegistrationList {
+        items,
+        next_cursor,
+        total: counts.values().sum(),
+        counts,
+        on_hold,
+    })
 }

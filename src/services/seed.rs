@@ -5,6 +5,7 @@
 use super::accounts::hash_password;
 use super::{Error, Services};
 use crate::config::DEV_DEMO_PASSWORD;
+use crate::domain::lifecycle::{PermitStatus, UnitStatus};
 use crate::domain::{Area, Duty, Money, Role, roles};
 use crate::store::{Building, Development, Organisation, Permit, Project, Unit, User};
 use anyhow::{Context, anyhow};
@@ -61,7 +62,7 @@ struct PermitFixture {
     escrow_bank: String,
     escrow_account_name: String,
     escrow_account_no: String,
-    status: String,
+    status: PermitStatus,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +91,7 @@ struct UnitFixture {
     room: String,
     #[serde(default)]
     unit_number: Option<String>,
-    status: String,
+    status: UnitStatus,
     #[serde(default)]
     seized: bool,
     #[serde(default)]
@@ -234,7 +235,7 @@ fn development(
         escrow_bank: m.escrow_bank.clone(),
         escrow_account_name: m.escrow_account_name.clone(),
         escrow_account_no: m.escrow_account_no.clone(),
-        status: m.status.clone(),
+        status: m.status,
         created_at: now,
     };
     let specials: HashMap<(i32, &str), &UnitFixture> = fx
@@ -280,9 +281,9 @@ fn development(
                             )
                         });
                 let status = match special {
-                    Some(s) => s.status.clone(),
-                    None if released => "available".into(),
-                    None => "unreleased".into(),
+                    Some(s) => s.status,
+                    None if released => UnitStatus::Available,
+                    None => UnitStatus::Unreleased,
                 };
                 units.push(Unit {
                     id: uuid::Uuid::now_v7().to_string(),

@@ -34,4 +34,5 @@ impl PgStore {
     }
 }
 
+super::cases::impl_case_store!(PgStore);
 super::sql::impl_store!(PgStore, Backend::Postgres);

@@ -349,7 +349,7 @@ macro_rules! impl_store {
                     .bind(&v.provider_ref)
                     .bind(&v.subject_name)
                     .bind(&v.id_pseudonym)
-                    .bind(&v.status)
+                    .bind(v.status)
                     .bind(v.liveness_passed)
                     .bind(v.similarity)
                     .bind(v.threshold)
@@ -409,9 +409,9 @@ macro_rules! impl_store {
                 v: &$crate::store::IdentityVerification,
             ) -> $crate::store::StoreResult<bool> {
                 let n = sqlx::query(
-                    "UPDATE identity_verifications SET status = $1, liveness_passed = $2, similarity = $3, evidence_digest = $4, completed_at = $5, identity_matched = $6, failure = $7 WHERE id = $8 AND status = 'pending'",
+                    "UPDATE identity_verifications SET status = $1, liveness_passed = $2, similarity = $3, evidence_digest = $4, completed_at = $5, identity_matched = $6, failure = $7 WHERE id = $8 AND status = $9",
                 )
-                .bind(&v.status)
+                .bind(v.status)
                 .bind(v.liveness_passed)
                 .bind(v.similarity)
                 .bind(&v.evidence_digest)
@@ -419,6 +419,7 @@ macro_rules! impl_store {
                 .bind(v.identity_matched)
                 .bind(&v.failure)
                 .bind(&v.id)
+                .bind($crate::domain::identity::VerificationStatus::Pending)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -464,108 +465,8 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
             }
 
-            async fn create_contract_draft(
-                &self,
-                c: &$crate::store::Contract,
-            ) -> $crate::store::StoreResult<Result<(), $crate::store::DraftRefusal>> {
-                let mut tx = self.pool.begin().await?;
-                // Compare-and-set on the unit: only an available, unfrozen unit is taken.
-                let taken = sqlx::query(
-                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'available' AND NOT seized AND NOT manual_hold AND NOT objection AND permit_id IN (SELECT id FROM presale_permits WHERE status = 'valid')",
-                )
-                .bind(c.created_at)
-                .bind(&c.unit_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if taken != 1 {
-                    tx.rollback().await?;
-                    return Ok(Err($crate::store::DraftRefusal::UnitNotAvailable));
-                }
-                let sql = format!(
-                    "INSERT INTO contracts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                    $crate::store::sql::CONTRACT_COLS
-                );
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&c.id)
-                    .bind(&c.contract_no)
-                    .bind(&c.unit_id)
-                    .bind(&c.developer_id)
-                    .bind(&c.status)
-                    .bind(c.live)
-                    .bind(c.version)
-                    .bind(&c.terms)
-                    .bind(&c.drafter_id)
-                    .bind(&c.confirmer_id)
-                    .bind(c.created_at)
-                    .bind(c.updated_at)
-                    .bind(&c.document_sha256)
-                    .bind(&c.filing_no)
-                    .bind(&c.returned_reasons)
-                    .bind(&c.cancellation)
-                    .bind(&c.snapshot)
-                    .bind(&c.filing_checks)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted.map_err($crate::store::StoreError::from) {
-                    Ok(_) => {}
-                    Err($crate::store::StoreError::Conflict { constraint })
-                        if constraint.contains("contracts_one_live_per_unit")
-                            || constraint.contains("contracts.unit_id") =>
-                    {
-                        tx.rollback().await?;
-                        return Ok(Err($crate::store::DraftRefusal::UnitHasLiveContract));
-                    }
-                    Err(e) => return Err(e),
-                }
-                tx.commit().await?;
-                Ok(Ok(()))
-            }
 
-            async fn contract(
-                &self,
-                id: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Contract>> {
-                let sql = format!("SELECT {} FROM contracts WHERE id = $1", $crate::store::sql::CONTRACT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
-            }
 
-            async fn end_unsigned_contract(
-                &self,
-                id: &str,
-                from: &[&str],
-                to: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                // One conditional update decides: only a live contract in one of `from` moves.
-                let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 5)).collect();
-                let sql = format!(
-                    "UPDATE contracts SET status = $4, live = $1, updated_at = $2 WHERE id = $3 AND live AND status IN ({}) RETURNING unit_id",
-                    placeholders.join(", ")
-                );
-                let mut q = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(false)
-                    .bind(at)
-                    .bind(id)
-                    .bind(to);
-                for f in from {
-                    q = q.bind(*f);
-                }
-                let Some((unit_id,)) = q.fetch_optional(&mut *tx).await? else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'locked'",
-                )
-                .bind(at)
-                .bind(&unit_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
 
             async fn put_material(
                 &self,
@@ -596,157 +497,12 @@ macro_rules! impl_store {
                 Ok(row.map(|r| r.0))
             }
 
-            async fn confirm_contract(
-                &self,
-                id: &str,
-                version: i32,
-                confirmer_id: &str,
-                document_sha256: &str,
-                snapshot: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE contracts SET status = 'awaiting_buyers', confirmer_id = $1, document_sha256 = $2, updated_at = $3, snapshot = $6, filing_checks = NULL WHERE id = $4 AND version = $5 AND status = 'draft' AND live",
-                )
-                .bind(confirmer_id)
-                .bind(document_sha256)
-                .bind(at)
-                .bind(id)
-                .bind(version)
-                .bind(snapshot)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn set_filing_checks(&self, id: &str, checks: &str) -> $crate::store::StoreResult<()> {
-                sqlx::query("UPDATE contracts SET filing_checks = $1 WHERE id = $2")
-                    .bind(checks)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
 
-            async fn record_contract_signature(
-                &self,
-                sig: &$crate::store::ContractSignature,
-                new_status: &str,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let n = sqlx::query(
-                    "UPDATE contracts SET status = $1, document_sha256 = $2, updated_at = $3 WHERE id = $4 AND version = $5 AND document_sha256 = $6 AND live",
-                )
-                .bind(new_status)
-                .bind(&sig.document_after)
-                .bind(sig.signed_at)
-                .bind(&sig.contract_id)
-                .bind(sig.contract_version)
-                .bind(&sig.document_before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                match insert_signature(&mut *tx, sig).await {
-                    Ok(_) => {}
-                    Err($crate::store::StoreError::Conflict { .. }) => {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                    Err(e) => return Err(e),
-                }
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn return_contract(
-                &self,
-                id: &str,
-                reasons: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE contracts SET status = 'returned', returned_reasons = $1, updated_at = $2 WHERE id = $3 AND status = 'filing_review' AND live",
-                )
-                .bind(reasons)
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn reopen_contract(
-                &self,
-                id: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let row: Option<(String,)> = sqlx::query_as(
-                    "UPDATE contracts SET status = 'draft', version = version + 1, document_sha256 = NULL, confirmer_id = NULL, updated_at = $1 WHERE id = $2 AND status = 'returned' AND live RETURNING unit_id",
-                )
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((unit_id,)) = row else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE units SET status = 'locked', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'signed'",
-                )
-                .bind(at)
-                .bind(&unit_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn edit_contract(
-                &self,
-                id: &str,
-                version: i32,
-                terms: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE contracts SET terms = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4 AND status = 'draft' AND live",
-                )
-                .bind(terms)
-                .bind(at)
-                .bind(id)
-                .bind(version)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn stale_contracts(
-                &self,
-                statuses: &[&str],
-                before: time::OffsetDateTime,
-                limit: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::Contract>> {
-                let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 3)).collect();
-                let sql = format!(
-                    "SELECT {} FROM contracts WHERE live AND updated_at < $1 AND status IN ({}) ORDER BY updated_at LIMIT $2",
-                    $crate::store::sql::CONTRACT_COLS,
-                    placeholders.join(", ")
-                );
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(before).bind(limit);
-                for st in statuses {
-                    q = q.bind(*st);
-                }
-                Ok(q.fetch_all(&self.pool).await?)
-            }
 
             async fn purge_nonces(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query("DELETE FROM identity_nonces WHERE seen_at < $1")
@@ -825,254 +581,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn insert_registration(
-                &self,
-                r: &$crate::store::Registration,
-            ) -> $crate::store::StoreResult<bool> {
-                let sql = format!(
-                    "INSERT INTO registrations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-                    $crate::store::sql::REGISTRATION_COLS
-                );
-                let res = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(&r.id)
-                    .bind(&r.contract_id)
-                    .bind(&r.applicant_id)
-                    .bind(&r.status)
-                    .bind(&r.acceptance_no)
-                    .bind(&r.acceptor_id)
-                    .bind(&r.first_reviewer_id)
-                    .bind(&r.second_reviewer_id)
-                    .bind(&r.recorder_id)
-                    .bind(&r.certificate_no)
-                    .bind(&r.certificate_sha256)
-                    .bind(&r.certificate_status)
-                    .bind(&r.materials)
-                    .bind(&r.opinions)
-                    .bind(r.created_at)
-                    .bind(r.updated_at)
-                    .bind(&r.hold)
-                    .bind(&r.hold_reasons)
-                    .bind(&r.entry_status)
-                    .bind(r.lapses_on)
-                    .execute(&self.pool)
-                    .await;
-                match res.map_err($crate::store::StoreError::from) {
-                    Ok(_) => Ok(true),
-                    Err($crate::store::StoreError::Conflict { .. }) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            }
 
-            async fn registration(
-                &self,
-                id: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Registration>> {
-                let sql = format!("SELECT {} FROM registrations WHERE id = $1", $crate::store::sql::REGISTRATION_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
-            }
 
-            async fn registration_by_certificate(
-                &self,
-                certificate_no: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::Registration>> {
-                let sql = format!("SELECT {} FROM registrations WHERE certificate_no = $1", $crate::store::sql::REGISTRATION_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(certificate_no).fetch_optional(&self.pool).await?)
-            }
 
-            async fn registration_step(
-                &self,
-                id: &str,
-                step: $crate::store::RegistrationStep,
-                from: &str,
-                to: &str,
-                actor: &str,
-                opinions: &str,
-                acceptance_no: Option<&str>,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                // The column comes from a closed set, never from input.
-                let sql = format!(
-                    "UPDATE registrations SET status = $1, {col} = $2, opinions = $3, acceptance_no = COALESCE($4, acceptance_no), updated_at = $5 \
-                     WHERE id = $6 AND status = $7 AND hold IS NULL \
-                     AND COALESCE(acceptor_id, '') <> $2 AND COALESCE(first_reviewer_id, '') <> $2 \
-                     AND COALESCE(second_reviewer_id, '') <> $2 AND COALESCE(recorder_id, '') <> $2",
-                    col = step.column()
-                );
-                let n = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(to)
-                    .bind(actor)
-                    .bind(opinions)
-                    .bind(acceptance_no)
-                    .bind(at)
-                    .bind(id)
-                    .bind(from)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn issue_registration_certificate(
-                &self,
-                id: &str,
-                unit_id: &str,
-                certificate_no: &str,
-                certificate_sha256: &str,
-                lapses_on: time::Date,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let n = sqlx::query(
-                    "UPDATE registrations SET status = 'certificate_issued', certificate_no = $1, certificate_sha256 = $2, certificate_status = 'valid', updated_at = $3, entry_status = 'valid', lapses_on = $5 WHERE id = $4 AND status = 'recorded'",
-                )
-                .bind(certificate_no)
-                .bind(certificate_sha256)
-                .bind(at)
-                .bind(id)
-                .bind(lapses_on)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "UPDATE units SET status = 'advance_notice_registered', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'filed'",
-                )
-                .bind(at)
-                .bind(unit_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn end_registration(
-                &self,
-                id: &str,
-                from: &[&'static str],
-                to: &'static str,
-                opinions: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                // `from` holds status names written in the code, never input.
-                let list = from
-                    .iter()
-                    .filter(|x| x.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-                    .map(|x| format!("'{x}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "UPDATE registrations SET status = $1, opinions = $2, updated_at = $3, hold = NULL WHERE id = $4 AND status IN ({list})"
-                );
-                Ok(sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(to)
-                    .bind(opinions)
-                    .bind(at)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected()
-                    == 1)
-            }
 
-            async fn set_registration_hold(
-                &self,
-                id: &str,
-                expected: Option<&str>,
-                hold: Option<&str>,
-                reasons: Option<&str>,
-                materials: Option<&str>,
-                opinions: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                Ok(sqlx::query(
-                    "UPDATE registrations SET hold = $1, hold_reasons = $2, materials = COALESCE($3, materials), opinions = $4, updated_at = $5 \
-                     WHERE id = $6 AND COALESCE(hold, '') = COALESCE($7, '') \
-                     AND status IN ('accepted', 'first_reviewed', 'second_reviewed')",
-                )
-                .bind(hold)
-                .bind(reasons)
-                .bind(materials)
-                .bind(opinions)
-                .bind(at)
-                .bind(id)
-                .bind(expected)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                    == 1)
-            }
 
-            async fn set_registration_materials(
-                &self,
-                id: &str,
-                materials: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                Ok(sqlx::query(
-                    "UPDATE registrations SET materials = $1, updated_at = $2 WHERE id = $3 \
-                     AND status IN ('submitted', 'accepted', 'first_reviewed', 'second_reviewed')",
-                )
-                .bind(materials)
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                    == 1)
-            }
 
-            async fn end_advance_notice(
-                &self,
-                id: &str,
-                entry_status: &'static str,
-                opinions: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let row: Option<(String,)> = sqlx::query_as(
-                    "UPDATE registrations SET entry_status = $1, certificate_status = 'revoked', opinions = $2, updated_at = $3 \
-                     WHERE id = $4 AND status = 'certificate_issued' AND entry_status = 'valid' RETURNING contract_id",
-                )
-                .bind(entry_status)
-                .bind(opinions)
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((contract_id,)) = row else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE units SET status = 'filed', version = version + 1, updated_at = $1 \
-                     WHERE id = (SELECT unit_id FROM contracts WHERE id = $2) AND status = 'advance_notice_registered'",
-                )
-                .bind(at)
-                .bind(&contract_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn lapsing_advance_notices(
-                &self,
-                today: time::Date,
-                limit: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::Registration>> {
-                let sql = format!(
-                    "SELECT {} FROM registrations WHERE entry_status = 'valid' AND lapses_on < $1 ORDER BY lapses_on LIMIT $2",
-                    $crate::store::sql::REGISTRATION_COLS
-                );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(today)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
 
             async fn put_owned_material(
                 &self,
@@ -1124,146 +641,11 @@ macro_rules! impl_store {
                 .await?)
             }
 
-            async fn set_cancellation(
-                &self,
-                id: &str,
-                from: &str,
-                to: &str,
-                cancellation: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE contracts SET status = $1, cancellation = $2, updated_at = $3 WHERE id = $4 AND status = $5 AND live",
-                )
-                .bind(to)
-                .bind(cancellation)
-                .bind(at)
-                .bind(id)
-                .bind(from)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn cancel_contract(
-                &self,
-                id: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let row: Option<(String,)> = sqlx::query_as(
-                    "UPDATE contracts SET status = 'cancelled', live = $1, updated_at = $2 WHERE id = $3 AND status = 'cancel_requested' AND live \
-                     AND NOT EXISTS (SELECT 1 FROM registrations r WHERE r.contract_id = contracts.id AND r.status NOT IN ('not_accepted', 'rejected', 'withdrawn') \
-                                     AND COALESCE(r.entry_status, 'valid') NOT IN ('lapsed', 'cancelled')) \
-                     RETURNING unit_id",
-                )
-                .bind(false)
-                .bind(at)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((unit_id,)) = row else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                sqlx::query(
-                    "UPDATE units SET status = 'available', version = version + 1, updated_at = $1 WHERE id = $2 AND status = 'filed'",
-                )
-                .bind(at)
-                .bind(&unit_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn recall_contract(
-                &self,
-                id: &str,
-                at: time::OffsetDateTime,
-            ) -> $crate::store::StoreResult<bool> {
-                let n = sqlx::query(
-                    "UPDATE contracts SET status = 'draft', version = version + 1, document_sha256 = NULL, confirmer_id = NULL, updated_at = $1 WHERE id = $2 AND status IN ('awaiting_buyers', 'buyers_signing') AND live",
-                )
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(n == 1)
-            }
 
-            async fn record_contract_step(
-                &self,
-                sig: &$crate::store::ContractSignature,
-                from: &str,
-                to: &str,
-                filing_no: Option<&str>,
-                unit: (&str, &str),
-            ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
-                let unit_id: Option<(String,)> = sqlx::query_as(
-                    "UPDATE contracts SET status = $1, document_sha256 = $2, updated_at = $3, filing_no = COALESCE($4, filing_no) WHERE id = $5 AND version = $6 AND status = $7 AND document_sha256 = $8 AND live RETURNING unit_id",
-                )
-                .bind(to)
-                .bind(&sig.document_after)
-                .bind(sig.signed_at)
-                .bind(filing_no)
-                .bind(&sig.contract_id)
-                .bind(sig.contract_version)
-                .bind(from)
-                .bind(&sig.document_before)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((unit_id,)) = unit_id else {
-                    tx.rollback().await?;
-                    return Ok(false);
-                };
-                let moved = sqlx::query(
-                    "UPDATE units SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4",
-                )
-                .bind(unit.1)
-                .bind(sig.signed_at)
-                .bind(&unit_id)
-                .bind(unit.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if moved != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                match insert_signature(&mut *tx, sig).await {
-                    Ok(_) => {}
-                    Err($crate::store::StoreError::Conflict { .. }) => {
-                        tx.rollback().await?;
-                        return Ok(false);
-                    }
-                    Err(e) => return Err(e),
-                }
-                tx.commit().await?;
-                Ok(true)
-            }
 
-            async fn contract_signatures(
-                &self,
-                contract_id: &str,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::ContractSignature>> {
-                let sql = format!(
-                    "SELECT {} FROM contract_signatures WHERE contract_id = $1 ORDER BY signed_at, id",
-                    $crate::store::sql::SIGNATURE_COLS
-                );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.pool).await?)
-            }
 
-            async fn live_contracts_of_unit(
-                &self,
-                unit_id: &str,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::Contract>> {
-                let sql = format!("SELECT {} FROM contracts WHERE unit_id = $1 AND live", $crate::store::sql::CONTRACT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(unit_id).fetch_all(&self.pool).await?)
-            }
 
             async fn set_user_identity(
                 &self,
@@ -1550,12 +932,14 @@ macro_rules! impl_store {
                 let mut released = 0;
                 for b in cover_buildings {
                     released += sqlx::query(
-                        "UPDATE units SET permit_id = $1, status = 'available', version = version + 1, updated_at = $2 WHERE building_id = $3 AND project_id = $4 AND status = 'unreleased' AND permit_id IS NULL",
+                        "UPDATE units SET permit_id = $1, status = $5, version = version + 1, updated_at = $2 WHERE building_id = $3 AND project_id = $4 AND status = $6 AND permit_id IS NULL",
                     )
                     .bind(&m.id)
                     .bind(at)
                     .bind(b)
                     .bind(&m.project_id)
+                    .bind($crate::domain::lifecycle::UnitStatus::Available)
+                    .bind($crate::domain::lifecycle::UnitStatus::Unreleased)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -1569,7 +953,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
             }
 
-            async fn set_permit_status(&self, id: &str, status: &str) -> $crate::store::StoreResult<bool> {
+            async fn set_permit_status(&self, id: &str, status: $crate::domain::lifecycle::PermitStatus) -> $crate::store::StoreResult<bool> {
                 Ok(sqlx::query("UPDATE presale_permits SET status = $1 WHERE id = $2 AND status <> $1")
                     .bind(status)
                     .bind(id)
@@ -1664,34 +1048,6 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        /// A signature row; a field signs once per version, so a second one is a `Conflict`.
-        async fn insert_signature<'c, E>(
-            conn: E,
-            sig: &$crate::store::ContractSignature,
-        ) -> $crate::store::StoreResult<()>
-        where
-            E: sqlx::Executor<'c, Database = Db>,
-        {
-            let sql = format!(
-                "INSERT INTO contract_signatures ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                $crate::store::sql::SIGNATURE_COLS
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(&sig.id)
-                .bind(&sig.contract_id)
-                .bind(sig.contract_version)
-                .bind(&sig.field)
-                .bind(&sig.kind)
-                .bind(&sig.signer_user_id)
-                .bind(&sig.certificate_serial)
-                .bind(sig.signed_at)
-                .bind(&sig.document_before)
-                .bind(&sig.document_after)
-                .bind(&sig.evidence)
-                .execute(conn)
-                .await?;
-            Ok(())
-        }
 
         async fn insert_project_row<'c, E>(
             conn: E,
@@ -1764,7 +1120,7 @@ macro_rules! impl_store {
                 .bind(&m.escrow_bank)
                 .bind(&m.escrow_account_name)
                 .bind(&m.escrow_account_no)
-                .bind(&m.status)
+                .bind(m.status)
                 .bind(m.created_at)
                 .execute(conn)
                 .await?;
@@ -1796,7 +1152,7 @@ macro_rules! impl_store {
                 .bind(u.shared_area)
                 .bind(u.storey_height_mm)
                 .bind(u.filed_price_fen)
-                .bind(&u.status)
+                .bind(u.status)
                 .bind(u.seized)
                 .bind(u.mortgaged)
                 .bind(u.objection)

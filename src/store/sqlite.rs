@@ -47,4 +47,5 @@ impl SqliteStore {
     }
 }
 
+super::cases::impl_case_store!(SqliteStore);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);

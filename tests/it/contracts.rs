@@ -72,7 +72,7 @@ async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
     let all = units(&app).await;
     let unit = all
         .iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let before = app.audit_len().await;
@@ -129,7 +129,7 @@ async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
     let confirmer = app.token("yj-confirmer").await;
     let other = all
         .iter()
-        .find(|u| u.status == "available" && u.id != unit.id && !u.seized)
+        .find(|u| u.status.as_str() == "available" && u.id != unit.id && !u.seized)
         .unwrap();
     let r = app
         .post("/api/v1/contracts", Some(&confirmer), draft(&other.id))
@@ -154,7 +154,7 @@ async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
             json!({}),
         )
         .await;
-    assert_eq!(r.code(), "contract_not_withdrawable");
+    assert_eq!(r.code(), "wrong_status");
     let r = app
         .post("/api/v1/contracts", Some(&drafter), draft(&unit.id))
         .await;
@@ -165,10 +165,7 @@ async fn drafting_takes_the_unit_and_withdrawing_releases_it(db: Db) {
         let r = app
             .post("/api/v1/contracts", Some(&drafter), draft(&seized.id))
             .await;
-        assert_eq!(
-            (r.status, r.code()),
-            (StatusCode::CONFLICT, "unit_not_available")
-        );
+        assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "unit_frozen"));
     }
 
     // Bad data: every rule at once, nothing written.
@@ -224,7 +221,7 @@ async fn concurrent_drafts_sell_each_unit_once(db: Db) {
     let targets: Vec<String> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(3)
         .map(|u| u.id)
         .collect();
@@ -298,7 +295,7 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let confirmer = app.token("yj-confirmer").await;
@@ -334,7 +331,7 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
             json!({}),
         )
         .await;
-    assert_eq!(r.code(), "contract_not_draft");
+    assert_eq!(r.code(), "wrong_status");
 
     let doc = |token: String| {
         let app = &app;
@@ -583,7 +580,8 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
         "contract.confirm",
         "contract.sign",
         "contract.seal",
-        "contract.file",
+        "contract.submit_filing",
+        "contract.approve_filing",
     ] {
         assert!(actions.contains(&a), "{a}: {actions:?}");
     }
@@ -718,7 +716,7 @@ async fn rare_characters_and_document_dates(db: Db) {
     let mut free = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized);
+        .filter(|u| u.status.as_str() == "available" && !u.seized);
     let drafter = app.token("yj-drafter").await;
     let confirmer = app.token("yj-confirmer").await;
 
@@ -828,7 +826,7 @@ async fn the_reviewers_checks_run_on_submission(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let r = app
@@ -1011,7 +1009,7 @@ async fn filed_contract(app: &TestApp) -> String {
     let unit = units(app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let r = app
@@ -1141,7 +1139,7 @@ async fn registration_side_exits_and_the_entry(db: Db) {
         reg_post(&app, "rc-first", &reg, "first-review", opinion.clone())
             .await
             .code(),
-        "wrong_step"
+        "on_hold"
     );
     // The library: stored once by content, checked for what it really is, private to its owner.
     let pdf = b"%PDF-1.4\n% an ID card scan\n%%EOF\n";
@@ -1229,7 +1227,7 @@ async fn registration_side_exits_and_the_entry(db: Db) {
         reg_post(&app, "rc-first", &reg, "first-review", opinion.clone())
             .await
             .code(),
-        "wrong_step"
+        "on_hold"
     );
     assert_eq!(
         reg_post(&app, "rc-first", &reg, "resume", note("解除"))
@@ -1338,7 +1336,8 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "filed"
     );
     // With the advance notice gone, the contract's filing is cancelled on a court document
@@ -1380,7 +1379,8 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "available"
     );
 
@@ -1430,26 +1430,27 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "filed"
     );
     let events = app.services.store.audit_events(0, 100_000).await.unwrap();
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.action == "registration.entry_lapsed")
+            .filter(|e| e.action == "registration.lapse")
             .count(),
         1
     );
     for a in [
-        "registration.not_accepted",
-        "registration.withdrawn",
-        "registration.rejected",
+        "registration.not_accept",
+        "registration.withdraw",
+        "registration.reject",
         "registration.requisition",
-        "registration.requisition_answered",
+        "registration.hand_in",
         "registration.suspend",
         "registration.resume",
-        "registration.entry_cancelled",
+        "registration.cancel_entry",
         "material.upload",
         "material.read",
     ] {
@@ -1466,7 +1467,7 @@ async fn buyers_are_invited_by_code(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let r = app
@@ -1649,7 +1650,7 @@ async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
     let free: Vec<_> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(2)
         .collect();
     let mut ids = Vec::new();
@@ -1766,7 +1767,7 @@ async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let r = app
@@ -1807,7 +1808,7 @@ async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
             json!({}),
         )
         .await;
-    assert_eq!(r.code(), "already_decided");
+    assert_eq!(r.code(), "wrong_status");
 
     let r = app
         .post(
@@ -1876,7 +1877,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let r = app
@@ -1923,7 +1924,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
     };
     assert_eq!(
         step("rc-first", "first-review").await.code(),
-        "wrong_step",
+        "wrong_status",
         "not accepted yet"
     );
     let r = step("rc-intake", "accept").await;
@@ -1948,7 +1949,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         step("rc-first", "first-review").await.status,
         StatusCode::OK
     );
-    assert_eq!(step("rc-recorder", "record").await.code(), "wrong_step");
+    assert_eq!(step("rc-recorder", "record").await.code(), "wrong_status");
     assert_eq!(
         step("rc-second", "second-review").await.status,
         StatusCode::OK
@@ -2047,7 +2048,7 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let drafter = app.token("yj-drafter").await;
     let c = app
@@ -2058,7 +2059,7 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
         id: uuid::Uuid::new_v4().to_string(),
         contract_id: c.body["id"].as_str().unwrap().to_owned(),
         applicant_id: app.user_id("buyer-zhang").await,
-        status: "accepted".into(),
+        status: virtual_window::domain::lifecycle::RegistrationStatus::Accepted,
         acceptance_no: Some("莞受2026TEST0001".into()),
         acceptor_id: Some(app.user_id("rc-intake").await),
         first_reviewer_id: None,
@@ -2096,21 +2097,21 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "four_eyes"));
     // And the statement itself refuses it, whatever the service layer checked.
-    let refused = app
-        .services
-        .store
-        .registration_step(
-            &reg.id,
-            virtual_window::store::RegistrationStep::SecondReview,
-            "first_reviewed",
-            "second_reviewed",
-            &both,
-            "[]",
-            None,
-            now,
-        )
-        .await
-        .unwrap();
+    use virtual_window::domain::lifecycle::{RegistrationState, RegistrationStatus};
+    let state = |status| RegistrationState {
+        status,
+        hold: None,
+        entry: None,
+    };
+    let mut m = virtual_window::store::RegistrationMove::new(
+        &reg.id,
+        state(RegistrationStatus::FirstReviewed),
+        state(RegistrationStatus::SecondReviewed),
+        "[]",
+        now,
+    );
+    m.step = Some((virtual_window::store::RegistrationStep::SecondReview, &both));
+    let refused = app.services.store.move_registration(&m).await.unwrap();
     assert!(!refused);
 }
 
@@ -2123,7 +2124,7 @@ async fn retried_requests_with_an_idempotency_key_act_once(db: Db) {
     let free: Vec<_> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(2)
         .collect();
     let drafter = app.token("yj-drafter").await;
@@ -2210,7 +2211,7 @@ async fn unsigned_drafts_expire_exactly_once(db: Db) {
     let free: Vec<_> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(3)
         .collect();
     for u in &free {
@@ -2270,7 +2271,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
     let free: Vec<_> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(1)
         .collect();
     let unit = &free[0];

@@ -249,7 +249,11 @@ async fn forged_callbacks_are_refused(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(still.status, "pending", "nothing forged was recorded");
+    assert_eq!(
+        still.status.as_str(),
+        "pending",
+        "nothing forged was recorded"
+    );
 
     let (h, body) = genuine.callback(&provider_ref, path, now);
     let r = app

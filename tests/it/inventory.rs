@@ -377,10 +377,7 @@ async fn developer_registers_a_development(db: Db) {
     let r = app
         .post("/api/v1/contracts", Some(&drafter), draft(&second))
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::CONFLICT, "unit_not_available")
-    );
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "unit_frozen"));
     let lift = json!({"flag": "seized", "value": false, "reason": "解除查封"});
     assert_eq!(
         app.post(
@@ -404,7 +401,7 @@ async fn developer_registers_a_development(db: Db) {
     let r = app
         .post("/api/v1/contracts", Some(&drafter), draft(&second))
         .await;
-    assert_eq!(r.code(), "unit_not_available");
+    assert_eq!(r.code(), "unit_frozen");
 
     // Another developer's staff see none of it.
     let admin = app.token("admin").await;

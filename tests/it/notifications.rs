@@ -106,7 +106,7 @@ async fn status_changes_are_told_signed_and_retried(db: Db) {
     let unit = units(&app)
         .await
         .into_iter()
-        .find(|u| u.status == "available" && !u.seized)
+        .find(|u| u.status.as_str() == "available" && !u.seized)
         .unwrap();
     let r = app
         .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
@@ -397,7 +397,7 @@ async fn two_instances_deliver_each_event_once(db: Db) {
     let free: Vec<_> = units(&app)
         .await
         .into_iter()
-        .filter(|u| u.status == "available" && !u.seized)
+        .filter(|u| u.status.as_str() == "available" && !u.seized)
         .take(24)
         .collect();
     for u in &free {

@@ -1043,7 +1043,7 @@ mod event {
             subject_name: "张伟".into(),
             id_pseudonym: virtual_window::pki::names::pseudonym(b"k", "44190019900101001X")
                 .unwrap(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             liveness_passed: liveness,
             similarity: Some(similarity),
             threshold: 8000,

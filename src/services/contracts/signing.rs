@@ -1,0 +1,298 @@
+//! Signing and sealing: each buyer signs the exact PDF they were shown, after the identity hook;
+//! the developer's confirmer seals it with the organisation's seal, after their own identity
+//! check, and the contract is submitted for filing. One helper makes every signature step: load
+//! the stored PDF, sign or seal it, store the result, record the signature and move the status.
+
+use super::{Party, StoredTerms, commit, decide, facts, hex, view_for, visible};
+use crate::domain::lifecycle::contract::ContractTransition;
+use crate::domain::lifecycle::{ContractAction, Who};
+use crate::services::{Caller, Error, Services};
+use crate::store::{Contract, ContractMove, ContractSignature};
+use time::OffsetDateTime;
+
+/// What a signature step produced.
+pub(crate) struct Signed {
+    pub pdf: Vec<u8>,
+    /// `personal`, `organisation_seal` or `centre_seal`.
+    pub kind: &'static str,
+    pub field: String,
+    pub certificate_serial: Option<String>,
+    /// The evidence of intent (what the identity hook checked), as JSON.
+    pub evidence: String,
+}
+
+/// The one signature step: the contract's stored PDF is signed or sealed by `sign`, the result
+/// stored, and in one transaction the signature recorded and the status moved by `row` — only
+/// if the contract still has that document and version (a concurrent step loses cleanly).
+/// `set` adds the columns the step writes besides (a filing number).
+pub(crate) async fn signature_step(
+    s: &Services,
+    caller: &Caller,
+    c: &Contract,
+    row: &ContractTransition,
+    sign: impl AsyncFnOnce(Vec<u8>) -> Result<Signed, Error>,
+    filing_no: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<Contract, Error> {
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("contract {} has no document", c.id))?;
+    let pdf = crate::services::materials::get(s, &before)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material {before} missing"))?;
+    let signed = sign(pdf).await?;
+    let now = OffsetDateTime::now_utc();
+    let after = hex(&openssl::sha::sha256(&signed.pdf));
+    crate::services::materials::put(s, &after, "application/pdf", &signed.pdf, now).await?;
+    let sig = ContractSignature {
+        id: uuid::Uuid::now_v7().to_string(),
+        contract_id: c.id.clone(),
+        contract_version: c.version,
+        field: signed.field.clone(),
+        kind: signed.kind.into(),
+        signer_user_id: Some(caller.user_id.clone()),
+        certificate_serial: signed.certificate_serial.clone(),
+        signed_at: now,
+        document_before: before.clone(),
+        document_after: after.clone(),
+        evidence: signed.evidence,
+    };
+    let mut m = ContractMove::new(&c.id, c.status, c.status, now);
+    m.version = Some(c.version);
+    m.document_before = Some(&before);
+    m.set.document_sha256 = Some(Some(&after));
+    m.set.filing_no = filing_no;
+    m.signature = Some(&sig);
+    let mut detail = detail;
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("field".into(), signed.field.into());
+        o.insert("document_sha256".into(), after.clone().into());
+        o.insert("certificate".into(), signed.certificate_serial.into());
+    }
+    commit(s, Some(caller), c, row, m, detail).await
+}
+
+pub(crate) fn serial_of(cert_der: &[u8]) -> Option<String> {
+    openssl::x509::X509::from_der(cert_der)
+        .ok()
+        .and_then(|x| x.serial_number().to_bn().ok())
+        .map(|b| hex(&b.to_vec()))
+}
+
+pub(crate) fn signing_error(e: crate::pdf::PdfError) -> Error {
+    Error::Invalid {
+        code: "signing_failed",
+        message: format!("签章失败：{e}"),
+        fields: vec![],
+    }
+}
+
+/// A buyer signs the contract's current PDF in their own field, after the identity hook (a
+/// fresh verification and the one-time code issued for exactly this PDF's SHA-256). The first
+/// buyer's signature certifies the contract (DocMDP P=2), so later signatures may only fill the
+/// prepared fields. When every buyer has signed, the contract is `buyers_signed`.
+pub async fn sign_as_buyer(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    code_id: &str,
+    code: &str,
+) -> Result<super::ContractView, Error> {
+    let (c, p) = visible(s, caller, id).await?;
+    if !p.is(Who::Buyer) {
+        return Err(Error::not_found("该合同"));
+    }
+    let f = facts(s, Some(caller), &c, &p).await?;
+    let row = decide(&c, ContractAction::Sign, &p.relations, &f)?;
+    let index = p.buyer_index.expect("a buyer has a place");
+    let field = format!("buyer-{}", index + 1);
+    let t = StoredTerms::of(&c)?;
+    // The first signature of a version certifies the document.
+    let certify = (f.buyers_left == t.buyers.len()).then_some(2);
+    let c2 = signature_step(
+        s,
+        caller,
+        &c,
+        row,
+        async |pdf: Vec<u8>| {
+            let signed = crate::services::signing::sign_as_person(
+                s,
+                caller,
+                &pdf,
+                &field,
+                &crate::services::signing::Intent {
+                    purpose: crate::identity::Purpose::SignContract,
+                    code_id,
+                    code,
+                },
+                certify,
+            )
+            .await?;
+            Ok(Signed {
+                pdf: signed.pdf,
+                kind: "personal",
+                field: field.clone(),
+                certificate_serial: Some(signed.certificate_serial.clone()),
+                evidence: serde_json::to_string(&signed.authorization)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            })
+        },
+        None,
+        serde_json::json!({}),
+    )
+    .await?;
+    view_for(s, caller, &c2).await
+}
+
+/// The developer's seal certificate and key: issued on first use by the organisations CA and
+/// kept (encrypted) in the PKI directory beside the service's own units.
+///
+/// First use can come from several requests at once (an opening day: every confirmer seals),
+/// on one instance or several sharing the PKI directory. One issuance must win, or a key and a
+/// certificate from different issuances would be paired: within the instance a lock serialises
+/// issuers; across instances the key file is created with a hard link, which fails if another
+/// instance got there first — the loser discards (and revokes) its own and uses the winner's.
+pub async fn organisation_seal(
+    s: &Services,
+    org: &crate::store::Organisation,
+) -> Result<(Vec<u8>, crate::pki::SoftwareKey), Error> {
+    let unit = format!("seal-{}", org.id);
+    let have = || -> Option<(Vec<u8>, crate::pki::SoftwareKey)> {
+        Some((s.pki.unit_cert(&unit).ok()?, s.pki.unit_key(&unit).ok()?))
+    };
+    if let Some(found) = have() {
+        return Ok(found);
+    }
+    let _guard = s.pki.issuing.lock().await;
+    if let Some(found) = have() {
+        return Ok(found);
+    }
+    let (issued, key) = crate::services::pki::issue_seal(
+        s,
+        Some(org.id.clone()),
+        &org.name,
+        org.uscc.as_deref().unwrap_or(""),
+        "合同专用章",
+        None,
+    )
+    .await?;
+    let key_path = s.pki.unit_key_path(&unit);
+    let cert_path = s.pki.dir.join(format!("{unit}.pem"));
+    let tmp = format!(".tmp-{}", uuid::Uuid::new_v4().simple());
+    let key_tmp = key_path.with_extension(format!("pem{tmp}"));
+    let cert_tmp = cert_path.with_extension(format!("pem{tmp}"));
+    s.pki.save_key(&key_tmp, &key)?;
+    std::fs::write(&cert_tmp, issued.pem()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The key file is the commit point (a hard link never replaces an existing file); the
+    // certificate follows it, and readers wait for both.
+    let won = std::fs::hard_link(&key_tmp, &key_path).is_ok();
+    if won {
+        std::fs::rename(&cert_tmp, &cert_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let _ = std::fs::remove_file(&key_tmp);
+    let _ = std::fs::remove_file(&cert_tmp);
+    if won {
+        return Ok((issued.der, key));
+    }
+    // Another instance won: its certificate follows its key within moments.
+    let _ = crate::services::pki::revoke(
+        s,
+        None,
+        &issued.serial,
+        crate::services::pki::RevocationReason::Superseded,
+    )
+    .await;
+    for _ in 0..50 {
+        if let Some(found) = have() {
+            return Ok(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(anyhow::anyhow!(
+        "the organisation seal of {} is incomplete in the PKI directory",
+        org.id
+    )
+    .into())
+}
+
+/// The developer's confirmer seals the contract every buyer signed (after their own identity
+/// check and a code for this exact PDF): `sealed`, the unit `signed`; and it is submitted for
+/// filing at once (the service's own step, audited).
+pub async fn seal(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+    code_id: &str,
+    code: &str,
+) -> Result<super::ContractView, Error> {
+    let (c, p) = visible(s, caller, id).await?;
+    let row = allowed(s, caller, &c, &p, ContractAction::Seal).await?;
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no document"))?;
+    let auth = crate::services::identity::authorize_signing(
+        s,
+        caller,
+        crate::identity::Purpose::SealContract,
+        &before,
+        code_id,
+        code,
+    )
+    .await?;
+    let org = s
+        .store
+        .organisation(&c.developer_id)
+        .await?
+        .ok_or_else(|| Error::not_found("开发企业"))?;
+    let (cert, key) = organisation_seal(s, &org).await?;
+    let sealed = signature_step(
+        s,
+        caller,
+        &c,
+        row,
+        async |pdf: Vec<u8>| {
+            let sealed = crate::services::signing::seal_document(
+                s,
+                &pdf,
+                &crate::services::signing::Seal {
+                    field: "seller-seal",
+                    cert: &cert,
+                    key: &key,
+                    organisation: &org.name,
+                    purpose: "合同专用章",
+                    reason: "出卖人盖章",
+                    certify: None,
+                },
+                OffsetDateTime::now_utc(),
+            )?;
+            Ok(Signed {
+                pdf: sealed,
+                kind: "organisation_seal",
+                field: "seller-seal".into(),
+                certificate_serial: serial_of(&cert),
+                evidence: serde_json::to_string(&auth).map_err(|e| anyhow::anyhow!("{e}"))?,
+            })
+        },
+        None,
+        serde_json::json!({}),
+    )
+    .await?;
+    // Submitted for filing at once: the service's own step from `sealed`.
+    let submitted = super::filing::submit(s, caller, &sealed, Who::System).await?;
+    view_for(s, caller, &submitted).await
+}
+
+async fn allowed(
+    s: &Services,
+    caller: &Caller,
+    c: &Contract,
+    p: &Party,
+    action: ContractAction,
+) -> Result<&'static ContractTransition, Error> {
+    let f = facts(s, Some(caller), c, p).await?;
+    decide(c, action, &p.relations, &f)
+}
+
+pub(crate) use serial_of as certificate_serial;
