@@ -134,6 +134,9 @@ pub struct WorkflowConfig {
     /// Materials one account may upload in 24 hours (each at most 10 MB): storage is not a
     /// dumping ground.
     pub uploads_per_day: u32,
+    /// A sealed contract is submitted for filing at once (the service's own step); otherwise it
+    /// stays `sealed` until the developer submits it.
+    pub submit_on_seal: bool,
 }
 
 impl Default for WorkflowConfig {
@@ -143,6 +146,7 @@ impl Default for WorkflowConfig {
             scheduler_interval_secs: 60,
             advance_notice_lapse_days: 90,
             uploads_per_day: 100,
+            submit_on_seal: true,
         }
     }
 }

@@ -26,15 +26,16 @@ use crate::domain::Role;
 use crate::services::Services;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, Method};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -53,520 +54,179 @@ impl AppState {
 
 const ADMIN: &[Role] = &[Role::Admin];
 
-/// Every endpoint with its access rule, in one place. The router, the OpenAPI document (`x-roles`)
-/// and the authorisation matrix test are all built from this table.
-pub fn endpoints() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+/// Every endpoint, declared once: its access rule beside its handler, whose `#[utoipa::path]`
+/// gives the method, the path and the documentation. The router, the OpenAPI document (with
+/// `x-roles`) and the authorisation-matrix test are all built from this list.
+fn declared() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
     use Access::*;
     vec![
+        (Public, routes!(health::healthz)),
+        (Public, routes!(health::readyz)),
+        (Public, routes!(health::metrics)),
+        (Public, routes!(openapi::document_json)),
+        (Public, routes!(openapi::docs_page)),
+        (Public, routes!(accounts::login)),
+        (Public, routes!(accounts::refresh)),
+        (Public, routes!(accounts::logout)),
+        (Authenticated, routes!(accounts::me)),
+        (Roles(ADMIN), routes!(accounts::list_users)),
+        (Roles(ADMIN), routes!(accounts::create_user)),
+        (Authenticated, routes!(accounts::get_user)),
         (
-            Endpoint::new(Method::GET, "/healthz", Public),
-            get(health::healthz),
+            Roles(&[Role::Admin, Role::Reviewer, Role::Developer]),
+            routes!(accounts::get_organisation),
         ),
+        (Public, routes!(inventory::list_projects)),
+        (Public, routes!(inventory::project_units)),
         (
-            Endpoint::new(Method::GET, "/readyz", Public),
-            get(health::readyz),
+            Roles(&[Role::Developer]),
+            routes!(inventory::create_project),
         ),
+        (Roles(&[Role::Developer]), routes!(inventory::create_permit)),
         (
-            Endpoint::new(Method::GET, "/metrics", Public),
-            get(health::metrics),
+            Roles(&[Role::Developer]),
+            routes!(inventory::import_building),
         ),
         (
-            Endpoint::new(Method::GET, "/api/openapi.json", Public),
-            get(openapi::document_json),
+            Roles(&[Role::Reviewer, Role::Admin]),
+            routes!(inventory::set_permit_status),
         ),
         (
-            Endpoint::new(Method::GET, "/docs", Public),
-            get(openapi::docs_page),
+            Roles(&[Role::Reviewer, Role::Developer]),
+            routes!(inventory::set_unit_flag),
         ),
+        (Roles(ADMIN), routes!(notifications::list)),
+        (Roles(ADMIN), routes!(notifications::requeue)),
+        (Public, routes!(pki::ca_certificate)),
+        (Public, routes!(pki::crl)),
+        (Public, routes!(pki::timestamp)),
         (
-            Endpoint::new(Method::POST, "/api/v1/auth/login", Public),
-            post(accounts::login),
+            Roles(&[Role::Buyer, Role::Developer]),
+            routes!(identity::start),
         ),
+        (Authenticated, routes!(identity::get)),
+        (Authenticated, routes!(identity::cancel)),
+        (Public, routes!(identity::callback)),
         (
-            Endpoint::new(Method::POST, "/api/v1/auth/refresh", Public),
-            post(accounts::refresh),
+            Roles(&[Role::Buyer, Role::Developer]),
+            routes!(identity::code),
         ),
+        (Roles(&[Role::Buyer]), routes!(identity::set_identity)),
+        (Roles(ADMIN), routes!(identity::set_user_identity)),
+        (Authenticated, routes!(identity::get_identity)),
+        (Roles(&[Role::Developer]), routes!(contracts::create)),
+        (Authenticated, routes!(contracts::list)),
+        (Authenticated, routes!(contracts::get)),
+        (Roles(&[Role::Developer]), routes!(contracts::submit_filing)),
+        (Roles(&[Role::Developer]), routes!(contracts::withdraw)),
+        (Roles(&[Role::Developer]), routes!(contracts::confirm)),
+        (Authenticated, routes!(contracts::document)),
+        (Authenticated, routes!(contracts::verification)),
+        (Roles(&[Role::Buyer]), routes!(contracts::sign)),
+        (Roles(&[Role::Developer]), routes!(contracts::seal)),
+        (Roles(&[Role::Reviewer]), routes!(contracts::approve_filing)),
+        (Roles(&[Role::Developer]), routes!(contracts::edit)),
+        (Roles(&[Role::Reviewer]), routes!(contracts::return_filing)),
+        (Roles(&[Role::Developer]), routes!(contracts::reopen)),
         (
-            Endpoint::new(Method::POST, "/api/v1/auth/logout", Public),
-            post(accounts::logout),
+            Roles(&[Role::Buyer, Role::Developer]),
+            routes!(contracts::recall),
         ),
         (
-            Endpoint::new(Method::GET, "/api/v1/me", Authenticated),
-            get(accounts::me),
+            Roles(&[Role::Buyer, Role::Developer]),
+            routes!(contracts::request_cancellation),
         ),
         (
-            Endpoint::new(Method::GET, "/api/v1/users", Roles(ADMIN)),
-            get(accounts::list_users),
+            Roles(&[Role::Buyer, Role::Developer]),
+            routes!(contracts::consent_cancellation),
         ),
         (
-            Endpoint::new(Method::POST, "/api/v1/users", Roles(ADMIN)),
-            post(accounts::create_user),
+            Roles(&[Role::Reviewer]),
+            routes!(contracts::approve_cancellation),
         ),
+        (Authenticated, routes!(contracts::evidence)),
         (
-            Endpoint::new(Method::GET, "/api/v1/users/{id}", Authenticated),
-            get(accounts::get_user),
+            Roles(&[Role::Reviewer, Role::Developer, Role::Admin]),
+            routes!(contracts::checks),
         ),
+        (Roles(&[Role::Developer]), routes!(contracts::invitations)),
+        (Roles(&[Role::Buyer]), routes!(contracts::accept_invitation)),
+        (Roles(&[Role::Reviewer]), routes!(contracts::filing_queue)),
+        (Roles(&[Role::Buyer]), routes!(registrations::apply)),
+        (Authenticated, routes!(registrations::list)),
+        (Authenticated, routes!(registrations::get)),
+        (Roles(&[Role::Reviewer]), routes!(registrations::accept)),
         (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/organisations/{id}",
-                Roles(&[Role::Admin, Role::Reviewer, Role::Developer]),
-            ),
-            get(accounts::get_organisation),
+            Roles(&[Role::Reviewer]),
+            routes!(registrations::first_review),
         ),
         (
-            Endpoint::new(Method::GET, "/api/v1/projects", Public),
-            get(inventory::list_projects),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/projects/{id}/units", Public),
-            get(inventory::project_units),
-        ),
-        (
-            Endpoint::new(Method::POST, "/api/v1/projects", Roles(&[Role::Developer])),
-            post(inventory::create_project),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/projects/{id}/permits",
-                Roles(&[Role::Developer]),
-            ),
-            post(inventory::create_permit),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/projects/{id}/buildings",
-                Roles(&[Role::Developer]),
-            ),
-            post(inventory::import_building),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/permits/{id}/status",
-                Roles(&[Role::Reviewer, Role::Admin]),
-            ),
-            post(inventory::set_permit_status),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/units/{id}/flags",
-                Roles(&[Role::Reviewer, Role::Developer]),
-            ),
-            post(inventory::set_unit_flag),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/notifications", Roles(ADMIN)),
-            get(notifications::list),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/notifications/{id}/requeue",
-                Roles(ADMIN),
-            ),
-            post(notifications::requeue),
-        ),
-        (
-            Endpoint::new(Method::GET, "/pki/ca/{file}", Public),
-            get(pki::ca_certificate),
-        ),
-        (
-            Endpoint::new(Method::GET, "/pki/crl/{file}", Public),
-            get(pki::crl),
-        ),
-        (
-            Endpoint::new(Method::POST, "/tsa", Public),
-            post(pki::timestamp),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/identity/verifications",
-                Roles(&[Role::Buyer, Role::Developer]),
-            ),
-            post(identity::start),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/identity/verifications/{id}",
-                Authenticated,
-            ),
-            get(identity::get),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/identity/verifications/{id}/cancel",
-                Authenticated,
-            ),
-            post(identity::cancel),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/identity/callbacks/{provider}",
-                Public,
-            ),
-            post(identity::callback),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/identity/codes",
-                Roles(&[Role::Buyer, Role::Developer]),
-            ),
-            post(identity::code),
-        ),
-        (
-            Endpoint::new(Method::PUT, "/api/v1/me/identity", Roles(&[Role::Buyer])),
-            put(identity::set_identity),
-        ),
-        (
-            Endpoint::new(Method::PUT, "/api/v1/users/{id}/identity", Roles(ADMIN)),
-            put(identity::set_user_identity),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/me/identity", Authenticated),
-            get(identity::get_identity),
-        ),
-        (
-            Endpoint::new(Method::POST, "/api/v1/contracts", Roles(&[Role::Developer])),
-            post(contracts::create),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/contracts", Authenticated),
-            get(contracts::list),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/contracts/{id}", Authenticated),
-            get(contracts::get),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/submit",
-                Roles(&[Role::Developer]),
-            ),
-            post(contracts::submit_filing),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/withdraw",
-                Roles(&[Role::Developer]),
-            ),
-            post(contracts::withdraw),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/confirm",
-                Roles(&[Role::Developer]),
-            ),
-            post(contracts::confirm),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/contracts/{id}/document",
-                Authenticated,
-            ),
-            get(contracts::document),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/contracts/{id}/verification",
-                Authenticated,
-            ),
-            get(contracts::verification),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/sign",
-                Roles(&[Role::Buyer]),
-            ),
-            post(contracts::sign),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/seal",
-                Roles(&[Role::Developer]),
-            ),
-            post(contracts::seal),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/filing/approve",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(contracts::approve_filing),
-        ),
-        (
-            Endpoint::new(
-                Method::PUT,
-                "/api/v1/contracts/{id}",
-                Roles(&[Role::Developer]),
-            ),
-            put(contracts::edit),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/filing/return",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(contracts::return_filing),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/reopen",
-                Roles(&[Role::Developer]),
-            ),
-            post(contracts::reopen),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/recall",
-                Roles(&[Role::Buyer, Role::Developer]),
-            ),
-            post(contracts::recall),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/cancellation",
-                Roles(&[Role::Buyer, Role::Developer]),
-            ),
-            post(contracts::request_cancellation),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/cancellation/consent",
-                Roles(&[Role::Buyer, Role::Developer]),
-            ),
-            post(contracts::consent_cancellation),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/cancellation/approve",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(contracts::approve_cancellation),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/contracts/{id}/evidence",
-                Authenticated,
-            ),
-            get(contracts::evidence),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/contracts/{id}/checks",
-                Roles(&[Role::Reviewer, Role::Developer, Role::Admin]),
-            ),
-            get(contracts::checks),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/contracts/{id}/invitations",
-                Roles(&[Role::Developer]),
-            ),
-            get(contracts::invitations),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/contracts/{id}/invitation",
-                Roles(&[Role::Buyer]),
-            ),
-            post(contracts::accept_invitation),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/filings", Roles(&[Role::Reviewer])),
-            get(contracts::filing_queue),
-        ),
-        (
-            Endpoint::new(Method::POST, "/api/v1/registrations", Roles(&[Role::Buyer])),
-            post(registrations::apply),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/registrations", Authenticated),
-            get(registrations::list),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/registrations/{id}", Authenticated),
-            get(registrations::get),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/accept",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::accept),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/first-review",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::first_review),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/second-review",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::second_review),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/record",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::record),
-        ),
-        (
-            Endpoint::new(
-                Method::GET,
-                "/api/v1/registrations/{id}/certificate",
-                Authenticated,
-            ),
-            get(registrations::certificate),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/not-accept",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::not_accept),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/reject",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::reject),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/withdraw",
-                Roles(&[Role::Buyer]),
-            ),
-            post(registrations::withdraw),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/requisition",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::requisition),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/suspend",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::suspend),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/resume",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::resume),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/materials",
-                Roles(&[Role::Buyer]),
-            ),
-            post(registrations::hand_in),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/registrations/{id}/entry/cancel",
-                Roles(&[Role::Reviewer]),
-            ),
-            post(registrations::cancel_entry),
-        ),
-        (
-            Endpoint::new(Method::POST, "/api/v1/materials", Authenticated),
-            post(materials::upload),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/materials", Authenticated),
-            get(materials::mine),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/materials/{id}", Authenticated),
-            get(materials::content),
-        ),
-        (
-            Endpoint::new(Method::GET, "/c/{number}", Public),
-            get(registrations::public_status),
-        ),
-        (
-            Endpoint::new(Method::POST, "/api/v1/verify", Public),
-            post(verify::verify),
-        ),
-        (
-            Endpoint::new(Method::GET, "/verify", Public),
-            get(verify::page),
-        ),
-        (
-            Endpoint::new(Method::GET, "/api/v1/pki/certificates", Roles(ADMIN)),
-            get(pki::list),
-        ),
-        (
-            Endpoint::new(
-                Method::POST,
-                "/api/v1/pki/certificates/{serial}/revoke",
-                Roles(ADMIN),
-            ),
-            post(pki::revoke),
-        ),
+            Roles(&[Role::Reviewer]),
+            routes!(registrations::second_review),
+        ),
+        (Roles(&[Role::Reviewer]), routes!(registrations::record)),
+        (Authenticated, routes!(registrations::certificate)),
+        (Roles(&[Role::Reviewer]), routes!(registrations::not_accept)),
+        (Roles(&[Role::Reviewer]), routes!(registrations::reject)),
+        (Roles(&[Role::Buyer]), routes!(registrations::withdraw)),
+        (
+            Roles(&[Role::Reviewer]),
+            routes!(registrations::requisition),
+        ),
+        (Roles(&[Role::Reviewer]), routes!(registrations::suspend)),
+        (Roles(&[Role::Reviewer]), routes!(registrations::resume)),
+        (Roles(&[Role::Buyer]), routes!(registrations::hand_in)),
+        (
+            Roles(&[Role::Reviewer]),
+            routes!(registrations::cancel_entry),
+        ),
+        (Authenticated, routes!(materials::upload)),
+        (Authenticated, routes!(materials::mine)),
+        (Authenticated, routes!(materials::content)),
+        (Public, routes!(registrations::public_status)),
+        (Public, routes!(verify::verify)),
+        (Public, routes!(verify::page)),
+        (Roles(ADMIN), routes!(pki::list)),
+        (Roles(ADMIN), routes!(pki::revoke)),
     ]
+}
+
+/// The endpoints with their method, path and access rule (for the authorisation matrix and
+/// the OpenAPI document).
+pub fn endpoints() -> Vec<Endpoint> {
+    declared()
+        .into_iter()
+        .flat_map(|(access, (_, paths, _))| {
+            paths.paths.into_iter().flat_map(move |(path, item)| {
+                openapi::methods_of(&item)
+                    .into_iter()
+                    .map(move |method| Endpoint {
+                        method,
+                        path: path.clone(),
+                        access,
+                    })
+            })
+        })
+        .collect()
+}
+
+/// The OpenAPI paths and schemas of every declared endpoint, with its access rule.
+pub(crate) fn declared_docs() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
+    declared()
 }
 
 /// Builds the application with the same middleware in tests and in production.
 pub fn app(state: AppState) -> Router {
     let cfg = state.services.config.clone();
     let mut router = Router::new();
-    for (endpoint, method_router) in endpoints() {
+    for (access, (_, paths, method_router)) in declared() {
         let guarded = method_router.route_layer(middleware::from_fn_with_state(
-            (state.clone(), endpoint.access),
+            (state.clone(), access),
             access::guard,
         ));
-        router = router.route(endpoint.path, guarded);
+        for path in paths.paths.keys() {
+            router = router.route(path, guarded.clone());
+        }
     }
     let request_id = HeaderName::from_static("x-request-id");
     router

@@ -109,7 +109,7 @@ impl Client {
                 None,
             )
             .await?;
-        if v["status"] != "passed" {
+        if v["status"] != crate::domain::identity::VerificationStatus::Passed.as_str() {
             bail!("identity check did not pass: {v}");
         }
         let c = self

@@ -110,6 +110,24 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// An issued X.509 certificate's state as administrators see it.
+    IssuedCertificateState {
+        Valid => ("valid", "有效"),
+        Expired => ("expired", "已过期"),
+        Revoked => ("revoked", "已吊销"),
+    }
+}
+
+named_enum! {
+    /// Where a notification in the outbox stands.
+    DeliveryState {
+        Pending => ("pending", "待发送"),
+        Delivered => ("delivered", "已送达"),
+        Dead => ("dead", "投递失败"),
+    }
+}
+
 /// The transitions of the unit, as the case tables and the inventory make them: (from, to, what
 /// makes it). Drawn in docs/lifecycles.md.
 pub fn unit_transitions() -> Vec<(UnitStatus, UnitStatus, String)> {

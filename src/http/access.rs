@@ -43,21 +43,12 @@ impl Access {
     }
 }
 
+/// One endpoint: method, path (as the router and the OpenAPI document write it) and access.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub method: Method,
-    pub path: &'static str,
+    pub path: String,
     pub access: Access,
-}
-
-impl Endpoint {
-    pub fn new(method: Method, path: &'static str, access: Access) -> Self {
-        Endpoint {
-            method,
-            path,
-            access,
-        }
-    }
 }
 
 pub async fn guard(

@@ -2,11 +2,11 @@
 
 use super::AppState;
 use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ClientAddr};
+use super::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::services::Caller;
 use crate::services::accounts::{self, NewUserRequest, OrganisationView, TokenPair, UserView};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -101,7 +101,7 @@ pub async fn create_user(
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(
         accounts::get_user(&state.services, &caller, &id).await?,
@@ -116,7 +116,7 @@ pub async fn get_user(
 pub async fn get_organisation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrganisationView>> {
     Ok(Json(
         accounts::get_organisation(&state.services, &caller, &id).await?,

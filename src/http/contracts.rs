@@ -3,11 +3,11 @@
 
 use super::AppState;
 use super::error::{ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::services::Caller;
 use crate::services::contracts::{self, ContractView, NewContract};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 #[utoipa::path(post, path = "/api/v1/contracts", tag = "contracts", security(("bearer" = [])),
@@ -34,7 +34,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(q): axum::extract::Query<contracts::ContractListQuery>,
+    ApiQuery(q): ApiQuery<contracts::ContractListQuery>,
 ) -> ApiResult<Json<contracts::ContractList>> {
     Ok(Json(contracts::list(&state.services, &caller, &q).await?))
 }
@@ -46,7 +46,7 @@ pub async fn list(
 pub async fn submit_filing(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::submit_filing(&state.services, &caller, &id).await?,
@@ -59,7 +59,7 @@ pub async fn submit_filing(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(contracts::get(&state.services, &caller, &id).await?))
 }
@@ -72,7 +72,7 @@ pub async fn get(
 pub async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::withdraw(&state.services, &caller, &id).await?,
@@ -88,7 +88,7 @@ pub async fn withdraw(
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::confirm(&state.services, &caller, &id).await?,
@@ -102,7 +102,7 @@ pub async fn confirm(
 pub async fn document(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let pdf = contracts::document(&state.services, &caller, &id).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf))
@@ -115,7 +115,7 @@ pub async fn document(
 pub async fn verification(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<crate::pdf::verify::Report>> {
     Ok(Json(
         contracts::verification(&state.services, &caller, &id).await?,
@@ -138,7 +138,7 @@ pub struct SignRequest {
 pub async fn sign(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -154,7 +154,7 @@ pub async fn sign(
 pub async fn seal(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -170,7 +170,7 @@ pub async fn seal(
 pub async fn approve_filing(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::approve_filing(&state.services, &caller, &id).await?,
@@ -185,7 +185,7 @@ pub async fn approve_filing(
 pub async fn edit(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<NewContract>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -207,7 +207,7 @@ pub struct ReturnRequest {
 pub async fn return_filing(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ReturnRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -222,7 +222,7 @@ pub async fn return_filing(
 pub async fn reopen(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::reopen(&state.services, &caller, &id).await?,
@@ -242,7 +242,7 @@ pub struct ReasonRequest {
 pub async fn recall(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ReasonRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -258,7 +258,7 @@ pub async fn recall(
 pub async fn request_cancellation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CancellationRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -290,7 +290,7 @@ pub struct CancellationRequest {
 pub async fn consent_cancellation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
@@ -306,7 +306,7 @@ pub async fn consent_cancellation(
 pub async fn approve_cancellation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(
         contracts::approve_cancellation(&state.services, &caller, &id).await?,
@@ -320,7 +320,7 @@ pub async fn approve_cancellation(
 pub async fn evidence(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let zip = contracts::evidence(&state.services, &caller, &id).await?;
     Ok((
@@ -345,7 +345,7 @@ pub async fn evidence(
 pub async fn checks(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<contracts::ChecksView>> {
     Ok(Json(
         contracts::checks(&state.services, &caller, &id).await?,
@@ -372,7 +372,7 @@ pub async fn filing_queue(
 pub async fn invitations(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<contracts::Invitation>>> {
     Ok(Json(
         contracts::invitations(&state.services, &caller, &id).await?,
@@ -393,7 +393,7 @@ pub struct InvitationAcceptance {
 pub async fn accept_invitation(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<InvitationAcceptance>,
 ) -> ApiResult<Json<ContractView>> {
     Ok(Json(

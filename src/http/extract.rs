@@ -114,6 +114,57 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Query parameters, strictly checked: a malformed or unknown parameter is `422 invalid_query`
+/// as a problem, like every other refusal (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize::<_, T>(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let msg = err.into_inner().to_string();
+                let field = msg
+                    .strip_prefix("unknown field `")
+                    .or_else(|| msg.strip_prefix("missing field `"))
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_owned)
+                    .unwrap_or(field);
+                ApiError {
+                    fields: vec![FieldError::new(
+                        field,
+                        "invalid_parameter",
+                        "查询参数缺失、不认识或类型不正确。",
+                    )],
+                    ..ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_query",
+                        "查询参数有误，请按字段提示修改。",
+                    )
+                }
+            })
+    }
+}
+
+/// A path parameter: one that cannot be read (bad percent-encoding) is `400 invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::bad_request("invalid_path", "请求路径中的参数无法读取。"))
+    }
+}
+
 /// The authenticated caller, put into the request by the access guard.
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;

@@ -28,11 +28,11 @@ pub async fn healthz() -> Json<Health> {
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: &'static str,
-    pub checks: Vec<Check>,
+    pub checks: Vec<ReadinessCheck>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Check {
+pub struct ReadinessCheck {
     pub name: &'static str,
     pub ok: bool,
     pub detail: String,
@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = &state.services.store;
     let mut checks = Vec::new();
     match store.ready().await {
-        Ok(m) => checks.push(Check {
+        Ok(m) => checks.push(ReadinessCheck {
             name: "database",
             ok: m.complete(),
             detail: format!(
@@ -58,7 +58,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
-            checks.push(Check {
+            checks.push(ReadinessCheck {
                 name: "database",
                 ok: false,
                 detail: format!("{}: unreachable", store.backend().as_str()),
@@ -66,12 +66,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     checks.push(match &state.services.font {
-        Some(f) => Check {
+        Some(f) => ReadinessCheck {
             name: "cjk_font",
             ok: true,
             detail: format!("{} ({})", f.family(), f.path().display()),
         },
-        None => Check {
+        None => ReadinessCheck {
             name: "cjk_font",
             ok: false,
             detail: "the configured CJK font (documents.font_path) cannot be read: documents cannot be generated (fix the path or remove it to use the bundled font)".into(),

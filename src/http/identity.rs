@@ -4,14 +4,14 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::identity::Purpose;
 use crate::identity::signature::Headers;
 use crate::services::identity::{self, CodeIssued, VerificationView};
 use crate::services::{Caller, Error};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,7 +46,7 @@ pub async fn start(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<VerificationView>> {
     Ok(Json(identity::get(&state.services, &caller, &id).await?))
 }
@@ -58,7 +58,7 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<VerificationView>> {
     Ok(Json(identity::cancel(&state.services, &caller, &id).await?))
 }
@@ -71,7 +71,7 @@ pub async fn cancel(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn callback(
     State(state): State<AppState>,
-    Path(provider): Path<String>,
+    ApiPath(provider): ApiPath<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -157,7 +157,7 @@ pub async fn set_identity(
 pub async fn set_user_identity(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<IdentityRequest>,
 ) -> ApiResult<StatusCode> {
     identity::register_identity(

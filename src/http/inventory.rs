@@ -4,14 +4,14 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, parse_json};
+use super::extract::{ApiJson, ApiPath, parse_json};
 use crate::services::Caller;
 use crate::services::inventory::{
     self, BuildingParams, BuildingView, NewBuilding, NewPermit, NewProject, PermitStatusChange,
     PermitView, ProjectSummary, ProjectView, PublicUnit, UnitFlagChange,
 };
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 
@@ -26,7 +26,7 @@ pub async fn list_projects(State(state): State<AppState>) -> ApiResult<Json<Vec<
     responses((status = 200, body = [PublicUnit]), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn project_units(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<PublicUnit>>> {
     Ok(Json(inventory::project_units(&state.services, &id).await?))
 }
@@ -55,7 +55,7 @@ pub async fn create_project(
 pub async fn create_permit(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<NewPermit>,
 ) -> ApiResult<(StatusCode, Json<PermitView>)> {
     let m = inventory::create_permit(&state.services, &caller, &id, req).await?;
@@ -78,7 +78,7 @@ pub async fn create_permit(
 pub async fn import_building(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -138,7 +138,7 @@ fn serde_urlencoded_params(q: &str) -> Result<BuildingParams, ApiError> {
 pub async fn set_permit_status(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PermitStatusChange>,
 ) -> ApiResult<Json<PermitView>> {
     Ok(Json(
@@ -156,7 +156,7 @@ pub async fn set_permit_status(
 pub async fn set_unit_flag(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UnitFlagChange>,
 ) -> ApiResult<Json<PublicUnit>> {
     Ok(Json(

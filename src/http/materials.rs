@@ -3,10 +3,11 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiPath, ApiQuery};
 use crate::services::Caller;
 use crate::services::materials::{self, MaterialView};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
     /// id_card, business_licence, court_document, consent or other.
     pub kind: String,
@@ -32,7 +34,7 @@ pub struct UploadParams {
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<UploadParams>,
+    ApiQuery(q): ApiQuery<UploadParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<MaterialView>)> {
@@ -65,7 +67,7 @@ pub async fn mine(
 pub async fn content(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::from(crate::services::Error::not_found("该材料")));

@@ -3,15 +3,17 @@
 
 use super::AppState;
 use super::error::{ApiResult, Problem};
+use super::extract::{ApiPath, ApiQuery};
 use crate::services::Caller;
 use crate::services::notifications::{self, OutboxView};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct After {
     /// Events after this sequence number (0: from the start); 200 at most.
     #[serde(default)]
@@ -25,7 +27,7 @@ pub struct After {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<After>,
+    ApiQuery(q): ApiQuery<After>,
 ) -> ApiResult<Json<Vec<OutboxView>>> {
     Ok(Json(
         notifications::list(&state.services, &caller, q.after).await?,
@@ -40,7 +42,7 @@ pub async fn list(
 pub async fn requeue(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     notifications::requeue(&state.services, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,11 +3,11 @@
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::services::Caller;
 use crate::services::pki::{self, CertificateView, RevocationReason};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -23,7 +23,7 @@ fn strip<'a>(file: &'a str, ext: &str) -> Result<&'a str, ApiError> {
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn ca_certificate(
     State(state): State<AppState>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let pem = pki::ca_certificate(&state.services, strip(&file, ".pem")?)?;
     Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem))
@@ -35,7 +35,7 @@ pub async fn ca_certificate(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn crl(
     State(state): State<AppState>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let der = pki::crl(&state.services, strip(&file, ".crl")?).await?;
     Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], der))
@@ -66,7 +66,7 @@ pub struct RevokeRequest {
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(serial): Path<String>,
+    ApiPath(serial): ApiPath<String>,
     ApiJson(req): ApiJson<RevokeRequest>,
 ) -> ApiResult<Json<CertificateView>> {
     Ok(Json(

@@ -3,14 +3,14 @@
 
 use super::AppState;
 use super::error::{ApiResult, Problem};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::services::Caller;
 use crate::services::registrations::{
     self, EntryCancellation, HandIn, Items, Note, RegistrationView,
 };
 use crate::store::RegistrationStep;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -52,7 +52,7 @@ pub async fn apply(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::Query(q): axum::extract::Query<registrations::RegistrationListQuery>,
+    ApiQuery(q): ApiQuery<registrations::RegistrationListQuery>,
 ) -> ApiResult<Json<registrations::RegistrationList>> {
     Ok(Json(
         registrations::list(&state.services, &caller, &q).await?,
@@ -65,7 +65,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
         registrations::get(&state.services, &caller, &id).await?,
@@ -98,7 +98,7 @@ async fn step(
 pub async fn accept(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<StepRequest>,
 ) -> ApiResult<Json<RegistrationView>> {
     step(state, caller, id, RegistrationStep::Accept, req).await
@@ -112,7 +112,7 @@ pub async fn accept(
 pub async fn first_review(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<StepRequest>,
 ) -> ApiResult<Json<RegistrationView>> {
     step(state, caller, id, RegistrationStep::FirstReview, req).await
@@ -126,7 +126,7 @@ pub async fn first_review(
 pub async fn second_review(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<StepRequest>,
 ) -> ApiResult<Json<RegistrationView>> {
     step(state, caller, id, RegistrationStep::SecondReview, req).await
@@ -140,7 +140,7 @@ pub async fn second_review(
 pub async fn record(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<StepRequest>,
 ) -> ApiResult<Json<RegistrationView>> {
     step(state, caller, id, RegistrationStep::Record, req).await
@@ -153,7 +153,7 @@ pub async fn record(
 pub async fn certificate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let pdf = registrations::certificate_pdf(&state.services, &caller, &id).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf))
@@ -165,7 +165,7 @@ pub async fn certificate(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn public_status(
     State(state): State<AppState>,
-    Path(number): Path<String>,
+    ApiPath(number): ApiPath<String>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
@@ -193,7 +193,7 @@ const STATUS_PAGE: &str = include_str!("../../templates/certificate-status.html"
 pub async fn not_accept(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Items>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -211,7 +211,7 @@ pub async fn not_accept(
 pub async fn reject(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Items>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -229,7 +229,7 @@ pub async fn reject(
 pub async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Note>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -247,7 +247,7 @@ pub async fn withdraw(
 pub async fn requisition(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Items>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -265,7 +265,7 @@ pub async fn requisition(
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Note>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -283,7 +283,7 @@ pub async fn suspend(
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Note>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -301,7 +301,7 @@ pub async fn resume(
 pub async fn hand_in(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<HandIn>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(
@@ -319,7 +319,7 @@ pub async fn hand_in(
 pub async fn cancel_entry(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<EntryCancellation>,
 ) -> ApiResult<Json<RegistrationView>> {
     Ok(Json(

@@ -170,6 +170,7 @@ pub struct NewBuilding {
 /// The building's particulars when its units come as CSV (query parameters).
 #[derive(Debug, Clone, Deserialize, ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BuildingParams {
     pub number: i32,
     pub floors_above: i32,

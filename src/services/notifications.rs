@@ -10,7 +10,7 @@
 //! name, ID number or phone (docs/notifications.md).
 
 use super::{Error, Services};
-use crate::domain::lifecycle::{ContractStatus, Hold, RegistrationStatus};
+use crate::domain::lifecycle::{ContractStatus, DeliveryState, Hold, RegistrationStatus};
 use crate::identity::signature;
 use crate::store::{Contract, OutboxEvent, OutboxOutcome, Registration};
 use serde::Serialize;
@@ -367,8 +367,7 @@ pub struct OutboxView {
     #[serde(rename = "type")]
     pub kind: String,
     pub object_id: String,
-    /// pending, delivered or dead.
-    pub state: &'static str,
+    pub state: DeliveryState,
     pub attempts: i32,
     pub last_error: Option<String>,
 }
@@ -387,11 +386,11 @@ pub async fn list(
         .into_iter()
         .map(|e| OutboxView {
             state: if e.delivered_at.is_some() {
-                "delivered"
+                DeliveryState::Delivered
             } else if e.dead_at.is_some() {
-                "dead"
+                DeliveryState::Dead
             } else {
-                "pending"
+                DeliveryState::Pending
             },
             seq: e.seq,
             id: e.event_id,

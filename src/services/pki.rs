@@ -274,19 +274,19 @@ pub struct CertificateView {
     pub not_before: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
-    /// `valid`, `expired` or `revoked`.
-    pub status: String,
+    pub status: crate::domain::lifecycle::IssuedCertificateState,
     pub revocation_reason: Option<String>,
     pub verification_id: Option<String>,
 }
 
 fn view(c: &CertificateRecord, now: OffsetDateTime) -> CertificateView {
+    use crate::domain::lifecycle::IssuedCertificateState as State;
     let status = if c.revoked_at.is_some() {
-        "revoked"
+        State::Revoked
     } else if c.not_after < now {
-        "expired"
+        State::Expired
     } else {
-        "valid"
+        State::Valid
     };
     CertificateView {
         serial: c.serial.clone(),
@@ -295,7 +295,7 @@ fn view(c: &CertificateRecord, now: OffsetDateTime) -> CertificateView {
         subject: c.subject.clone(),
         not_before: c.not_before,
         not_after: c.not_after,
-        status: status.into(),
+        status,
         revocation_reason: c.revocation_reason.clone(),
         verification_id: c.verification_id.clone(),
     }

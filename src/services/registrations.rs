@@ -727,7 +727,7 @@ pub async fn suspend(
 ) -> Result<RegistrationView, Error> {
     let (r, row) = allowed(s, caller, id, RegistrationAction::Suspend).await?;
     check_note(&req.reason)?;
-    let why = serde_json::json!([{"field": "case", "code": "suspended", "message": req.reason}])
+    let why = serde_json::json!([{"field": "case", "code": Hold::Suspended.as_str(), "message": req.reason}])
         .to_string();
     act(
         s,

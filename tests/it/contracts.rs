@@ -635,7 +635,12 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
 /// `who` verifies for `purpose`, gets a code for the contract's current PDF and posts it to
 /// `action` (`sign` or `seal`).
 /// An identity check and a code for the contract's current PDF, without acting yet.
-async fn intent_for(app: &TestApp, who: &str, id: &str, purpose: &str) -> (String, Value) {
+pub(crate) async fn intent_for(
+    app: &TestApp,
+    who: &str,
+    id: &str,
+    purpose: &str,
+) -> (String, Value) {
     let token = app.token(who).await;
     let r = app
         .post(
@@ -671,7 +676,7 @@ async fn intent_for(app: &TestApp, who: &str, id: &str, purpose: &str) -> (Strin
     )
 }
 
-async fn act(
+pub(crate) async fn act(
     app: &TestApp,
     who: &str,
     id: &str,
@@ -998,7 +1003,11 @@ async fn the_reviewers_checks_run_on_submission(db: Db) {
 
 /// A buyer applies for the advance-notice registration of contract `id`, after an identity
 /// check and with a code bound to the contract's current PDF.
-async fn apply_registration(app: &TestApp, id: &str, who: &str) -> crate::helpers::Reply {
+pub(crate) async fn apply_registration(
+    app: &TestApp,
+    id: &str,
+    who: &str,
+) -> crate::helpers::Reply {
     let (token, mut body) = intent_for(app, who, id, "apply_registration").await;
     body["contract_id"] = json!(id);
     app.post("/api/v1/registrations", Some(&token), body).await
@@ -1029,7 +1038,7 @@ async fn filed_contract(app: &TestApp) -> String {
     id
 }
 
-async fn reg_post(
+pub(crate) async fn reg_post(
     app: &TestApp,
     who: &str,
     reg: &str,
@@ -1045,7 +1054,7 @@ async fn reg_post(
     .await
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     who: &str,
     kind: &str,

@@ -8,6 +8,7 @@ mod api_errors;
 mod contracts;
 mod identity;
 mod inventory;
+mod lifecycle;
 mod matrix;
 mod modifications;
 mod notifications;

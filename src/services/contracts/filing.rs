@@ -155,7 +155,7 @@ pub async fn approve_filing(
                 kind: "centre_seal",
                 field: "centre-seal".into(),
                 certificate_serial: certificate_serial(&cert),
-                evidence: serde_json::json!({"reviewer": caller.user_id, "verification_verdict": "valid", "filing_no": filing_no}).to_string(),
+                evidence: serde_json::json!({"reviewer": caller.user_id, "verification_verdict": crate::pdf::verify::Verdict::Valid, "filing_no": filing_no}).to_string(),
             })
         },
         Some(&filing_no),

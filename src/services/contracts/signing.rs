@@ -279,7 +279,11 @@ pub async fn seal(
         serde_json::json!({}),
     )
     .await?;
-    // Submitted for filing at once: the service's own step from `sealed`.
+    // Submitted for filing at once (the service's own step from `sealed`), unless the operator
+    // leaves submission to the developer.
+    if !s.config.workflow.submit_on_seal {
+        return view_for(s, caller, &sealed).await;
+    }
     let submitted = super::filing::submit(s, caller, &sealed, Who::System).await?;
     view_for(s, caller, &submitted).await
 }
