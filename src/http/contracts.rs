@@ -68,7 +68,7 @@ pub async fn get(
     params(("id" = String, Path)),
     responses((status = 200, body = ContractView),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`contract_not_withdrawable`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`: only an unsigned contract (draft, awaiting buyers); `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn withdraw(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,7 +134,7 @@ pub struct SignRequest {
     params(("id" = String, Path)), request_body = SignRequest,
     responses((status = 200, body = ContractView),
               (status = 403, description = "`verification_required`, `verification_stale`, `code_wrong`, `code_used`, `code_expired`, `code_other_document`", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`already_signed`, `contract_not_signable`, `contract_changed`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`already_signed`, `wrong_status`, `already_decided` (the document changed meanwhile)", body = Problem, content_type = "application/problem+json")))]
 pub async fn sign(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,7 +150,7 @@ pub async fn sign(
     params(("id" = String, Path)), request_body = SignRequest,
     responses((status = 200, description = "Sealed and submitted for filing review", body = ContractView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`contract_not_sealable`, `contract_changed`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status` (not every buyer has signed), `unit_frozen`, `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn seal(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,7 +180,7 @@ pub async fn approve_filing(
 #[utoipa::path(put, path = "/api/v1/contracts/{id}", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = NewContract,
     responses((status = 200, description = "A new version of the draft", body = ContractView),
-              (status = 409, description = "`contract_not_draft`, `contract_changed`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`, `already_decided` (another version was saved first)", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn edit(
     State(state): State<AppState>,
@@ -218,7 +218,7 @@ pub async fn return_filing(
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/reopen", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "A new draft version; earlier signatures are void", body = ContractView),
-              (status = 409, description = "`contract_not_returned`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`: only a returned contract", body = Problem, content_type = "application/problem+json")))]
 pub async fn reopen(
     State(state): State<AppState>,
     caller: Caller,
@@ -238,7 +238,7 @@ pub struct ReasonRequest {
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/recall", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ReasonRequest,
     responses((status = 200, description = "Back to draft as a new version; signatures so far are void", body = ContractView),
-              (status = 409, description = "`contract_not_recallable`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`: only before every buyer signed", body = Problem, content_type = "application/problem+json")))]
 pub async fn recall(
     State(state): State<AppState>,
     caller: Caller,
@@ -253,7 +253,7 @@ pub async fn recall(
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = CancellationRequest,
     responses((status = 200, body = ContractView),
-              (status = 409, description = "`contract_not_filed`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`: only a filed contract", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "no reason, or a court document that is not the requester's", body = Problem, content_type = "application/problem+json")))]
 pub async fn request_cancellation(
     State(state): State<AppState>,
@@ -302,7 +302,7 @@ pub async fn consent_cancellation(
 #[utoipa::path(post, path = "/api/v1/contracts/{id}/cancellation/approve", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "Cancelled; the unit is available again", body = ContractView),
-              (status = 409, description = "`consent_missing`, `advance_notice_live`, `no_cancellation`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`consent_missing`, `advance_notice_live`, `wrong_status`", body = Problem, content_type = "application/problem+json")))]
 pub async fn approve_cancellation(
     State(state): State<AppState>,
     caller: Caller,
@@ -368,7 +368,7 @@ pub async fn filing_queue(
     params(("id" = String, Path)),
     responses((status = 200, description = "Each buyer's invitation code and link (void with a new version)", body = [contracts::Invitation]),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`not_awaiting_buyers`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`not_awaiting_buyers`: only while buyers sign", body = Problem, content_type = "application/problem+json")))]
 pub async fn invitations(
     State(state): State<AppState>,
     caller: Caller,

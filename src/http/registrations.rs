@@ -94,7 +94,7 @@ async fn step(
     params(("id" = String, Path)), request_body = StepRequest,
     responses((status = 200, description = "Accepted; an acceptance number issued", body = RegistrationView),
               (status = 403, description = "`four_eyes`", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,7 +108,7 @@ pub async fn accept(
     params(("id" = String, Path)), request_body = StepRequest,
     responses((status = 200, body = RegistrationView),
               (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn first_review(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,7 +122,7 @@ pub async fn first_review(
     params(("id" = String, Path)), request_body = StepRequest,
     responses((status = 200, body = RegistrationView),
               (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn second_review(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,7 +136,7 @@ pub async fn second_review(
     params(("id" = String, Path)), request_body = StepRequest,
     responses((status = 200, description = "Recorded (登簿) and the certificate issued", body = RegistrationView),
               (status = 403, description = "`four_eyes` or a missing duty", body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json")))]
 pub async fn record(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,7 +188,7 @@ const STATUS_PAGE: &str = include_str!("../../templates/certificate-status.html"
     responses((status = 200, description = "Not accepted, with everything missing listed at once", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`: only a submitted case", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`: only a submitted case", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn not_accept(
     State(state): State<AppState>,
@@ -206,7 +206,7 @@ pub async fn not_accept(
     responses((status = 200, description = "Rejected with every reason (first or second reviewer)", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn reject(
     State(state): State<AppState>,
@@ -224,7 +224,7 @@ pub async fn reject(
     responses((status = 200, description = "Withdrawn by the applicant before recording", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn withdraw(
     State(state): State<AppState>,
@@ -242,7 +242,7 @@ pub async fn withdraw(
     responses((status = 200, description = "Requisitioned (补正): waits at its step until the applicant hands in what is listed", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`: not under review, or already on hold", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status` (not under review), `on_hold` (already on hold)", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn requisition(
     State(state): State<AppState>,
@@ -260,7 +260,7 @@ pub async fn requisition(
     responses((status = 200, description = "Suspended (court, objection)", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`, `on_hold` (requisitioned or suspended), `already_decided`", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn suspend(
     State(state): State<AppState>,
@@ -278,7 +278,7 @@ pub async fn suspend(
     responses((status = 200, description = "Resumed at its step", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`: not suspended", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`not_on_hold`: not suspended", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -296,7 +296,7 @@ pub async fn resume(
     responses((status = 200, description = "The materials added to the case; an answered requisition puts it back at its step", body = RegistrationView),
               (status = 403, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, description = "`wrong_step`: the case is decided", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "`wrong_status`: the case is decided; `on_hold`: suspended", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn hand_in(
     State(state): State<AppState>,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 const PARCEL: &str = "441900104002GB00456";
 
-fn project() -> Value {
+pub(crate) fn project() -> Value {
     json!({
         "name": "松湖云境花园二期",
         "town": "松山湖",
@@ -22,7 +22,7 @@ fn project() -> Value {
     })
 }
 
-fn unit_row(building: i32, floor: i32, pos: i32) -> Value {
+pub(crate) fn unit_row(building: i32, floor: i32, pos: i32) -> Value {
     json!({
         "room_no": format!("{floor:02}{pos:02}"),
         "floor": floor,

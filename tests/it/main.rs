@@ -9,6 +9,7 @@ mod contracts;
 mod identity;
 mod inventory;
 mod lifecycle;
+mod lists;
 mod matrix;
 mod modifications;
 mod notifications;
