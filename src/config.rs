@@ -77,6 +77,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub workflow: WorkflowConfig,
     pub notifications: NotificationsConfig,
+    pub sms: SmsConfig,
+    pub web: WebConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
 }
@@ -147,6 +149,69 @@ impl Default for WorkflowConfig {
             advance_notice_lapse_days: 90,
             uploads_per_day: 100,
             submit_on_seal: true,
+        }
+    }
+}
+
+/// Which SMS gateway sends the one-time codes of signing up and signing in.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsProviderKind {
+    /// Nothing is sent; the page shows the code (development only).
+    Sandbox,
+    /// A gateway speaking signed JSON (docs/web.md).
+    Http,
+}
+
+/// Text messages (docs/web.md): buyers sign up and sign in with a mobile number and a code.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    pub provider: SmsProviderKind,
+    /// The gateway's endpoint (provider `http`).
+    pub url: Option<String>,
+    pub key_id: String,
+    /// The HMAC key of the request signature (at least 32 characters).
+    pub secret: Option<Secret>,
+    pub timeout_ms: u64,
+    /// A sign-in code is valid this long and allows this many wrong tries.
+    pub code_ttl_secs: u64,
+    pub code_max_attempts: i32,
+    /// Codes one number may be sent in an hour.
+    pub codes_per_hour: i64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            provider: SmsProviderKind::Sandbox,
+            url: None,
+            key_id: "virtual-window".into(),
+            secret: None,
+            timeout_ms: 5000,
+            code_ttl_secs: 300,
+            code_max_attempts: 5,
+            codes_per_hour: 5,
+        }
+    }
+}
+
+/// The pages (docs/web.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// A buyer signs only after opening every chapter of the exact version, and this long after
+    /// opening the first.
+    pub min_reading_secs: u64,
+    /// Session cookies carry `Secure` (on by default in production: pages behind HTTPS).
+    pub secure_cookies: Option<bool>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            min_reading_secs: 60,
+            secure_cookies: None,
         }
     }
 }
@@ -322,6 +387,8 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             workflow: WorkflowConfig::default(),
             notifications: NotificationsConfig::default(),
+            sms: SmsConfig::default(),
+            web: WebConfig::default(),
             auto_seed: true,
         }
     }
@@ -509,6 +576,28 @@ impl Config {
             return Err(ConfigError::Unsafe {
                 setting: "pki.dir",
                 reason: "production must name where its CA certificates and keys are kept".into(),
+            });
+        }
+        if self.sms.provider == SmsProviderKind::Sandbox {
+            return Err(ConfigError::Unsafe {
+                setting: "sms.provider",
+                reason:
+                    "the sandbox shows sign-in codes on screen; configure the `http` SMS gateway"
+                        .into(),
+            });
+        }
+        if self.sms.url.is_none()
+            || self
+                .sms
+                .secret
+                .as_ref()
+                .is_none_or(|s| s.expose().len() < 32)
+        {
+            return Err(ConfigError::Unsafe {
+                setting: "sms",
+                reason:
+                    "the gateway's url and a secret of at least 32 characters must be configured"
+                        .into(),
             });
         }
         if self.identity.provider == IdentityProviderKind::Sandbox {

@@ -9,6 +9,7 @@
 pub mod http;
 pub mod sandbox;
 pub mod signature;
+pub mod sms;
 pub mod standin;
 
 use crate::domain::identity::IdNumber;

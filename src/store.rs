@@ -3,6 +3,7 @@
 //! test suite (tests/it/store.rs). The trait speaks in plain rows; the services give them meaning.
 
 pub mod cases;
+pub mod people;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -12,6 +13,7 @@ pub use cases::{
     CaseFilter, CaseStore, ContractBuyer, ContractMove, ContractQuery, ContractSet, Cursor, Order,
     RegistrationMove, RegistrationQuery, Scope,
 };
+pub use people::{PeopleStore, PhoneChallenge, Reading};
 
 use crate::domain::identity::VerificationStatus;
 use crate::domain::lifecycle::{
@@ -506,7 +508,7 @@ pub struct Development {
 }
 
 #[async_trait]
-pub trait Store: CaseStore + Send + Sync + 'static {
+pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.

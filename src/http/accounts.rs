@@ -39,6 +39,50 @@ pub async fn login(
     ))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneCodeRequest {
+    /// A mainland mobile number (11 digits; `+86`, spaces and dashes allowed).
+    pub phone: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneLoginRequest {
+    pub challenge_id: String,
+    pub code: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/phone/code", tag = "auth", request_body = PhoneCodeRequest,
+    responses(
+        (status = 201, description = "A sign-in code is on its way by SMS (the development sandbox returns it as `dev_code`)", body = accounts::PhoneChallengeView),
+        (status = 429, description = "`too_many_codes`: at most `sms.codes_per_hour` an hour to one number", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`sms_unavailable`", body = Problem, content_type = "application/problem+json")))]
+pub async fn phone_code(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<PhoneCodeRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<accounts::PhoneChallengeView>)> {
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(accounts::send_phone_code(&state.services, &req.phone, &addr).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/phone/login", tag = "auth", request_body = PhoneLoginRequest,
+    responses(
+        (status = 200, description = "Signed in; a number without an account gets a new buyer account", body = TokenPair),
+        (status = 422, description = "`validation_failed` with `code_wrong`: wrong, used, expired or tried too often", body = Problem, content_type = "application/problem+json")))]
+pub async fn phone_login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(req): ApiJson<PhoneLoginRequest>,
+) -> ApiResult<Json<TokenPair>> {
+    Ok(Json(
+        accounts::phone_login(&state.services, &req.challenge_id, &req.code, &addr).await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair; the refresh token presented is used up", body = TokenPair),

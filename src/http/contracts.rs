@@ -53,6 +53,32 @@ pub async fn submit_filing(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/reading", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The chapters of the current version and which the calling buyer has opened; a buyer signs only once every chapter is opened and `web.min_reading_secs` have passed", body = contracts::ReadingView)))]
+pub async fn reading(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<contracts::ReadingView>> {
+    Ok(Json(
+        contracts::reading(&state.services, &caller, &id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/contracts/{id}/chapters/{n}", tag = "contracts", security(("bearer" = [])),
+    params(("id" = String, Path), ("n" = usize, Path, description = "The chapter, from 0")),
+    responses((status = 200, description = "The chapter's text (the same words as the PDF); a buyer's opening of it is recorded", body = crate::services::documents::Chapter)))]
+pub async fn chapter(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, n)): ApiPath<(String, usize)>,
+) -> ApiResult<Json<crate::services::documents::Chapter>> {
+    Ok(Json(
+        contracts::chapter(&state.services, &caller, &id, n).await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/contracts/{id}", tag = "contracts", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = ContractView), (status = 404, body = Problem, content_type = "application/problem+json")))]

@@ -468,3 +468,263 @@ async fn record(
     .await?;
     Ok(())
 }
+
+/// A mainland mobile number in its plain eleven digits (`+86`, spaces and dashes dropped).
+pub fn parse_phone(input: &str) -> Result<String, Error> {
+    let digits: String = input
+        .trim()
+        .trim_start_matches("+86")
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .collect();
+    let ok = digits.len() == 11
+        && digits.starts_with('1')
+        && matches!(digits.as_bytes()[1], b'3'..=b'9')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(Error::invalid(vec![FieldError::new(
+            "phone",
+            "mobile_number",
+            "请输入 11 位中国大陆手机号码。",
+        )]));
+    }
+    Ok(digits)
+}
+
+/// `138****0001`: a number as pages show it.
+pub fn mask_phone(phone: &str) -> String {
+    if phone.len() != 11 {
+        return "*".repeat(phone.len());
+    }
+    format!("{}****{}", &phone[..3], &phone[7..])
+}
+
+/// A sign-in code on its way to a mobile number.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PhoneChallengeView {
+    pub challenge_id: String,
+    pub phone_masked: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Seconds until another code may be asked for.
+    pub resend_after_secs: u64,
+    /// The code itself, shown on screen only by the development sandbox gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_code: Option<String>,
+}
+
+/// Sends a one-time sign-in code to a mobile number (a buyer signs up or signs in with it). The
+/// number is kept only encrypted, with a keyed hash to find it; at most `sms.codes_per_hour`
+/// codes an hour go to one number.
+pub async fn send_phone_code(
+    s: &Services,
+    phone: &str,
+    source: &str,
+) -> Result<PhoneChallengeView, Error> {
+    let phone = parse_phone(phone)?;
+    let p = &s.identity.personal;
+    let hash = p.lookup_hash(&format!("phone:{phone}"));
+    let now = OffsetDateTime::now_utc();
+    let sent = s
+        .store
+        .phone_challenges_since(&hash, now - time::Duration::hours(1))
+        .await?;
+    if sent >= s.config.sms.codes_per_hour {
+        return Err(Error::RateLimited {
+            code: "too_many_codes",
+            message: "验证码发送过于频繁，请一小时后再试。".into(),
+            retry_after_secs: 3600,
+        });
+    }
+    let code = six_digits()?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let expires_at = now + time::Duration::seconds(s.config.sms.code_ttl_secs as i64);
+    s.store
+        .insert_phone_challenge(&crate::store::PhoneChallenge {
+            id: id.clone(),
+            phone_hash: hash,
+            phone_enc: p.encrypt(&format!("challenge/{id}"), &phone)?,
+            code_hash: p.code_hash(&id, &code),
+            attempts: 0,
+            created_at: now,
+            expires_at,
+            used_at: None,
+        })
+        .await?;
+    let sms = &s.identity.sms;
+    sms.send(
+        &phone,
+        &format!("【虚拟窗口】您的登录验证码为 {code}，5 分钟内有效。请勿告诉他人。"),
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "SMS not sent");
+        Error::Unavailable {
+            code: "sms_unavailable",
+            message: "短信发送失败，请稍后再试。".into(),
+        }
+    })?;
+    audit::append(
+        s.store.as_ref(),
+        NewAuditEvent {
+            at: now,
+            actor_id: None,
+            actor_role: None,
+            action: "auth.phone_code".into(),
+            object_kind: "phone_challenge".into(),
+            object_id: id.clone(),
+            object_hash: None,
+            source: (!source.is_empty()).then(|| source.to_owned()),
+            detail: "{}".into(),
+        },
+    )
+    .await?;
+    Ok(PhoneChallengeView {
+        challenge_id: id,
+        phone_masked: mask_phone(&phone),
+        expires_at,
+        resend_after_secs: 60,
+        dev_code: sms.shows_codes().then_some(code),
+    })
+}
+
+fn six_digits() -> Result<String, Error> {
+    loop {
+        // Uniform over 000000–999999: reject the top of the u32 range.
+        let mut b = [0u8; 4];
+        openssl::rand::rand_bytes(&mut b).context("random")?;
+        let n = u32::from_be_bytes(b);
+        if n < 4_294_000_000 {
+            return Ok(format!("{:06}", n % 1_000_000));
+        }
+    }
+}
+
+/// Signs in with a code sent to a mobile number; a number without an account gets a new buyer
+/// account (the person then registers their real name and ID number and checks their face).
+pub async fn phone_login(
+    s: &Services,
+    challenge_id: &str,
+    code: &str,
+    source: &str,
+) -> Result<TokenPair, Error> {
+    let wrong = || {
+        Error::invalid(vec![FieldError::new(
+            "code",
+            "code_wrong",
+            "验证码不正确或已失效，请重新获取。",
+        )])
+    };
+    let Some(c) = s.store.phone_challenge(challenge_id).await? else {
+        return Err(wrong());
+    };
+    let now = OffsetDateTime::now_utc();
+    if c.used_at.is_some() || c.expires_at < now || c.attempts >= s.config.sms.code_max_attempts {
+        return Err(wrong());
+    }
+    let p = &s.identity.personal;
+    let given = p.code_hash(&c.id, code.trim());
+    if !openssl::memcmp::eq(given.as_bytes(), c.code_hash.as_bytes()) {
+        s.store.count_phone_attempt(&c.id).await?;
+        return Err(wrong());
+    }
+    if !s.store.use_phone_challenge(&c.id, now).await? {
+        return Err(wrong());
+    }
+    let phone = p.decrypt(&format!("challenge/{}", c.id), &c.phone_enc)?;
+    let user = match s.store.user_by_phone_hash(&c.phone_hash).await? {
+        Some(u) => u,
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let mut random = [0u8; 24];
+            openssl::rand::rand_bytes(&mut random).context("random")?;
+            let user = User {
+                username: format!("m{}-{}", &phone[7..], &id[id.len() - 8..]),
+                display_name: format!("买受人 {}", mask_phone(&phone)),
+                role: Role::Buyer.as_str().into(),
+                duties: String::new(),
+                organisation_id: None,
+                // No password: this account signs in with codes sent to its number.
+                password_hash: hash_password(super::contracts::hex(&random)).await?,
+                demo: false,
+                disabled: false,
+                created_at: now,
+                id,
+            };
+            let enc = p.encrypt(&user.id, &phone)?;
+            if s.store
+                .insert_user_with_phone(&user, &enc, &c.phone_hash)
+                .await?
+            {
+                record(s, Some(&user), "user.signup", "user", &user.id, source).await?;
+                user
+            } else {
+                // The same number signed up at the same moment: that account is this one.
+                s.store
+                    .user_by_phone_hash(&c.phone_hash)
+                    .await?
+                    .context("account of a number just taken")?
+            }
+        }
+    };
+    if user.disabled {
+        return Err(Error::forbidden("该账号已停用，请联系管理员。"));
+    }
+    let (refresh, refresh_hash) = new_refresh_token();
+    s.store
+        .insert_refresh_token(&NewRefreshToken {
+            id: uuid::Uuid::now_v7().to_string(),
+            family_id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            token_hash: refresh_hash,
+            created_at: now,
+            expires_at: now + time::Duration::seconds(s.tokens.refresh_ttl_secs as i64),
+        })
+        .await?;
+    let pair = token_pair(s, &user, refresh, now)?;
+    record(s, Some(&user), "auth.login", "user", &user.id, source).await?;
+    Ok(pair)
+}
+
+/// The person behind a page session: the session is a refresh token, looked at without being
+/// used, live while neither it nor its family was used elsewhere, revoked (signing out, from the
+/// pages or the API) or expired.
+pub async fn page_session(
+    s: &Services,
+    token: &str,
+    source: Option<String>,
+) -> Result<Caller, Error> {
+    let ended = || Error::Unauthenticated {
+        code: "session_ended",
+        message: "登录已失效，请重新登录。".into(),
+    };
+    let Some(t) = s.store.refresh_token(&refresh_hash(token)).await? else {
+        return Err(ended());
+    };
+    let now = OffsetDateTime::now_utc();
+    if t.used_at.is_some() || t.revoked_at.is_some() || t.expires_at <= now {
+        return Err(ended());
+    }
+    let user = s.store.user(&t.user_id).await?.ok_or_else(ended)?;
+    if user.disabled {
+        return Err(ended());
+    }
+    let v = view(&user)?;
+    Ok(Caller {
+        user_id: user.id,
+        role: v.role,
+        duties: v.duties,
+        organisation_id: user.organisation_id,
+        source,
+    })
+}
+
+/// A buyer's own mobile number, masked, when they have one.
+pub async fn phone_of(s: &Services, caller: &Caller) -> Result<Option<String>, Error> {
+    Ok(match s.store.user_phone(&caller.user_id).await? {
+        Some(enc) => Some(mask_phone(
+            &s.identity.personal.decrypt(&caller.user_id, &enc)?,
+        )),
+        None => None,
+    })
+}

@@ -9,6 +9,7 @@ mod evidence;
 mod filing;
 mod invitations;
 mod listing;
+mod reading;
 mod signing;
 
 pub use cancellation::{approve_cancellation, consent_cancellation, request_cancellation};
@@ -20,6 +21,7 @@ pub use filing::{
 };
 pub use invitations::{Invitation, accept_invitation, invitations};
 pub use listing::{ContractList, ContractListItem, ContractListQuery, list};
+pub use reading::{ChapterEntry, ReadingView, chapter, reading};
 pub use signing::{organisation_seal, seal, sign_as_buyer};
 
 pub(crate) use drafting::expire_due;
@@ -319,7 +321,23 @@ pub(crate) async fn facts(
         .and_then(|j| serde_json::from_str::<super::checks::Checks>(j).ok())
         .is_some_and(|k| !k.passed);
     let ttl = time::Duration::seconds(s.config.workflow.draft_expiry_secs as i64);
+    // Reading matters only to a buyer who could sign now.
+    let (chapters_unread, reading_seconds_left) = match caller {
+        Some(who)
+            if p.is(Who::Buyer)
+                && matches!(
+                    c.status,
+                    ContractStatus::AwaitingBuyers | ContractStatus::BuyersSigning
+                ) =>
+        {
+            let (unread, left, _) = reading::reading_state(s, c, &who.user_id).await?;
+            (unread, left)
+        }
+        _ => (0, 0),
+    };
     Ok(ContractFacts {
+        chapters_unread,
+        reading_seconds_left,
         caller_is_drafter: caller.is_some_and(|c2| c2.user_id == c.drafter_id),
         caller_has_signed: p
             .buyer_index

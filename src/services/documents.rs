@@ -5,7 +5,7 @@ use super::{Error, FieldError};
 use crate::domain::contract::{ContractData, mask_id_number};
 use crate::domain::{Area, Money};
 use crate::pdf::font::Font;
-use crate::pdf::layout::{self, Metadata};
+use crate::pdf::layout::{self, Block, Metadata};
 use crate::pdf::numerals::capital_amount;
 use crate::pdf::template::{FieldSpec, TableData, Template};
 use std::collections::BTreeMap;
@@ -314,6 +314,60 @@ pub fn render_contract(
         template_hash: template.hash,
         fields: rendered.fields.into_iter().map(|f| f.field).collect(),
     })
+}
+
+/// One chapter of a contract as accessible text: its heading and what it says, paragraph by
+/// paragraph (a table row is one line, its cells joined).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Chapter {
+    /// From 0 (the cover and the notes before chapter one).
+    pub number: usize,
+    pub title: String,
+    pub paragraphs: Vec<String>,
+}
+
+/// The contract's text by chapter, filled from the same data and template as its PDF (the same
+/// words the buyer signs).
+pub fn contract_chapters(
+    template_text: &str,
+    data: &ContractData,
+    public_url: &str,
+) -> Result<Vec<Chapter>, Error> {
+    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let verify_url = format!("{public_url}/v/{}", data.contract_no);
+    let blocks = template
+        .fill(
+            &values(data, &verify_url),
+            &tables(data),
+            &signature_fields(data),
+        )
+        .map_err(|e| Error::Internal(anyhow::anyhow!("template {}: {e}", template.id)))?;
+    let mut chapters = vec![Chapter {
+        number: 0,
+        title: "封面与说明".into(),
+        paragraphs: vec![],
+    }];
+    for b in blocks {
+        let last = chapters.len() - 1;
+        match b {
+            Block::Heading(h) if h.starts_with('第') || h.starts_with("附件") => {
+                chapters.push(Chapter {
+                    number: chapters.len(),
+                    title: h,
+                    paragraphs: vec![],
+                });
+            }
+            Block::Title(t) | Block::Heading(t) => chapters[last].paragraphs.push(t),
+            Block::Paragraph { text, .. } => chapters[last].paragraphs.push(text),
+            Block::Table { rows, .. } => chapters[last]
+                .paragraphs
+                .extend(rows.into_iter().map(|r| r.join("　"))),
+            Block::QrCode { caption, .. } => chapters[last].paragraphs.push(caption),
+            Block::SignatureField { label, .. } => chapters[last].paragraphs.push(label),
+            Block::Spacer(_) | Block::PageBreak => {}
+        }
+    }
+    Ok(chapters)
 }
 
 /// The filing record template (templates/filing-record.toml).

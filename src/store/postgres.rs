@@ -35,4 +35,5 @@ impl PgStore {
 }
 
 super::cases::impl_case_store!(PgStore);
+super::people::impl_people_store!(PgStore);
 super::sql::impl_store!(PgStore, Backend::Postgres);

@@ -48,4 +48,5 @@ impl SqliteStore {
 }
 
 super::cases::impl_case_store!(SqliteStore);
+super::people::impl_people_store!(SqliteStore);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);

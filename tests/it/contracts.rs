@@ -2,7 +2,7 @@
 //! unit never has two live contracts — also under concurrent drafts through two service
 //! instances on one database.
 
-use crate::helpers::{Db, TestApp, spawn_app, test_config};
+use crate::helpers::{Db, TestApp, spawn_app, spawn_app_with, test_config};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -376,6 +376,7 @@ async fn confirmed_then_signed_by_every_buyer(db: Db) {
             json!({"purpose": "sign_contract", "document_sha256": first_sha}),
         )
         .await;
+    crate::contracts::read_all(&app, &li, &id).await;
     let r = app
         .post(
             &format!("/api/v1/contracts/{id}/sign"),
@@ -684,12 +685,29 @@ pub(crate) async fn act(
     action: &str,
 ) -> crate::helpers::Reply {
     let (token, body) = intent_for(app, who, id, purpose).await;
+    if action == "sign" {
+        read_all(app, &token, id).await;
+    }
     app.post(
         &format!("/api/v1/contracts/{id}/{action}"),
         Some(&token),
         body,
     )
     .await
+}
+
+/// Opens every chapter of the contract's current version, as a buyer must before signing.
+pub(crate) async fn read_all(app: &TestApp, token: &str, id: &str) {
+    let r = app
+        .get(&format!("/api/v1/contracts/{id}/reading"), Some(token))
+        .await;
+    for ch in r.body["chapters"].as_array().cloned().unwrap_or_default() {
+        app.get(
+            &format!("/api/v1/contracts/{id}/chapters/{}", ch["number"]),
+            Some(token),
+        )
+        .await;
+    }
 }
 
 /// Confirmed, signed by both buyers and sealed: in filing review.
@@ -709,6 +727,129 @@ async fn to_filing_review(app: &TestApp, id: &str) {
     }
     let r = act(app, "yj-confirmer", id, "seal_contract", "seal").await;
     assert_eq!(r.body["status"], "filing_review", "{}", r.text);
+}
+
+/// A buyer signs only after opening every chapter of the exact version and after the minimum
+/// reading time; the reading record goes with the signature's evidence; a new version must be
+/// read again.
+async fn signing_needs_the_contract_read(db: Db) {
+    let Some(app) = spawn_app_with(db, |c| c.web.min_reading_secs = 2).await else {
+        return;
+    };
+    let unit = units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status.as_str() == "available" && !u.seized)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let r = app
+        .post("/api/v1/contracts", Some(&drafter), draft_for(&unit))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (token, body) = intent_for(&app, "buyer-zhang", &id, "sign_contract").await;
+    let sign = |body: Value| {
+        let app = &app;
+        let token = token.clone();
+        let id = id.clone();
+        async move {
+            app.post(&format!("/api/v1/contracts/{id}/sign"), Some(&token), body)
+                .await
+        }
+    };
+    let r = sign(body.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "reading_incomplete"),
+        "{}",
+        r.text
+    );
+    let view = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&token))
+        .await;
+    let action = view.body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "sign")
+        .unwrap()
+        .clone();
+    assert_eq!(action["enabled"], false);
+    assert_eq!(action["reason_code"], "reading_incomplete");
+    // Every chapter but the last: still refused.
+    let reading = app
+        .get(&format!("/api/v1/contracts/{id}/reading"), Some(&token))
+        .await;
+    let chapters = reading.body["chapters"].as_array().unwrap().clone();
+    assert!(chapters.len() > 10, "{}", reading.text);
+    for ch in &chapters[..chapters.len() - 1] {
+        let r = app
+            .get(
+                &format!("/api/v1/contracts/{id}/chapters/{}", ch["number"]),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(!r.body["paragraphs"].as_array().unwrap().is_empty() || ch["number"] != 1);
+    }
+    assert_eq!(sign(body.clone()).await.code(), "reading_incomplete");
+    let last = &chapters[chapters.len() - 1];
+    app.get(
+        &format!("/api/v1/contracts/{id}/chapters/{}", last["number"]),
+        Some(&token),
+    )
+    .await;
+    // Every chapter, but the minimum time has not passed.
+    let r = sign(body.clone()).await;
+    assert_eq!(r.code(), "reading_incomplete", "{}", r.text);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("秒"),
+        "{}",
+        r.text
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = sign(body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let sigs = app.services.store.contract_signatures(&id).await.unwrap();
+    let evidence: Value = serde_json::from_str(&sigs[0].evidence).unwrap();
+    assert_eq!(
+        evidence["reading"]["opened"].as_array().unwrap().len(),
+        chapters.len(),
+        "{evidence}"
+    );
+    assert_eq!(evidence["reading"]["min_reading_secs"], 2);
+    // The text is the contract's own: its number and the buyer's name are in it.
+    let contract_no = view.body["contract_no"].as_str().unwrap().to_owned();
+    let all: String = {
+        let mut t = String::new();
+        for ch in &chapters {
+            let r = app
+                .get(
+                    &format!("/api/v1/contracts/{id}/chapters/{}", ch["number"]),
+                    Some(&token),
+                )
+                .await;
+            for p in r.body["paragraphs"].as_array().unwrap() {
+                t.push_str(p.as_str().unwrap());
+            }
+        }
+        t
+    };
+    assert!(all.contains(&contract_no) && all.contains("张伟"));
+    // Someone who may not see the contract reads nothing.
+    let wang = app.token("buyer-wang").await;
+    let r = app
+        .get(&format!("/api/v1/contracts/{id}/chapters/0"), Some(&wang))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 /// Names with rare characters (CJK Extension A and B) are set in the contract; a character the
@@ -2401,6 +2542,7 @@ async fn changes_and_cancellation_need_the_other_party(db: Db) {
 crate::on_both_databases!(
     uploads_are_limited_per_account,
     rare_characters_and_document_dates,
+    signing_needs_the_contract_read,
     first_seals_at_once_issue_one_organisation_seal,
     buyers_are_invited_by_code,
     registration_side_exits_and_the_entry,

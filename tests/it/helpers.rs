@@ -85,6 +85,11 @@ pub fn test_config(t: &TestDb) -> Config {
         database_url: Some(Secret::new(t.url.clone())),
         database_max_connections: 4,
         auto_seed: false,
+        // Tests read every chapter but do not wait; one test checks the waiting.
+        web: virtual_window::config::WebConfig {
+            min_reading_secs: 0,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

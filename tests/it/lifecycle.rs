@@ -391,6 +391,10 @@ async fn actions_are_the_tables(app: &TestApp, id: &str, status: ContractStatus,
         for (action, enabled, reason) in &shown {
             let want_disabled: Option<&str> = match (status, action.as_str(), person) {
                 (ContractStatus::BuyersSigning, "sign", "buyer-zhang") => Some("already_signed"),
+                // Nobody here has opened the chapters yet.
+                (ContractStatus::AwaitingBuyers | ContractStatus::BuyersSigning, "sign", _) => {
+                    Some("reading_incomplete")
+                }
                 (ContractStatus::CancelRequested, "consent_cancellation", p)
                     if p.starts_with("buyer") =>
                 {

@@ -15,6 +15,7 @@ mod modifications;
 mod notifications;
 mod openapi;
 mod pdf;
+mod phone;
 mod pki;
 mod process;
 mod store;

@@ -89,6 +89,8 @@ pub enum ContractGuard {
     NotTheDrafter,
     /// This buyer has not signed this version yet: `already_signed`.
     NotSignedYet,
+    /// This buyer opened every chapter of this version, long enough ago: `reading_incomplete`.
+    ReadInFull,
     /// Other buyers still have to sign after this one (selects the row, never refuses).
     OthersStillToSign,
     /// This buyer is the last to sign (selects the row, never refuses).
@@ -112,6 +114,7 @@ impl ContractGuard {
         match self {
             ContractGuard::NotTheDrafter => "确认人不是起草人",
             ContractGuard::NotSignedYet => "本人尚未签署本版本",
+            ContractGuard::ReadInFull => "本人已阅读本版本的全部章节",
             ContractGuard::OthersStillToSign => "还有其他买受人未签署",
             ContractGuard::LastToSign => "最后一位买受人签署",
             ContractGuard::ChecksPass => "备案审核十项检查全部通过",
@@ -134,6 +137,19 @@ impl ContractGuard {
             ContractGuard::NotSignedYet if f.caller_has_signed => {
                 refuse("already_signed", Conflict, "您已签署过本合同。")
             }
+            ContractGuard::ReadInFull if f.chapters_unread > 0 => Err(Refusal::new(
+                "reading_incomplete",
+                Conflict,
+                format!(
+                    "请先阅读合同的全部章节（还有 {} 章未打开）再签署。",
+                    f.chapters_unread
+                ),
+            )),
+            ContractGuard::ReadInFull if f.reading_seconds_left > 0 => Err(Refusal::new(
+                "reading_incomplete",
+                Conflict,
+                format!("请仔细阅读合同，{} 秒后可以签署。", f.reading_seconds_left),
+            )),
             ContractGuard::OthersStillToSign if f.buyers_left <= 1 => {
                 refuse("last_to_sign", Conflict, "您是最后一位签署的买受人。")
             }
@@ -184,6 +200,10 @@ impl ContractGuard {
 pub struct ContractFacts {
     pub caller_is_drafter: bool,
     pub caller_has_signed: bool,
+    /// Chapters of the current version this buyer has not opened, and the seconds of reading
+    /// time still to pass (both 0 once they have read it in full).
+    pub chapters_unread: usize,
+    pub reading_seconds_left: u64,
     /// Buyers who have not signed the current version.
     pub buyers_left: usize,
     /// The checks ran and failed (at submission, or just now).
@@ -303,7 +323,7 @@ pub const CONTRACT_TRANSITIONS: &[ContractTransition] = &[
         Some(S::AwaitingBuyers),
         A::Sign,
         Who::Buyer,
-        &[G::NotSignedYet, G::OthersStillToSign],
+        &[G::NotSignedYet, G::ReadInFull, G::OthersStillToSign],
         S::BuyersSigning,
         None,
     ),
@@ -311,7 +331,7 @@ pub const CONTRACT_TRANSITIONS: &[ContractTransition] = &[
         Some(S::AwaitingBuyers),
         A::Sign,
         Who::Buyer,
-        &[G::NotSignedYet, G::LastToSign],
+        &[G::NotSignedYet, G::ReadInFull, G::LastToSign],
         S::BuyersSigned,
         None,
     ),
@@ -319,7 +339,7 @@ pub const CONTRACT_TRANSITIONS: &[ContractTransition] = &[
         Some(S::BuyersSigning),
         A::Sign,
         Who::Buyer,
-        &[G::NotSignedYet, G::OthersStillToSign],
+        &[G::NotSignedYet, G::ReadInFull, G::OthersStillToSign],
         S::BuyersSigning,
         None,
     ),
@@ -327,7 +347,7 @@ pub const CONTRACT_TRANSITIONS: &[ContractTransition] = &[
         Some(S::BuyersSigning),
         A::Sign,
         Who::Buyer,
-        &[G::NotSignedYet, G::LastToSign],
+        &[G::NotSignedYet, G::ReadInFull, G::LastToSign],
         S::BuyersSigned,
         None,
     ),

@@ -110,6 +110,7 @@ pub async fn sign_as_buyer(
     let t = StoredTerms::of(&c)?;
     // The first signature of a version certifies the document.
     let certify = (f.buyers_left == t.buyers.len()).then_some(2);
+    let (_, _, reading) = super::reading::reading_state(s, &c, &caller.user_id).await?;
     let c2 = signature_step(
         s,
         caller,
@@ -129,13 +130,16 @@ pub async fn sign_as_buyer(
                 certify,
             )
             .await?;
+            // What the identity hook checked, and what the buyer read before signing.
+            let mut evidence =
+                serde_json::to_value(&signed.authorization).map_err(|e| anyhow::anyhow!("{e}"))?;
+            evidence["reading"] = reading;
             Ok(Signed {
                 pdf: signed.pdf,
                 kind: "personal",
                 field: field.clone(),
                 certificate_serial: Some(signed.certificate_serial.clone()),
-                evidence: serde_json::to_string(&signed.authorization)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                evidence: evidence.to_string(),
             })
         },
         None,
