@@ -132,11 +132,14 @@ async fn buyers_sign_up_and_in_with_their_phone(db: Db) {
 
 crate::on_both_databases!(buyers_sign_up_and_in_with_their_phone);
 
+/// What the stand-in gateway received: headers and body of each request.
+type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+
 /// The HTTP gateway: each message posted as signed JSON over a real connection; a gateway
 /// refusing the message is `503 sms_unavailable` and no code is shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_sms_gateway_receives_signed_messages() {
-    let got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Default::default();
+    let got: Received = Default::default();
     let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (g, f) = (got.clone(), refuse.clone());
     let router = axum::Router::new().route(
