@@ -37,6 +37,12 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
 
+impl axum::extract::FromRef<AppState> for Services {
+    fn from_ref(state: &AppState) -> Services {
+        state.services.clone()
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
@@ -189,7 +195,6 @@ fn declared() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         (Authenticated, routes!(materials::content)),
         (Public, routes!(registrations::public_status)),
         (Public, routes!(verify::verify)),
-        (Public, routes!(verify::page)),
         (Roles(ADMIN), routes!(pki::list)),
         (Roles(ADMIN), routes!(pki::revoke)),
     ]
@@ -220,9 +225,24 @@ pub(crate) fn declared_docs() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
 }
 
 /// Builds the application with the same middleware in tests and in production.
+/// A page for an address that names nothing, for browsers (the web room's).
+pub type PageNotFound = fn(&axum::http::HeaderMap) -> Response;
+
+/// Builds the API alone (the pages are composed by `crate::app`).
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new(), None)
+}
+
+/// Builds the application: the API's endpoints, `pages` beside them, and the same middleware
+/// around both; an unknown address is a problem for programs and, when `page_not_found` is
+/// given, a page for a browser asking for HTML outside `/api/`.
+pub fn app_with(
+    state: AppState,
+    pages: Router<AppState>,
+    page_not_found: Option<PageNotFound>,
+) -> Router {
     let cfg = state.services.config.clone();
-    let mut router = Router::new();
+    let mut router = pages;
     for (access, (_, paths, method_router)) in declared() {
         let guarded = method_router.route_layer(middleware::from_fn_with_state(
             (state.clone(), access),
@@ -233,8 +253,21 @@ pub fn app(state: AppState) -> Router {
         }
     }
     let request_id = HeaderName::from_static("x-request-id");
+    let fallback = move |req: Request| async move {
+        let wants_html = req
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        match page_not_found {
+            Some(page) if wants_html && !req.uri().path().starts_with("/api/") => {
+                page(req.headers())
+            }
+            _ => not_found().await.into_response(),
+        }
+    };
     router
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -26,6 +26,8 @@ pub enum Purpose {
     ApplyRegistration,
     /// A developer's confirmer about to seal a contract.
     SealContract,
+    /// A person proving who they are when they sign up (before any document).
+    Register,
 }
 
 impl Purpose {
@@ -34,6 +36,7 @@ impl Purpose {
             Purpose::SignContract => "sign_contract",
             Purpose::ApplyRegistration => "apply_registration",
             Purpose::SealContract => "seal_contract",
+            Purpose::Register => "register",
         }
     }
 
@@ -42,6 +45,7 @@ impl Purpose {
             Purpose::SignContract,
             Purpose::ApplyRegistration,
             Purpose::SealContract,
+            Purpose::Register,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -2,8 +2,8 @@
 //! pre-sale contract signed on a phone to the electronic registration certificate.
 //!
 //! Rooms (see docs/architecture.md): `domain` (pure types), `store` (the storage trait with SQLite
-//! and PostgreSQL), `audit` (the hash-chained log), `services` (the workflow), `http` (axum),
-//! `cli` (commands), `server` (start-up and shutdown).
+//! and PostgreSQL), `audit` (the hash-chained log), `services` (the workflow), `http` (the JSON
+//! API), `web` (the pages), `cli` (commands), `server` (start-up and shutdown).
 
 pub mod audit;
 pub mod cli;
@@ -16,5 +16,11 @@ pub mod pki;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod web;
 
-pub use http::{AppState, app};
+pub use http::AppState;
+
+/// The whole application: the JSON API and the pages, behind the same middleware.
+pub fn app(state: AppState) -> axum::Router {
+    http::app_with(state, web::router(), Some(web::not_found_page))
+}

@@ -2,9 +2,9 @@
 //! checks, the development seed, and a server that finishes in-flight requests on SIGTERM/SIGINT.
 
 use crate::config::{Config, LogFormat, Mode};
-use crate::http::{AppState, app};
 use crate::services::{Services, pki::PkiState, seed, tokens::Keyring};
 use crate::store;
+use crate::{AppState, app};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -550,6 +550,8 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
         sealer: &AuditSealer,
     ) -> StoreResult<AuditEvent>;
     async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// The entries about these objects, oldest first (a case's timeline).
+    async fn audit_events_of(&self, object_ids: &[String]) -> StoreResult<Vec<AuditEvent>>;
 
     async fn insert_certificate(&self, cert: &CertificateRecord) -> StoreResult<()>;
     async fn certificate(&self, serial: &str) -> StoreResult<Option<CertificateRecord>>;

@@ -26,3 +26,6 @@ CREATE TABLE contract_readings (
     opened_at    TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (contract_id, version, user_id, chapter)
 );
+
+-- A case's timeline reads the audit entries about it.
+CREATE INDEX audit_events_object ON audit_events (object_id, seq);

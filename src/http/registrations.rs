@@ -161,7 +161,7 @@ pub async fn certificate(
 
 #[utoipa::path(get, path = "/c/{number}", tag = "registrations",
     params(("number" = String, Path, description = "The certificate number's digits (year and serial), as in the QR code")),
-    responses((status = 200, description = "JSON for programs; a browser (`Accept: text/html` first) gets the status page, which reads the JSON", body = registrations::PublicCertificate),
+    responses((status = 200, description = "JSON for programs; a browser (`Accept: text/html` first) is sent (303) to the status page `/public/certificates/{number}`", body = registrations::PublicCertificate),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn public_status(
     State(state): State<AppState>,
@@ -176,12 +176,17 @@ pub async fn public_status(
         .and_then(|v| v.split(',').next())
         .is_some_and(|first| first.trim().starts_with("text/html"));
     if wants_html {
-        return Ok(axum::response::Html(STATUS_PAGE).into_response());
+        let digits: String = number
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(20)
+            .collect();
+        return Ok(
+            axum::response::Redirect::to(&format!("/public/certificates/{digits}")).into_response(),
+        );
     }
     Ok(Json(registrations::public_status(&state.services, &number).await?).into_response())
 }
-
-const STATUS_PAGE: &str = include_str!("../../templates/certificate-status.html");
 
 #[utoipa::path(post, path = "/api/v1/registrations/{id}/not-accept", tag = "registrations", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = Items,

@@ -1,5 +1,6 @@
 //! Verification for everyone: `POST /api/v1/verify` takes a PDF as the body and answers with the
-//! verifier's report (docs/verification.md); `GET /verify` is the page that does it in a browser.
+//! verifier's report (docs/verification.md); the page that does it in a browser is the web
+//! room's `/verify`.
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
@@ -9,9 +10,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::Html;
-
-const VERIFY_PAGE: &str = include_str!("../../templates/verify.html");
 
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verification",
     request_body(content = Vec<u8>, content_type = "application/pdf", description = "The PDF to verify"),
@@ -47,10 +45,4 @@ pub async fn verify(
     Ok(Json(
         verification::verify_pdf(&state.services, bytes).await?,
     ))
-}
-
-#[utoipa::path(get, path = "/verify", tag = "verification",
-    responses((status = 200, description = "The public verification page", content_type = "text/html")))]
-pub async fn page(State(_): State<AppState>) -> Html<&'static str> {
-    Html(VERIFY_PAGE)
 }

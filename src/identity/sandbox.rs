@@ -108,7 +108,15 @@ impl Provider for Sandbox {
         }
         let provider_ref = format!("sbx-{seq}-{}", req.reference);
         Ok(Started {
-            redirect_url: Some(format!("{}?sandbox_ref={provider_ref}", req.return_url)),
+            redirect_url: Some(format!(
+                "{}{}sandbox_ref={provider_ref}",
+                req.return_url,
+                if req.return_url.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                }
+            )),
             token: None,
             provider_ref,
         })

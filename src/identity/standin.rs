@@ -194,7 +194,11 @@ async fn start(
     };
     let reply = serde_json::json!({
         "provider_ref": provider_ref,
-        "redirect_url": format!("{}?provider_ref={provider_ref}", req.return_url),
+        "redirect_url": format!(
+            "{}{}provider_ref={provider_ref}",
+            req.return_url,
+            if req.return_url.contains('?') { '&' } else { '?' }
+        ),
     });
     (StatusCode::CREATED, axum::Json(reply)).into_response()
 }

@@ -693,7 +693,7 @@ pub async fn page_session(
     s: &Services,
     token: &str,
     source: Option<String>,
-) -> Result<Caller, Error> {
+) -> Result<(Caller, String), Error> {
     let ended = || Error::Unauthenticated {
         code: "session_ended",
         message: "登录已失效，请重新登录。".into(),
@@ -710,13 +710,16 @@ pub async fn page_session(
         return Err(ended());
     }
     let v = view(&user)?;
-    Ok(Caller {
-        user_id: user.id,
-        role: v.role,
-        duties: v.duties,
-        organisation_id: user.organisation_id,
-        source,
-    })
+    Ok((
+        Caller {
+            user_id: user.id,
+            role: v.role,
+            duties: v.duties,
+            organisation_id: user.organisation_id,
+            source,
+        },
+        user.display_name,
+    ))
 }
 
 /// A buyer's own mobile number, masked, when they have one.

@@ -11,9 +11,10 @@ mod invitations;
 mod listing;
 mod reading;
 mod signing;
+mod timeline;
 
 pub use cancellation::{approve_cancellation, consent_cancellation, request_cancellation};
-pub use drafting::{confirm, create, edit, recall, withdraw};
+pub use drafting::{DraftCheck, check_draft, confirm, create, draft_terms, edit, recall, withdraw};
 pub use evidence::evidence;
 pub use filing::{
     ChecksView, QueueItem, ReturnReason, approve_filing, checks, filing_queue, reopen,
@@ -23,6 +24,7 @@ pub use invitations::{Invitation, accept_invitation, invitations};
 pub use listing::{ContractList, ContractListItem, ContractListQuery, list};
 pub use reading::{ChapterEntry, ReadingView, chapter, reading};
 pub use signing::{organisation_seal, seal, sign_as_buyer};
+pub use timeline::{TimelineEntry, timeline};
 
 pub(crate) use drafting::expire_due;
 
@@ -542,6 +544,23 @@ pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView
     view_for(s, caller, &c).await
 }
 
+/// The reasons the filing was last returned for, for the developer's staff and reviewers while
+/// the contract is corrected after it (empty when it was never returned or is filed since).
+pub async fn last_return_reasons(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<Vec<FieldError>, Error> {
+    let (c, p) = visible(s, caller, id).await?;
+    if !(p.is(Who::DeveloperStaff) || p.is(Who::Reviewer)) || c.filing_no.is_some() {
+        return Ok(vec![]);
+    }
+    Ok(c.returned_reasons
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default())
+}
+
 /// The contract's current PDF, for whoever may see the contract.
 pub async fn document(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
     let (c, _) = visible(s, caller, id).await?;
@@ -618,6 +637,100 @@ pub async fn summary(s: &Services, c: &Contract) -> Result<Summary, Error> {
         unit_number: data.unit.unit_number.clone(),
         total: data.price.total.clone(),
         gross_area: data.unit.gross_area.clone(),
+    })
+}
+
+/// What the contract says, for people who may see it: the data its PDF was made from (the
+/// snapshot of the current version when it was rendered, today's data for a draft), ID numbers
+/// masked.
+pub async fn data(
+    s: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::domain::contract::ContractData, Error> {
+    let (c, _) = visible(s, caller, id).await?;
+    let mut data = match super::checks::Snapshot::open(s, &c) {
+        Some((_, d)) => d,
+        None => drafting::contract_data(s, &c, today()).await?,
+    };
+    for b in &mut data.buyers {
+        b.id_number = crate::domain::contract::mask_id_number(&b.id_number);
+    }
+    Ok(data)
+}
+
+/// What anyone may learn of a filing number (printed on the contract): whether it stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublicFiling {
+    pub filing_no: String,
+    pub status: ContractStatus,
+    pub status_label: &'static str,
+    pub unit_number: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub async fn public_filing(s: &Services, filing_no: &str) -> Result<PublicFiling, Error> {
+    let no = filing_no.trim();
+    if no.is_empty() || no.chars().count() > 40 {
+        return Err(Error::not_found("该备案号"));
+    }
+    public_lookup(
+        s,
+        crate::store::CaseFilter {
+            filing_no: Some(no.to_owned()),
+            ..Default::default()
+        },
+        "该备案号",
+    )
+    .await
+}
+
+/// What anyone may learn of a contract number (printed on every page of the contract with the
+/// address to check it): where the contract stands and its filing number once filed.
+pub async fn public_contract(s: &Services, contract_no: &str) -> Result<PublicFiling, Error> {
+    let no = contract_no.trim();
+    if no.is_empty() || no.chars().count() > 40 {
+        return Err(Error::not_found("该合同编号"));
+    }
+    public_lookup(
+        s,
+        crate::store::CaseFilter {
+            contract_no: Some(no.to_owned()),
+            ..Default::default()
+        },
+        "该合同编号",
+    )
+    .await
+}
+
+async fn public_lookup(
+    s: &Services,
+    filter: crate::store::CaseFilter,
+    what: &str,
+) -> Result<PublicFiling, Error> {
+    let q = crate::store::ContractQuery {
+        scope: crate::store::Scope::All,
+        statuses: vec![],
+        filter,
+        order: Default::default(),
+        after: None,
+        limit: 1,
+    };
+    let c = s
+        .store
+        .list_contracts(&q)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::not_found(what))?;
+    let unit = s.store.unit(&c.unit_id).await?;
+    Ok(PublicFiling {
+        filing_no: c.filing_no.clone().unwrap_or_default(),
+        status: c.status,
+        status_label: c.status.label(),
+        unit_number: unit.map(|u| u.unit_number).unwrap_or_default(),
+        updated_at: c.updated_at,
     })
 }
 

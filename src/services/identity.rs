@@ -129,6 +129,9 @@ pub async fn register_identity(
     real_name: &str,
     id_number: &str,
 ) -> Result<(), Error> {
+    if caller.user_id != user_id && !caller.is(Role::Admin) {
+        return Err(Error::forbidden("只有管理员可以登记他人的实名信息。"));
+    }
     if s.store.user(user_id).await?.is_none() {
         return Err(Error::not_found("该账号"));
     }
@@ -238,6 +241,8 @@ fn may_verify(caller: &Caller, purpose: Purpose) -> bool {
     match purpose {
         Purpose::SignContract | Purpose::ApplyRegistration => caller.is(Role::Buyer),
         Purpose::SealContract => caller.is(Role::Developer) && caller.has_duty(Duty::Confirmer),
+        // A buyer proving who they are when signing up, before any document.
+        Purpose::Register => caller.is(Role::Buyer),
     }
 }
 
@@ -523,6 +528,36 @@ pub async fn callback(
     Ok(())
 }
 
+/// The caller's latest verification for `purpose` (a pending one refreshed from the provider),
+/// for pages that show where the person stands.
+pub async fn latest(
+    s: &Services,
+    caller: &Caller,
+    purpose: Purpose,
+) -> Result<Option<VerificationView>, Error> {
+    let recent = s
+        .store
+        .identity_verifications_of(&caller.user_id, 20)
+        .await?;
+    match recent
+        .into_iter()
+        .filter(|v| v.purpose == purpose.as_str())
+        .max_by_key(|v| v.created_at)
+    {
+        Some(v) => get(s, caller, &v.id).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Whether the caller may sign for `purpose` now without a new face check.
+pub async fn is_fresh(s: &Services, caller: &Caller, purpose: Purpose) -> Result<bool, Error> {
+    match fresh_verification(s, caller, purpose).await {
+        Ok(_) => Ok(true),
+        Err(Error::Forbidden { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The caller's most recent passed verification for `purpose`, if it is still fresh.
 pub async fn fresh_verification(
     s: &Services,
@@ -543,6 +578,14 @@ pub async fn fresh_verification(
             message: "请先完成本人实名和人脸核验。".into(),
         });
     };
+    // A signature's certificate is issued against one verification once: a buyer signing
+    // again (a new version of the contract) checks their face again.
+    if purpose == Purpose::SignContract && v.event_cert_serial.is_some() {
+        return Err(Error::Forbidden {
+            code: "verification_used",
+            message: "上次人脸核验已用于签名，请重新进行人脸核验。".into(),
+        });
+    }
     let window = time::Duration::seconds(s.config.identity.freshness_secs as i64);
     if v.completed_at
         .is_none_or(|t| OffsetDateTime::now_utc() - t > window)

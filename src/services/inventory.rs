@@ -873,3 +873,120 @@ async fn valid_permits(s: &Services, project_id: &str) -> Result<HashSet<String>
         .map(|m| m.id)
         .collect())
 }
+
+/// A permit as the developer's desk lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PermitSummary {
+    pub id: String,
+    pub number: String,
+    pub status: PermitStatus,
+    pub status_label: &'static str,
+    pub issued_on: String,
+}
+
+/// One floor of a building's 楼盘表, its units in room order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Floor {
+    pub floor: i32,
+    pub units: Vec<PublicUnit>,
+}
+
+/// A building with its 楼盘表, top floor first (as the table is drawn).
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildingGrid {
+    pub id: String,
+    pub number: i32,
+    pub name: String,
+    pub floors: Vec<Floor>,
+}
+
+/// A project at its developer's desk: its permits and buildings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeskProject {
+    pub project: ProjectView,
+    pub permits: Vec<PermitSummary>,
+    pub buildings: Vec<BuildingGrid>,
+}
+
+/// The projects of the caller's own developer, with permits and buildings (grids left empty).
+pub async fn desk_projects(s: &Services, caller: &Caller) -> Result<Vec<DeskProject>, Error> {
+    if !caller.is(Role::Developer) {
+        return Err(Error::forbidden("只有开发企业的工作人员可以管理项目。"));
+    }
+    let mut out = Vec::new();
+    for p in s.store.projects().await? {
+        if caller.organisation_id.as_deref() == Some(p.developer_id.as_str()) {
+            out.push(desk(s, p, false).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// One of the caller's projects with the 楼盘表 of every building.
+pub async fn desk_project(s: &Services, caller: &Caller, id: &str) -> Result<DeskProject, Error> {
+    let p = own_project(s, caller, id).await?;
+    desk(s, p, true).await
+}
+
+async fn desk(s: &Services, p: Project, grids: bool) -> Result<DeskProject, Error> {
+    let permits = s.store.permits(&p.id).await?;
+    let valid: HashSet<String> = permits
+        .iter()
+        .filter(|m| m.status == PermitStatus::Valid)
+        .map(|m| m.id.clone())
+        .collect();
+    let units = if grids {
+        s.store.units(&p.id).await?
+    } else {
+        vec![]
+    };
+    let buildings = s
+        .store
+        .buildings(&p.id)
+        .await?
+        .into_iter()
+        .map(|b| {
+            let mut floors: std::collections::BTreeMap<i32, Vec<PublicUnit>> = Default::default();
+            for u in units.iter().filter(|u| u.building_id == b.id) {
+                floors.entry(u.floor).or_default().push(public_unit(
+                    u.clone(),
+                    b.name.clone(),
+                    &valid,
+                ));
+            }
+            BuildingGrid {
+                id: b.id.clone(),
+                number: b.number,
+                name: b.name.clone(),
+                floors: floors
+                    .into_iter()
+                    .rev()
+                    .map(|(floor, mut units)| {
+                        units.sort_by(|a, b| a.room_no.cmp(&b.room_no));
+                        Floor { floor, units }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(DeskProject {
+        project: ProjectView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            town: p.town.clone(),
+            parcel_code: p.parcel_code.clone(),
+            developer_id: p.developer_id.clone(),
+        },
+        permits: permits
+            .into_iter()
+            .map(|m| PermitSummary {
+                id: m.id,
+                number: m.number,
+                status: m.status,
+                status_label: m.status.label(),
+                issued_on: m.issued_on.to_string(),
+            })
+            .collect(),
+        buildings,
+    })
+}

@@ -327,6 +327,43 @@ pub async fn apply(
     view_for(s, caller, &r).await
 }
 
+/// The registration cases of one contract that the caller may see, and the application a
+/// buyer of the filed contract may make now (the table's row from nothing), if no case is
+/// alive.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractCases {
+    pub cases: Vec<RegistrationView>,
+    pub apply: Option<ActionView>,
+}
+
+pub async fn of_contract(
+    s: &Services,
+    caller: &Caller,
+    contract_id: &str,
+) -> Result<ContractCases, Error> {
+    let (contract, party) = super::contracts::visible(s, caller, contract_id).await?;
+    let mut cases = Vec::new();
+    for r in s.store.registrations_of_contract(&contract.id).await? {
+        if relations(caller, &r).0 {
+            cases.push(view_for(s, caller, &r).await?);
+        }
+    }
+    let live = cases.iter().any(|r| !r.status.is_refused_or_withdrawn());
+    let filed = contract.status == crate::domain::lifecycle::ContractStatus::Filed;
+    let apply = (party.is(Who::Buyer) && filed && !live).then(|| {
+        let f = RegistrationFacts {
+            contract_filed: filed,
+            ..Default::default()
+        };
+        ActionView::new(
+            RegistrationAction::Apply.as_str(),
+            RegistrationAction::Apply.label(),
+            table::decide(None, RegistrationAction::Apply, &[Who::Buyer], &f).err(),
+        )
+    });
+    Ok(ContractCases { cases, apply })
+}
+
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<RegistrationView, Error> {
     let (r, _) = visible(s, caller, id).await?;
     view_for(s, caller, &r).await

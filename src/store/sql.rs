@@ -278,6 +278,26 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after_seq).bind(limit).fetch_all(&self.pool).await?)
             }
 
+            async fn audit_events_of(
+                &self,
+                object_ids: &[String],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEvent>> {
+                if object_ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                let marks: Vec<String> = (1..=object_ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT {} FROM audit_events WHERE object_id IN ({}) ORDER BY seq LIMIT 2000",
+                    $crate::store::sql::AUDIT_COLS,
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+                for id in object_ids {
+                    q = q.bind(id);
+                }
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
             async fn insert_certificate(
                 &self,
                 c: &$crate::store::CertificateRecord,

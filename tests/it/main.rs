@@ -20,3 +20,4 @@ mod pki;
 mod process;
 mod store;
 mod verify;
+mod web;

@@ -13,6 +13,7 @@ use crate::domain::lifecycle::{ContractAction, ContractFacts, ContractStatus, Wh
 use crate::domain::{Duty, Role};
 use crate::services::{Caller, Error, FieldError, Services};
 use crate::store::{Contract, ContractMove, DraftRefusal};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 fn validate(s: &Services, req: &NewContract) -> Result<(), Error> {
@@ -213,30 +214,7 @@ pub async fn create(
     let now = OffsetDateTime::now_utc();
     let id = uuid::Uuid::now_v7().to_string();
     let (terms, stored) = stored_terms(s, &id, &req)?;
-    let contract = Contract {
-        contract_no: format!(
-            "YJ{}-{}",
-            now.year(),
-            &uuid::Uuid::new_v4().simple().to_string()[..10].to_ascii_uppercase()
-        ),
-        id,
-        unit_id: unit.id.clone(),
-        developer_id: project.developer_id.clone(),
-        status: ContractStatus::Draft,
-        live: true,
-        version: 1,
-        terms,
-        drafter_id: caller.user_id.clone(),
-        confirmer_id: None,
-        document_sha256: None,
-        filing_no: None,
-        returned_reasons: None,
-        cancellation: None,
-        snapshot: None,
-        filing_checks: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let contract = new_draft(id, &unit.id, &project.developer_id, terms, caller, now);
     match s
         .store
         .create_contract_draft(&contract, &stored.index(&contract.id))
@@ -265,6 +243,195 @@ pub async fn create(
     )
     .await?;
     view_for(s, caller, &contract).await
+}
+
+fn new_draft(
+    id: String,
+    unit_id: &str,
+    developer_id: &str,
+    terms: String,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Contract {
+    Contract {
+        contract_no: format!(
+            "YJ{}-{}",
+            now.year(),
+            &uuid::Uuid::new_v4().simple().to_string()[..10].to_ascii_uppercase()
+        ),
+        id,
+        unit_id: unit_id.to_owned(),
+        developer_id: developer_id.to_owned(),
+        status: ContractStatus::Draft,
+        live: true,
+        version: 1,
+        terms,
+        drafter_id: caller.user_id.clone(),
+        confirmer_id: None,
+        document_sha256: None,
+        filing_no: None,
+        returned_reasons: None,
+        cancellation: None,
+        snapshot: None,
+        filing_checks: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// What a draft would be, checked as you type: every rule of drafting and of confirmation
+/// (areas, the price against the filed price, instalments adding up to the total) at once,
+/// and the amounts the contract will state, in figures and in 大写. Nothing is stored.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DraftCheck {
+    pub errors: Vec<FieldError>,
+    /// The unit as a person names it (building and room).
+    pub unit: Option<String>,
+    pub gross_area: Option<String>,
+    pub filed_price: Option<String>,
+    /// The total price (unit price × gross area), and in 大写.
+    pub total: Option<String>,
+    pub total_capital: Option<String>,
+    /// Each instalment's amount in 大写 (empty where the figure is not an amount).
+    pub instalments_capital: Vec<String>,
+}
+
+pub async fn check_draft(
+    s: &Services,
+    caller: &Caller,
+    req: &NewContract,
+) -> Result<DraftCheck, Error> {
+    let unit = s.store.unit(&req.unit_id).await?;
+    let project = match &unit {
+        Some(u) => s.store.project(&u.project_id).await?,
+        None => None,
+    };
+    let (Some(unit), Some(project)) = (unit, project) else {
+        return Err(Error::not_found("该房屋"));
+    };
+    if !(caller.is(Role::Developer)
+        && caller.organisation_id.as_deref() == Some(project.developer_id.as_str()))
+    {
+        return Err(Error::not_found("该房屋"));
+    }
+    let capital = |v: &str| {
+        crate::domain::Money::parse_yuan(v)
+            .ok()
+            .map(|m| crate::pdf::numerals::capital_amount(m.0))
+            .unwrap_or_default()
+    };
+    let building = s
+        .store
+        .buildings(&project.id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == unit.building_id)
+        .map(|b| b.name)
+        .unwrap_or_default();
+    let mut out = DraftCheck {
+        unit: Some(format!("{building}{}", unit.room_no)),
+        gross_area: Some(crate::domain::Area(unit.gross_area).to_string()),
+        filed_price: Some(crate::domain::Money(unit.filed_price_fen).to_string()),
+        instalments_capital: req
+            .payment
+            .schedule
+            .iter()
+            .map(|i| capital(&i.amount))
+            .collect(),
+        ..Default::default()
+    };
+    if let Ok(price) = crate::domain::Money::parse_yuan(&req.unit_price)
+        && let Some(total) = price.times_area(crate::domain::Area(unit.gross_area))
+    {
+        out.total = Some(total.to_string());
+        out.total_capital = Some(crate::pdf::numerals::capital_amount(total.0));
+    }
+    if let Err(Error::Invalid { fields, .. }) = validate(s, req) {
+        out.errors = fields;
+        return Ok(out);
+    }
+    // The rules of confirmation, on the data the document would be made from.
+    let (terms, _) = stored_terms(s, "preview", req)?;
+    let preview = new_draft(
+        "preview".into(),
+        &unit.id,
+        &project.developer_id,
+        terms,
+        caller,
+        OffsetDateTime::now_utc(),
+    );
+    match contract_data(s, &preview, today()).await {
+        Ok(data) => out.errors = confirmation_errors(&data, &unit),
+        Err(Error::Conflict { code, message } | Error::NotFound { code, message }) => {
+            out.errors = vec![FieldError::new("unit_id", code, message)]
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(out)
+}
+
+/// Every rule the contract's data must meet before its document is made.
+fn confirmation_errors(
+    data: &crate::domain::contract::ContractData,
+    unit: &crate::store::Unit,
+) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = data
+        .validate()
+        .into_iter()
+        .map(|i| FieldError::new(i.field, i.rule, i.message))
+        .collect();
+    if let Ok(p) = crate::domain::Money::parse_yuan(&data.price.unit_price)
+        && p.0 > unit.filed_price_fen
+    {
+        errors.push(FieldError::new(
+            "unit_price",
+            "above_filed_price",
+            "单价高于该房屋的备案价格。",
+        ));
+    }
+    errors
+}
+
+/// A draft's terms as the drafter wrote them, to edit (the buyers' ID numbers in full: the
+/// reading is logged as an access to personal information).
+pub async fn draft_terms(s: &Services, caller: &Caller, id: &str) -> Result<NewContract, Error> {
+    let (c, p) = visible(s, caller, id).await?;
+    if !p.is(Who::Drafter) {
+        return Err(Error::not_found("该合同"));
+    }
+    let t = StoredTerms::of(&c)?;
+    let personal = &s.identity.personal;
+    let mut buyers = Vec::new();
+    for (i, b) in t.buyers.iter().enumerate() {
+        buyers.push(super::BuyerTerms {
+            name: b.name.clone(),
+            id_number: personal.decrypt(&format!("{}/buyers/{i}", c.id), &b.id_number_enc)?,
+            share_percent: b.share_percent,
+            phone: b.phone.clone(),
+            address: b.address.clone(),
+        });
+    }
+    crate::services::audit(
+        s,
+        Some(caller),
+        "personal_data.read",
+        ("contract", &c.id),
+        None,
+        serde_json::json!({"field": "buyers.id_number", "why": "edit_draft"}),
+    )
+    .await?;
+    Ok(NewContract {
+        unit_id: c.unit_id.clone(),
+        buyers,
+        co_ownership: t.co_ownership,
+        unit_price: t.unit_price,
+        payment: t.payment,
+        delivery_date: t.delivery_date,
+        dispute: t.dispute,
+        property: t.property,
+        supplementary: t.supplementary,
+        seller: t.seller,
+    })
 }
 
 /// Decides `action` for the caller on a contract they can see: the table's answer.
@@ -330,20 +497,7 @@ pub async fn confirm(
         .unit(&c.unit_id)
         .await?
         .ok_or_else(|| Error::not_found("该房屋"))?;
-    let mut errors: Vec<FieldError> = data
-        .validate()
-        .into_iter()
-        .map(|i| FieldError::new(i.field, i.rule, i.message))
-        .collect();
-    if let Ok(p) = crate::domain::Money::parse_yuan(&data.price.unit_price)
-        && p.0 > unit.filed_price_fen
-    {
-        errors.push(FieldError::new(
-            "unit_price",
-            "above_filed_price",
-            "单价高于该房屋的备案价格。",
-        ));
-    }
+    let errors = confirmation_errors(&data, &unit);
     if !errors.is_empty() {
         return Err(Error::invalid(errors));
     }

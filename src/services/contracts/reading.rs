@@ -18,6 +18,8 @@ pub struct ReadingView {
     pub contract_id: String,
     pub version: i32,
     pub chapters: Vec<ChapterEntry>,
+    /// How many chapters the caller has opened.
+    pub opened: usize,
     /// Every chapter opened and the minimum time passed: the buyer may sign.
     pub complete: bool,
     /// Seconds still to wait when every chapter is opened but the time has not passed.
@@ -91,6 +93,7 @@ pub async fn reading(s: &Services, caller: &Caller, id: &str) -> Result<ReadingV
     Ok(ReadingView {
         contract_id: c.id.clone(),
         version: c.version,
+        opened,
         complete: p.is(Who::Buyer) && opened == chapters.len() && left == 0,
         seconds_left: if opened == chapters.len() {
             left
