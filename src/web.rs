@@ -8,6 +8,10 @@
 //! revokes the family, from the pages or the API); every form carries a CSRF token derived from
 //! its own cookie; every page carries a Content-Security-Policy without inline script.
 
+// A page result's error is the response that replaces the page (a redirect to sign in, an
+// error page): built once per request and returned straight away, so boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod assets;
 mod contracts;
 mod desk;
@@ -159,6 +163,8 @@ pub struct Ctx {
     pub path: String,
     pub flash: Option<String>,
     pub source: String,
+    /// The request came from htmx (a fragment is wanted, or an `HX-Redirect`).
+    pub htmx: bool,
     session: Option<String>,
 }
 
@@ -210,9 +216,10 @@ where
                 .unwrap_or_else(|| "/".into()),
             flash: cookies
                 .get(FLASH)
-                .and_then(|v| percent_decode(v))
+                .and_then(percent_decode)
                 .filter(|v| !v.is_empty()),
             source,
+            htmx: parts.headers.contains_key("hx-request"),
             session,
             services,
         })
@@ -313,11 +320,40 @@ impl Ctx {
         self.signed_in().map(|u| &u.caller)
     }
 
+    /// The signed-in person if their role is one of `roles`; a refusal in words otherwise.
+    pub fn only(&self, roles: &[Role]) -> Result<Caller, Response> {
+        let caller = self.caller()?.clone();
+        if !roles.contains(&caller.role) {
+            return Err(self.fail(Error::forbidden(
+                "此页面属于其他岗位；请用相应岗位的账号登录。",
+            )));
+        }
+        Ok(caller)
+    }
+
     /// The page of a refused or failed request, in words, with the request id (an internal
     /// cause is logged, never shown).
     pub fn fail(&self, e: Error) -> Response {
-        let api = crate::http::ApiError::from(e);
-        let title = match api.status.as_u16() {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (code, message, fields) = match e {
+            Error::Internal(cause) => {
+                // Logged once, in the request's span; never shown.
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                (
+                    "internal_error",
+                    "服务内部错误，请稍后再试；如持续出现，请将下面的请求编号告诉运营单位。"
+                        .to_owned(),
+                    vec![],
+                )
+            }
+            Error::Invalid {
+                code,
+                message,
+                fields,
+            } => (code, message, fields),
+            other => (other.code(), other.message().to_owned(), vec![]),
+        };
+        let title = match status.as_u16() {
             401 => "请先登录",
             403 => "不能办理",
             404 => "找不到",
@@ -330,12 +366,12 @@ impl Ctx {
         };
         let page = ErrorPage {
             chrome: self.chrome(title),
-            status: api.status.as_u16(),
-            code: api.code,
-            message: api.message,
-            fields: api.fields,
+            status: status.as_u16(),
+            code,
+            message,
+            fields,
         };
-        (api.status, Html(page.render().unwrap_or_default())).into_response()
+        (status, Html(page.render().unwrap_or_default())).into_response()
     }
 
     /// A 303 back to `to`, with a notice shown once there.
@@ -497,6 +533,14 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for PageForm {
     }
 }
 
+/// The refusal of a post that is not the form it should be (an upload without its parts).
+pub fn not_a_form(ctx: &Ctx) -> Response {
+    ctx.fail(Error::Forbidden {
+        code: "csrf",
+        message: "页面已过期或来源不明，请返回刷新后重试。".into(),
+    })
+}
+
 /// A 303 to `to`.
 pub fn redirect(to: &str) -> Response {
     Redirect::to(to).into_response()
@@ -562,7 +606,7 @@ pub fn local(t: time::OffsetDateTime) -> String {
 /// to `/identity/return`, which goes on to `next`.
 pub async fn start_verification(
     ctx: &Ctx,
-    purpose: crate::identity::Purpose,
+    purpose: crate::services::identity::CheckPurpose,
     next: &str,
 ) -> PageResult {
     let caller = ctx.caller()?;
@@ -582,3 +626,83 @@ pub async fn start_verification(
         .map_err(|e| ctx.fail(e))?;
     Ok(redirect(v.redirect_url.as_deref().unwrap_or(&back)))
 }
+
+/// Who may open a page. Handlers apply it (a signed-out visitor is sent to sign in, another
+/// role is refused); the services behind them decide again on the object itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageAccess {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in person; the service decides what they see of the object.
+    SignedIn,
+    /// Signed in with one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// Every page and form of the window with its access rule, in one list: tests/it/pages.rs
+/// checks every entry against signed-out visitors and other roles, and that every route the
+/// web room declares is listed here.
+pub const PAGES: &[(&str, &str, PageAccess)] = {
+    use PageAccess::*;
+    const BUYER: &[Role] = &[Role::Buyer];
+    const DEVELOPER: &[Role] = &[Role::Developer];
+    const REVIEWER: &[Role] = &[Role::Reviewer];
+    const ADMIN: &[Role] = &[Role::Admin];
+    &[
+        ("GET", "/", Public),
+        ("GET", "/login", Public),
+        ("POST", "/login", Public),
+        ("POST", "/login/phone/code", Public),
+        ("POST", "/login/phone", Public),
+        ("POST", "/logout", Public),
+        ("POST", "/settings/elder", Public),
+        ("GET", "/verify", Public),
+        ("POST", "/verify", Public),
+        ("GET", "/trust", Public),
+        ("GET", "/public/certificates/{digits}", Public),
+        ("GET", "/v/{contract_no}", Public),
+        ("GET", "/invitations/{id}", Public),
+        ("GET", "/static/{file}", Public),
+        ("POST", "/invitations/{id}", Roles(BUYER)),
+        ("GET", "/me/identity", Roles(BUYER)),
+        ("POST", "/me/identity", Roles(BUYER)),
+        ("POST", "/me/identity/verify", Roles(BUYER)),
+        ("GET", "/identity/return", SignedIn),
+        ("GET", "/my", Roles(BUYER)),
+        ("GET", "/contracts/{id}", SignedIn),
+        ("GET", "/contracts/{id}/pdf", SignedIn),
+        ("GET", "/contracts/{id}/evidence", SignedIn),
+        ("GET", "/contracts/{id}/read", SignedIn),
+        ("GET", "/contracts/{id}/read/{n}", SignedIn),
+        ("GET", "/contracts/{id}/checks", SignedIn),
+        ("GET", "/contracts/{id}/act/{action}", SignedIn),
+        ("POST", "/contracts/{id}/act/{action}", SignedIn),
+        ("GET", "/contracts/{id}/step/{action}", SignedIn),
+        ("POST", "/contracts/{id}/step/{action}", SignedIn),
+        ("POST", "/contracts/{id}/step/{action}/verify", SignedIn),
+        ("POST", "/contracts/{id}/step/{action}/code", SignedIn),
+        ("GET", "/contracts/{id}/edit", Roles(DEVELOPER)),
+        ("POST", "/contracts/{id}/edit", Roles(DEVELOPER)),
+        ("GET", "/dev/draft", Roles(DEVELOPER)),
+        ("POST", "/dev/draft", Roles(DEVELOPER)),
+        ("POST", "/dev/draft/check", Roles(DEVELOPER)),
+        ("GET", "/dev", Roles(DEVELOPER)),
+        ("GET", "/dev/projects", Roles(DEVELOPER)),
+        ("POST", "/dev/projects", Roles(DEVELOPER)),
+        ("GET", "/dev/projects/{id}", Roles(DEVELOPER)),
+        ("POST", "/dev/projects/{id}/permits", Roles(DEVELOPER)),
+        ("POST", "/dev/projects/{id}/buildings", Roles(DEVELOPER)),
+        ("GET", "/registrations/{id}", SignedIn),
+        ("POST", "/registrations/{id}/act/{action}", SignedIn),
+        ("GET", "/registrations/{id}/certificate", SignedIn),
+        ("GET", "/materials", SignedIn),
+        ("POST", "/materials", SignedIn),
+        ("GET", "/materials/{sha}", SignedIn),
+        ("GET", "/review", Roles(REVIEWER)),
+        ("GET", "/admin", Roles(ADMIN)),
+        ("POST", "/admin/users", Roles(ADMIN)),
+        ("POST", "/admin/users/{id}/identity", Roles(ADMIN)),
+        ("POST", "/admin/certificates/{serial}/revoke", Roles(ADMIN)),
+        ("POST", "/admin/notifications/{id}/requeue", Roles(ADMIN)),
+    ]
+};

@@ -83,6 +83,34 @@ impl Error {
             message: message.into(),
         }
     }
+    /// The HTTP status that says the same (the API's problems and the pages' error pages).
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Invalid { .. } => 422,
+            Error::Unauthenticated { .. } => 401,
+            Error::Forbidden { .. } => 403,
+            Error::NotFound { .. } => 404,
+            Error::Conflict { .. } => 409,
+            Error::RateLimited { .. } => 429,
+            Error::Unavailable { .. } => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// The message for people (a fixed one for internal errors, whose cause is never shown).
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Invalid { message, .. }
+            | Error::Unauthenticated { message, .. }
+            | Error::Forbidden { message, .. }
+            | Error::NotFound { message, .. }
+            | Error::Conflict { message, .. }
+            | Error::RateLimited { message, .. }
+            | Error::Unavailable { message, .. } => message,
+            Error::Internal(_) => "服务内部错误，请稍后再试。",
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid { code, .. }

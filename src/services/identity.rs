@@ -16,6 +16,9 @@ use crate::identity::{
     Decision, Provider, ProviderError, ProviderResult, Purpose, StartRequest, decide,
 };
 use crate::store::{IdentityVerification, SigningCode};
+
+/// Why a person checks their face (the pages name it without reaching into `identity`).
+pub use crate::identity::Purpose as CheckPurpose;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::sync::Arc;

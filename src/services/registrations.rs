@@ -13,7 +13,8 @@ use crate::domain::lifecycle::{
     RegistrationStatus, Who,
 };
 use crate::domain::{Duty, Role};
-use crate::store::{Registration, RegistrationMove, RegistrationStep};
+pub use crate::store::RegistrationStep;
+use crate::store::{Registration, RegistrationMove};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;

@@ -3,7 +3,9 @@
 //! how many run at once so a flood of uploads cannot starve the rest of the service.
 
 use super::{Error, Services};
-use crate::pdf::verify::{self, Options, Report};
+use crate::pdf::verify::{self, Options};
+/// The verifier's report and its parts, for the pages that put it into words.
+pub use crate::pdf::verify::{Changes, Integrity, Kind, Report, SignatureReport, Trust, Verdict};
 use anyhow::Context as _;
 use bytes::Bytes;
 use openssl::x509::X509;

@@ -5,11 +5,11 @@
 //! the identity-check-and-code step of signing, sealing, consenting and applying.
 
 use super::report::PlainReport;
-use super::{Chrome, Ctx, PageForm, PageResult, local, page, redirect};
+use super::{Chrome, Ctx, PageForm, PageResult, local, page};
 use crate::domain::Role;
 use crate::domain::lifecycle::ContractStatus;
-use crate::identity::Purpose;
 use crate::services::contracts::{self as svc, ContractView};
+use crate::services::identity::CheckPurpose as Purpose;
 use crate::services::{self, Caller, Error, FieldError, Services};
 use askama::Template;
 use axum::Router;
@@ -165,6 +165,9 @@ struct ContractPage {
     checks: Option<services::checks::Checks>,
     report: Option<PlainReport>,
     unit_label: String,
+    /// The status line refreshes itself (htmx) while others are acting on the contract.
+    poll: bool,
+    signed_count: usize,
 }
 
 impl ContractPage {
@@ -209,10 +212,7 @@ pub fn field_label(field: &str) -> String {
 }
 
 async fn my(ctx: Ctx) -> PageResult {
-    let caller = ctx.caller()?.clone();
-    if caller.role != Role::Buyer {
-        return Err(redirect(super::home_of(caller.role)));
-    }
+    let caller = ctx.only(&[Role::Buyer])?;
     let s = &ctx.services;
     let list = svc::list(s, &caller, &Default::default())
         .await
@@ -336,8 +336,19 @@ async fn contract(ctx: Ctx, Path(id): Path<String>) -> PageResult {
             )
         })
         .unwrap_or_default();
+    let poll = !is_reviewer
+        && matches!(
+            v.status,
+            ContractStatus::AwaitingBuyers
+                | ContractStatus::BuyersSigning
+                | ContractStatus::BuyersSigned
+                | ContractStatus::Sealed
+                | ContractStatus::FilingReview
+        );
     Ok(page(ContractPage {
         chrome: ctx.chrome(format!("合同 {}", v.contract_no)),
+        poll,
+        signed_count: v.buyers.iter().filter(|b| b.signed).count(),
         cases: cases
             .cases
             .iter()

@@ -32,13 +32,7 @@ where
 }
 
 fn only(ctx: &Ctx, role: Role) -> Result<services::Caller, Response> {
-    let caller = ctx.caller()?.clone();
-    if caller.role != role {
-        return Err(ctx.fail(Error::forbidden(
-            "此页面属于其他岗位；请用相应岗位的账号登录。",
-        )));
-    }
-    Ok(caller)
+    ctx.only(&[role])
 }
 
 pub struct Row {
@@ -332,8 +326,13 @@ async fn create_permit(ctx: Ctx, Path(id): Path<String>, form: PageForm) -> Page
     }
 }
 
-async fn import_building(ctx: Ctx, Path(id): Path<String>, mut mp: Multipart) -> PageResult {
-    let caller = only(&ctx, Role::Developer)?;
+async fn import_building(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> PageResult {
+    ctx.caller()?;
+    let mut mp = mp.map_err(|_| super::not_a_form(&ctx))?;
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut csv = bytes::Bytes::new();
     let bad = |ctx: &Ctx| {
@@ -353,6 +352,7 @@ async fn import_building(ctx: Ctx, Path(id): Path<String>, mut mp: Multipart) ->
     }
     let form = PageForm(fields);
     form.check(&ctx)?;
+    let caller = only(&ctx, Role::Developer)?;
     let num = |k: &str| form.get(k).trim().parse::<i32>().unwrap_or(i32::MIN);
     let result = match services::inventory::units_from_csv(&csv) {
         Ok(units) => {

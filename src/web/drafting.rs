@@ -447,11 +447,33 @@ fn with_capitals(groups: &mut [Group], check: &DraftCheck) {
     }
 }
 
-fn draft_page(
-    ctx: &Ctx,
-    title: &str,
+/// Where the form goes: a new draft, or an edit of a contract.
+struct Target {
+    title: &'static str,
     action: String,
     contract_id: Option<String>,
+}
+
+impl Target {
+    fn new_draft() -> Target {
+        Target {
+            title: "起草合同",
+            action: "/dev/draft".into(),
+            contract_id: None,
+        }
+    }
+    fn edit(id: &str) -> Target {
+        Target {
+            title: "修改合同草稿",
+            action: format!("/contracts/{id}/edit"),
+            contract_id: Some(id.to_owned()),
+        }
+    }
+}
+
+fn draft_page(
+    ctx: &Ctx,
+    target: Target,
     t: &NewContract,
     check: DraftCheck,
     errors: &[FieldError],
@@ -466,10 +488,10 @@ fn draft_page(
     let top = place(&mut groups, errors, returned);
     with_capitals(&mut groups, &check);
     Draft {
-        chrome: ctx.chrome(title),
-        action,
+        chrome: ctx.chrome(target.title),
+        action: target.action,
         unit_id: t.unit_id.clone(),
-        contract_id,
+        contract_id: target.contract_id,
         check,
         groups,
         top,
@@ -482,7 +504,7 @@ pub struct UnitQuery {
 }
 
 pub async fn new_draft(ctx: Ctx, Query(q): Query<UnitQuery>) -> PageResult {
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[crate::domain::Role::Developer])?;
     let t = blank(q.unit.as_deref().unwrap_or(""));
     let mut check = services::contracts::check_draft(&ctx.services, &caller, &t)
         .await
@@ -491,9 +513,7 @@ pub async fn new_draft(ctx: Ctx, Query(q): Query<UnitQuery>) -> PageResult {
     check.errors.clear();
     Ok(page(draft_page(
         &ctx,
-        "起草合同",
-        "/dev/draft".into(),
-        None,
+        Target::new_draft(),
         &t,
         check,
         &[],
@@ -503,7 +523,7 @@ pub async fn new_draft(ctx: Ctx, Query(q): Query<UnitQuery>) -> PageResult {
 
 pub async fn create(ctx: Ctx, form: PageForm) -> PageResult {
     form.check(&ctx)?;
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[crate::domain::Role::Developer])?;
     let (t, mut errors) = terms_of(&form);
     if errors.is_empty() {
         match services::contracts::create(&ctx.services, &caller, t.clone()).await {
@@ -520,23 +540,14 @@ pub async fn create(ctx: Ctx, form: PageForm) -> PageResult {
     let check = services::contracts::check_draft(&ctx.services, &caller, &t)
         .await
         .map_err(|e| ctx.fail(e))?;
-    let page_ = draft_page(
-        &ctx,
-        "起草合同",
-        "/dev/draft".into(),
-        None,
-        &t,
-        check,
-        &errors,
-        &[],
-    );
+    let page_ = draft_page(&ctx, Target::new_draft(), &t, check, &errors, &[]);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page(page_)).into_response())
 }
 
 /// The inline check (htmx): the summary, and every field's error and 大写 slot out of band.
 pub async fn check(ctx: Ctx, form: PageForm) -> PageResult {
     form.check(&ctx)?;
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[crate::domain::Role::Developer])?;
     let (t, mut errors) = terms_of(&form);
     let check = services::contracts::check_draft(&ctx.services, &caller, &t)
         .await
@@ -567,11 +578,8 @@ pub async fn check(ctx: Ctx, form: PageForm) -> PageResult {
 }
 
 pub async fn edit_page(ctx: Ctx, Path(id): Path<String>) -> PageResult {
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[crate::domain::Role::Developer])?;
     let s = &ctx.services;
-    let view = services::contracts::get(s, &caller, &id)
-        .await
-        .map_err(|e| ctx.fail(e))?;
     let t = services::contracts::draft_terms(s, &caller, &id)
         .await
         .map_err(|e| ctx.fail(e))?;
@@ -580,12 +588,9 @@ pub async fn edit_page(ctx: Ctx, Path(id): Path<String>) -> PageResult {
         .map_err(|e| ctx.fail(e))?;
     let errors = check.errors.clone();
     let returned = last_returned(&ctx, &id).await?;
-    let _ = view;
     Ok(page(draft_page(
         &ctx,
-        "修改合同草稿",
-        format!("/contracts/{id}/edit"),
-        Some(id.clone()),
+        Target::edit(&id),
         &t,
         check,
         &errors,
@@ -604,7 +609,7 @@ async fn last_returned(ctx: &Ctx, id: &str) -> Result<Vec<FieldError>, Response>
 
 pub async fn edit(ctx: Ctx, Path(id): Path<String>, form: PageForm) -> PageResult {
     form.check(&ctx)?;
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[crate::domain::Role::Developer])?;
     let (t, mut errors) = terms_of(&form);
     if errors.is_empty() {
         match services::contracts::edit(&ctx.services, &caller, &id, t.clone()).await {
@@ -622,15 +627,6 @@ pub async fn edit(ctx: Ctx, Path(id): Path<String>, form: PageForm) -> PageResul
         .await
         .map_err(|e| ctx.fail(e))?;
     let returned = last_returned(&ctx, &id).await?;
-    let page_ = draft_page(
-        &ctx,
-        "修改合同草稿",
-        format!("/contracts/{id}/edit"),
-        Some(id.clone()),
-        &t,
-        check,
-        &errors,
-        &returned,
-    );
+    let page_ = draft_page(&ctx, Target::edit(&id), &t, check, &errors, &returned);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page(page_)).into_response())
 }

@@ -5,7 +5,8 @@
 
 use super::report::PlainReport;
 use super::{Chrome, Ctx, PageForm, PageResult, local, local_next, page, session_cookie};
-use crate::identity::Purpose;
+use crate::domain::Role;
+use crate::services::identity::CheckPurpose as Purpose;
 use crate::services::{self, Error, FieldError, Services};
 use askama::Template;
 use axum::Router;
@@ -334,15 +335,25 @@ async fn verify_page(ctx: Ctx, Query(q): Query<VerifyQuery>) -> PageResult {
     Ok(page(v))
 }
 
-async fn verify_upload(ctx: Ctx, mut mp: Multipart) -> PageResult {
+async fn verify_upload(
+    ctx: Ctx,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> PageResult {
+    let mut mp = mp.map_err(|_| super::not_a_form(&ctx))?;
     let mut file: Option<(String, bytes::Bytes)> = None;
+    let mut csrf = String::new();
     while let Some(field) = mp.next_field().await.map_err(|_| bad_upload(&ctx))? {
-        if field.name() == Some("file") {
-            let name = field.file_name().unwrap_or("").chars().take(100).collect();
-            let bytes = field.bytes().await.map_err(|_| bad_upload(&ctx))?;
-            file = Some((name, bytes));
+        match field.name() {
+            Some("file") => {
+                let name = field.file_name().unwrap_or("").chars().take(100).collect();
+                let bytes = field.bytes().await.map_err(|_| bad_upload(&ctx))?;
+                file = Some((name, bytes));
+            }
+            Some("_csrf") => csrf = field.text().await.map_err(|_| bad_upload(&ctx))?,
+            _ => {}
         }
     }
+    PageForm(vec![("_csrf".into(), csrf)]).check(&ctx)?;
     let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
         return Err(ctx.fail(Error::invalid(vec![FieldError::new(
             "file",
@@ -430,7 +441,7 @@ async fn invitation(ctx: Ctx, Path(id): Path<String>, Query(q): Query<CodeQuery>
         .collect();
     let here = format!("/invitations/{}?code={code}", super::percent_encode(&id));
     if let Some(u) = &ctx.user {
-        if u.caller.role != crate::domain::Role::Buyer {
+        if u.caller.role != Role::Buyer {
             return Err(ctx.fail(Error::forbidden(
                 "签约邀请是发给买受人的；请用买受人的手机号登录后打开。",
             )));
@@ -471,7 +482,7 @@ async fn registered_and_checked(ctx: &Ctx, caller: &services::Caller) -> Result<
 
 async fn accept_invitation(ctx: Ctx, Path(id): Path<String>, form: PageForm) -> PageResult {
     form.check(&ctx)?;
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[Role::Buyer])?;
     if !registered_and_checked(&ctx, &caller).await? {
         return Err(super::redirect(&format!(
             "/me/identity?next={}",
@@ -515,10 +526,7 @@ async fn identity_view(
     real_name: String,
     errors: Vec<FieldError>,
 ) -> Result<IdentityPage, Response> {
-    let caller = ctx.caller()?;
-    if caller.role != crate::domain::Role::Buyer {
-        return Err(ctx.fail(Error::forbidden("工作人员的实名信息由管理员登记。")));
-    }
+    let caller = &ctx.only(&[Role::Buyer])?;
     let s = &ctx.services;
     let id = services::identity::identity_of(s, &caller.user_id)
         .await
@@ -556,7 +564,7 @@ async fn identity_page(ctx: Ctx, Query(q): Query<NextQuery>) -> PageResult {
 
 async fn identity_save(ctx: Ctx, form: PageForm) -> PageResult {
     form.check(&ctx)?;
-    let caller = ctx.caller()?.clone();
+    let caller = ctx.only(&[Role::Buyer])?;
     let next = local_next(Some(form.get("next")));
     let s = &ctx.services;
     if services::identity::identity_of(s, &caller.user_id)
@@ -593,6 +601,7 @@ async fn identity_save(ctx: Ctx, form: PageForm) -> PageResult {
 
 async fn identity_verify(ctx: Ctx, form: PageForm) -> PageResult {
     form.check(&ctx)?;
+    ctx.only(&[Role::Buyer])?;
     let next = local_next(Some(form.get("next")));
     super::start_verification(&ctx, Purpose::Register, &next).await
 }
@@ -627,7 +636,15 @@ async fn identity_return(ctx: Ctx, Query(q): Query<ReturnQuery>) -> PageResult {
         .map_err(|e| ctx.fail(e))?;
     use crate::domain::identity::VerificationStatus as V;
     if v.as_ref().is_some_and(|v| v.status == V::Passed) {
-        return Ok(ctx.done(&next, "人脸核验通过。"));
+        let mut res = ctx.done(&next, "人脸核验通过。");
+        if ctx.htmx {
+            // The waiting page polls with htmx: send the whole page on, not a fragment.
+            *res.status_mut() = axum::http::StatusCode::OK;
+            if let Ok(v) = HeaderValue::from_str(&next) {
+                res.headers_mut().insert("hx-redirect", v);
+            }
+        }
+        return Ok(res);
     }
     let pending = v.as_ref().is_some_and(|v| v.status == V::Pending);
     Ok(page(IdentityReturn {

@@ -252,7 +252,7 @@ async fn act(ctx: Ctx, Path((id, action)): Path<(String, String)>, form: PageFor
         Items { items }
     };
     let opinion = form.get("opinion");
-    use crate::store::RegistrationStep as Step;
+    use svc::RegistrationStep as Step;
     let result = match action.as_str() {
         "accept" => svc::step(s, &caller, &id, Step::Accept, opinion).await,
         "first_review" => svc::step(s, &caller, &id, Step::FirstReview, opinion).await,
@@ -349,8 +349,12 @@ async fn materials(ctx: Ctx) -> PageResult {
     Ok(page(materials_page(&ctx, None).await?))
 }
 
-async fn upload(ctx: Ctx, mut mp: Multipart) -> PageResult {
+async fn upload(
+    ctx: Ctx,
+    mp: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> PageResult {
     let caller = ctx.caller()?.clone();
+    let mut mp = mp.map_err(|_| super::not_a_form(&ctx))?;
     let (mut csrf, mut kind, mut name) = (String::new(), String::new(), String::new());
     let mut file: Option<(String, bytes::Bytes)> = None;
     let bad = |ctx: &Ctx| {

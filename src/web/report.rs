@@ -2,7 +2,9 @@
 //! since, and whether this service vouches for the signer — for people who never heard of
 //! PAdES.
 
-use crate::pdf::verify::{Changes, Integrity, Kind, Report, SignatureReport, Trust, Verdict};
+use crate::services::verification::{
+    Changes, Integrity, Kind, Report, SignatureReport, Trust, Verdict,
+};
 
 pub struct PlainReport {
     /// One sentence: can the file be relied on.
@@ -41,7 +43,7 @@ fn part(subject: &str, key: &str) -> String {
 fn local_time(rfc3339: &str) -> String {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
-        .map(|t| super::local(t))
+        .map(super::local)
         .unwrap_or_else(|| rfc3339.to_owned())
 }
 

@@ -1427,14 +1427,17 @@ async fn registration_side_exits_and_the_entry(db: Db) {
         let t = t.as_str().unwrap_or_else(|| panic!("not a string: {t}"));
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
     }
-    // A phone scanning the QR code gets the status page.
+    // A phone scanning the QR code is sent to the status page.
+    let html = |path: String| {
+        axum::http::Request::get(path)
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let qr = app.send(html(format!("/c/{digits}"))).await;
+    assert_eq!(qr.status, StatusCode::SEE_OTHER);
     let page = app
-        .send(
-            axum::http::Request::get(format!("/c/{digits}"))
-                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
+        .send(html(qr.headers["location"].to_str().unwrap().to_owned()))
         .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
@@ -1444,6 +1447,7 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .starts_with("text/html")
     );
     assert!(page.text.contains("不动产登记证明状态"));
+    assert!(page.text.contains("证明有效"), "{}", page.text);
 
     // Cancelled on a court document by the recorder: the certificate is revoked publicly.
     let court = upload(

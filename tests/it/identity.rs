@@ -521,6 +521,24 @@ async fn codes_and_the_signing_hook(db: Db) {
     .unwrap();
     assert_eq!(err.code(), "code_used");
 
+    // The verification went into that signature's certificate: no code for it any more, a
+    // new signature checks the face again.
+    let r = app
+        .post(
+            "/api/v1/identity/codes",
+            Some(&token),
+            json!({"purpose": "sign_contract", "document_sha256": hash}),
+        )
+        .await;
+    assert_eq!(r.code(), "verification_used", "{}", r.text);
+    let again = start(&app, &token).await;
+    let again = again.body["id"].as_str().unwrap().to_owned();
+    app.get(
+        &format!("/api/v1/identity/verifications/{again}"),
+        Some(&token),
+    )
+    .await;
+
     // Expired codes and stale verifications are refused.
     let r = app
         .post(

@@ -14,6 +14,7 @@ mod matrix;
 mod modifications;
 mod notifications;
 mod openapi;
+mod pages;
 mod pdf;
 mod phone;
 mod pki;

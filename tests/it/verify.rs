@@ -1364,7 +1364,8 @@ mod service {
 
         let page = app.get("/verify", None).await;
         assert_eq!(page.status, StatusCode::OK);
-        assert!(page.text.contains("/api/v1/verify"));
+        assert!(page.text.contains("multipart/form-data"));
+        assert!(page.text.contains("核验"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
