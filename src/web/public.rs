@@ -592,7 +592,8 @@ async fn identity_save(ctx: Ctx, form: PageForm) -> PageResult {
         )),
         Err(Error::Invalid { fields, .. }) => {
             let mut v = identity_view(&ctx, next, form.get("real_name").to_owned(), fields).await?;
-            v.id_number = String::new();
+            // What was typed stays (the person's own number, on their own page).
+            v.id_number = form.get("id_number").to_owned();
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(v)).into_response())
         }
         Err(e) => Err(ctx.fail(e)),

@@ -1,8 +1,8 @@
 //! The pages without a browser: every page's access rule (signed-out visitors are sent to sign
 //! in, other roles are refused, forms without their CSRF token are refused), security headers,
 //! the assets' caching, the page session tied to the refresh-token family, safe redirects, the
-//! error page, and the forms a browser test does not reach (a requisition answered from the
-//! materials library, the administrator's desk).
+//! error page, and the forms the browser tests do not reach (a project, a building from CSV and
+//! its permit; a buyer asking for changes; staff accounts, staff identities and revocation).
 
 use crate::helpers::{Db, TestApp, spawn_app, spawn_app_with};
 use axum::body::Body;
@@ -103,6 +103,66 @@ impl<'a> Visitor<'a> {
             .extend_pairs(all)
             .finish();
         self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// A multipart form (uploads), with this visitor's CSRF token.
+    async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> Page {
+        let token = self.csrf().await;
+        let boundary = "vw-test-boundary-7d1f";
+        let mut body: Vec<u8> = Vec::new();
+        let mut all = vec![("_csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        for (k, v) in all {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        let (name, content_type, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::ACCEPT, "text/html")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            );
+        let c: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        b = b.header(header::COOKIE, c.join("; "));
+        let res = self
+            .app
+            .router
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     async fn sign_in(&mut self, username: &str) {
@@ -412,7 +472,239 @@ async fn secure_cookies_in_production(db: Db) {
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
+const PARCEL: &str = "441900104002GB00777";
+
+/// The developer's desk through its forms: a project (a refused one keeps what was typed), a
+/// building's units from CSV, the permit that releases them; the 楼盘表 shows them.
+async fn the_developers_desk_forms(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let mut dev = Visitor::new(&app);
+    dev.sign_in("yj-drafter").await;
+    let project = [
+        ("name", "松湖云境花园三期"),
+        ("town", "松山湖"),
+        ("parcel_code", PARCEL),
+        ("land_certificate_no", "粤(2025)东莞市不动产权第0100777号"),
+        ("land_use", "城镇住宅用地"),
+        ("land_term_end", "2095-06-30"),
+        ("planning_permit_no", "建字第441900202500777号"),
+        ("construction_permit_no", "441900202509010777"),
+    ];
+    let mut bad = project.to_vec();
+    bad[2] = ("parcel_code", "4419001");
+    let refused = dev.post("/dev/projects", &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("aria-invalid=\"true\""),
+        "the field is marked"
+    );
+    assert!(
+        refused.body.contains("松湖云境花园三期"),
+        "what was typed is kept"
+    );
+    let made = dev.post("/dev/projects", &project).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let at = made.location().to_owned();
+    assert!(at.starts_with("/dev/projects/"));
+
+    let mut csv = String::from(
+        "room_no,floor,unit_number,use_type,gross_area,internal_area,shared_area,storey_height_mm,filed_price\n",
+    );
+    for floor in 1..=2 {
+        for pos in 1..=2 {
+            csv.push_str(&format!(
+                "{floor:02}{pos:02},{floor},{PARCEL}F0001{:04},住宅,102.50,80.00,22.50,3000,31000\n",
+                floor * 100 + pos
+            ));
+        }
+    }
+    let imported = dev
+        .post_multipart(
+            &format!("{at}/buildings"),
+            &[
+                ("number", "1"),
+                ("floors_above", "2"),
+                ("floors_below", "0"),
+                ("permit_id", ""),
+            ],
+            ("units.csv", "text/csv", csv.as_bytes()),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::SEE_OTHER, "{}", imported.body);
+    let permit = dev
+        .post(
+            &format!("{at}/permits"),
+            &[
+                ("number", "莞房预证字第20260777号"),
+                ("authority", "东莞市住房和城乡建设局"),
+                ("issued_on", "2026-10-08"),
+                ("escrow_bank", "中国建设银行东莞分行"),
+                (
+                    "escrow_account_name",
+                    "东莞市云境置业有限公司松湖云境花园三期预售资金监管专户",
+                ),
+                ("escrow_account_no", "44050177000800000777"),
+                ("buildings", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(permit.status, StatusCode::SEE_OTHER, "{}", permit.body);
+    let grid = dev.get(&at).await;
+    assert!(grid.body.contains("4 套房屋可售"), "{}", grid.body);
+    assert_eq!(grid.body.matches("可售·起草").count(), 4);
+    assert!(grid.body.contains("0202"));
+
+    // Another developer's project is not found.
+    let mut buyer = Visitor::new(&app);
+    buyer.sign_in("buyer-zhang").await;
+    assert_ne!(buyer.get(&at).await.status, StatusCode::OK);
+}
+
+/// A buyer asks for changes with a reason (refused without one, the form shown again).
+async fn a_buyer_asks_for_changes(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let unit = crate::contracts::units(&app)
+        .await
+        .into_iter()
+        .find(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
+        .unwrap();
+    let drafter = app.token("yj-drafter").await;
+    let r = app
+        .post(
+            "/api/v1/contracts",
+            Some(&drafter),
+            crate::contracts::draft_for(&unit),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let confirmer = app.token("yj-confirmer").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/confirm"),
+            Some(&confirmer),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut zhang = Visitor::new(&app);
+    zhang.sign_in("buyer-zhang").await;
+    let page = zhang.get(&format!("/contracts/{id}")).await;
+    assert!(page.body.contains("要求修改或拒绝签署"));
+    let form = zhang.get(&format!("/contracts/{id}/act/recall")).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let empty = zhang
+        .post(&format!("/contracts/{id}/act/recall"), &[("reason", " ")])
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.body.contains("请说明需要修改的内容"),
+        "{}",
+        empty.body
+    );
+    let done = zhang
+        .post(
+            &format!("/contracts/{id}/act/recall"),
+            &[("reason", "付款日期需要推迟一个月。")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let after = zhang.get(&format!("/contracts/{id}")).await;
+    assert!(after.body.contains("草稿"), "{}", after.body);
+    // An action the table does not give this person now is not found.
+    let other = zhang
+        .post(&format!("/contracts/{id}/act/approve_filing"), &[])
+        .await;
+    assert!(
+        matches!(
+            other.status,
+            StatusCode::FORBIDDEN | StatusCode::CONFLICT | StatusCode::NOT_FOUND
+        ),
+        "{}",
+        other.status
+    );
+}
+
+/// The administrator's forms: a staff account, its real-name identity, a revocation.
+async fn the_administrators_forms(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let mut admin = Visitor::new(&app);
+    admin.sign_in("admin").await;
+    let org = app
+        .services
+        .store
+        .user_by_username("yj-drafter")
+        .await
+        .unwrap()
+        .unwrap()
+        .organisation_id
+        .unwrap();
+    let made = admin
+        .post(
+            "/admin/users",
+            &[
+                ("username", "yj-confirmer-2"),
+                ("display_name", "郑洁"),
+                ("password", "a-long-enough-password-2026"),
+                ("role", "developer"),
+                ("duty", "confirmer"),
+                ("organisation_id", &org),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let user = app
+        .services
+        .store
+        .user_by_username("yj-confirmer-2")
+        .await
+        .unwrap()
+        .expect("created");
+    let id = crate::web::id_number("44190019880808044");
+    let set = admin
+        .post(
+            &format!("/admin/users/{}/identity", user.id),
+            &[("real_name", "郑洁"), ("id_number", &id)],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert!(
+        virtual_window::services::identity::identity_of(&app.services, &user.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let (cert, _) = virtual_window::services::pki::issue_seal(
+        &app.services,
+        Some(org.clone()),
+        "东莞市云境置业有限公司",
+        "91441900MA4W0L7N36",
+        "合同专用章",
+        None,
+    )
+    .await
+    .unwrap();
+    let revoked = admin
+        .post(
+            &format!("/admin/certificates/{}/revoke", cert.serial),
+            &[("reason", "superseded")],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let desk = admin.get("/admin").await;
+    assert!(desk.body.contains("已吊销"), "the revocation shows");
+    assert!(desk.body.contains("yj-confirmer-2"));
+}
+
 crate::on_both_databases!(
+    the_developers_desk_forms,
+    a_buyer_asks_for_changes,
+    the_administrators_forms,
     access_rules_hold_for_every_page,
     sessions_headers_and_redirects,
     secure_cookies_in_production,
