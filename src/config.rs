@@ -95,6 +95,9 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// How long an idempotency key's claim lasts without an answer (0: the request timeout plus
+    /// 30 s); after that a retry takes the key over.
+    pub idempotency_lease_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -113,6 +116,10 @@ pub struct AuthConfig {
     pub login_attempts_per_account: u32,
     pub login_attempts_per_address: u32,
     pub login_window_secs: u64,
+    /// Password hashes computed at once (0: one per core); a sign-in waits at most
+    /// `hash_wait_ms` for its turn, then is answered 503 with `Retry-After`.
+    pub hash_concurrency: usize,
+    pub hash_wait_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Default)]
@@ -399,6 +406,7 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 32 * 1024 * 1024,
             request_timeout_secs: 30,
+            idempotency_lease_secs: 0,
             trust_forwarded_for: false,
             shutdown_grace_secs: 20,
         }
@@ -416,6 +424,8 @@ impl Default for AuthConfig {
             login_attempts_per_account: 5,
             login_attempts_per_address: 30,
             login_window_secs: 15 * 60,
+            hash_concurrency: 0,
+            hash_wait_ms: 3000,
         }
     }
 }

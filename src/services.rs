@@ -21,6 +21,7 @@ pub mod seed;
 pub mod signing;
 pub mod tokens;
 pub mod verification;
+pub mod work;
 
 pub use error::{Error, FieldError};
 
@@ -47,6 +48,8 @@ pub struct Services {
     pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// The webhook client of the notification outbox.
     pub notifier: Arc<notifications::Notifier>,
+    /// Password hashes at once (each Argon2id hash holds 19 MiB while it runs).
+    pub hashing: Arc<work::Bounded>,
 }
 
 impl Services {
@@ -57,7 +60,7 @@ impl Services {
         pki: pki::PkiState,
     ) -> anyhow::Result<Self> {
         let identity = identity::IdentityState::load(&config)?;
-        let limiter = ratelimit::LoginLimiter::new(&config.auth);
+        let limiter = ratelimit::LoginLimiter::new(&config.auth, store.clone());
         let font = match crate::pdf::font::Font::find(config.documents.font_path.as_deref()) {
             Ok(f) => Some(f),
             Err(e) => {
@@ -71,6 +74,11 @@ impl Services {
             identity: Arc::new(identity),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 cores * verification::SLOTS_PER_CORE,
+            )),
+            hashing: Arc::new(work::Bounded::new(
+                "password hashing",
+                config.auth.hash_concurrency,
+                std::time::Duration::from_millis(config.auth.hash_wait_ms),
             )),
             font,
             config,
@@ -91,6 +99,9 @@ pub struct Caller {
     pub organisation_id: Option<String>,
     /// Where the request came from, for the audit trail.
     pub source: Option<String>,
+    /// The request's idempotency key: written beside the change it makes (same transaction),
+    /// so a retry after a crash learns whether it was made.
+    pub idempotency: Option<crate::store::IdempotencyTag>,
 }
 
 impl Caller {

@@ -462,6 +462,27 @@ pub enum IdempotencyClaim {
     InFlight,
     /// The key was first used for a different request.
     Mismatch,
+    /// The first request's lease ran out without an answer (its process died): this request
+    /// takes the key over, and must first learn whether that request's change was committed.
+    Abandoned,
+}
+
+/// The idempotency key a request carries, scoped to its caller: services write it beside the
+/// change the request makes, in the same transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyTag {
+    pub scope: String,
+    pub key: String,
+}
+
+/// A change committed under an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyEffect {
+    /// `contract` or `registration`.
+    pub object_kind: String,
+    pub object_id: String,
+    /// The request created the object (a retry answers 201, not 200).
+    pub created: bool,
 }
 
 /// Why a unit could not be taken by a new contract.
@@ -595,13 +616,42 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     async fn unit(&self, id: &str) -> StoreResult<Option<Unit>>;
     /// Forgets callback nonces seen before `before` (their timestamps are long stale).
     async fn purge_nonces(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Claims a key until `lease_until` (the request's answer is recorded before then, or the
+    /// claim is abandoned and another request may take it over).
     async fn claim_idempotency_key(
         &self,
         scope: &str,
         key: &str,
         request_hash: &str,
         at: OffsetDateTime,
+        lease_until: OffsetDateTime,
     ) -> StoreResult<IdempotencyClaim>;
+    /// What requests under this key changed (written with the changes themselves).
+    async fn idempotency_effects(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> StoreResult<Vec<IdempotencyEffect>>;
+    /// Forgets answered keys and effects older than `before`.
+    async fn purge_idempotency(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Counts one sign-in attempt (`kind` `address` or `account`, the key hashed by the caller).
+    async fn record_login_attempt(
+        &self,
+        kind: &str,
+        key: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Attempts since `since`: how many, and when the oldest was.
+    async fn login_attempts(
+        &self,
+        kind: &str,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> StoreResult<(i64, Option<OffsetDateTime>)>;
+    async fn clear_login_attempts(&self, kind: &str, key: &str) -> StoreResult<()>;
+    async fn purge_login_attempts(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// The next CRL number of a CA (at least `floor`), unique across instances.
+    async fn next_crl_number(&self, ca: &str, floor: i64) -> StoreResult<i64>;
     async fn complete_idempotency_key(
         &self,
         scope: &str,

@@ -80,6 +80,10 @@ pub async fn guard(
                 duties: claims.duties,
                 organisation_id: claims.org,
                 source: Some(source.0.clone()),
+                idempotency: parts
+                    .extensions
+                    .get::<crate::store::IdempotencyTag>()
+                    .cloned(),
             }),
             Err(TokenError::Expired) => Err(ApiError::unauthorized(
                 "token_expired",

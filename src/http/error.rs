@@ -123,6 +123,14 @@ impl From<services::Error> for ApiError {
             E::Unavailable { code, message } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
             }
+            E::Busy {
+                code,
+                message,
+                retry_after_secs,
+            } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+            },
             E::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 ApiError::internal()

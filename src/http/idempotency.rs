@@ -3,10 +3,16 @@
 //! back without the handler running again; the same key with another request is refused. Keys
 //! are scoped to the verified caller, so two callers never see each other's answers.
 //! Shared through the database, so a retry may land on any instance.
+//!
+//! A claim is a lease (`http.idempotency_lease_secs`). A process killed between claiming a key
+//! and recording its answer leaves an unanswered claim; once its lease ran out, a retry takes the
+//! key over and first reads the key's effects — written by the services in the same transaction
+//! as the change itself — so a change that was committed is answered (the object as it is now),
+//! never made twice.
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::IdempotencyClaim;
+use crate::store::{IdempotencyClaim, IdempotencyTag};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -53,7 +59,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .ok()
         .and_then(|a| a.strip_prefix("Bearer "))
         .and_then(|t| state.services.tokens.verify_access(t.trim()).ok());
-    let scope = match verified {
+    let scope = match &verified {
         Some(claims) => format!("user:{}", claims.sub),
         None => format!("credential:{}", hex(&openssl::sha::sha256(auth))),
     };
@@ -69,11 +75,29 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     h.update(&bytes);
     let request_hash = hex(&h.finish());
     let store = &state.services.store;
+    let cfg = &state.services.config.http;
+    let lease = match cfg.idempotency_lease_secs {
+        0 => cfg.request_timeout_secs + 30,
+        n => n,
+    };
+    let now = time::OffsetDateTime::now_utc();
     let claim = store
-        .claim_idempotency_key(&scope, &key, &request_hash, time::OffsetDateTime::now_utc())
+        .claim_idempotency_key(
+            &scope,
+            &key,
+            &request_hash,
+            now,
+            now + time::Duration::seconds(lease as i64),
+        )
         .await;
     match claim {
         Ok(IdempotencyClaim::New) => {}
+        Ok(IdempotencyClaim::Abandoned) => {
+            if let Some(res) = committed_answer(&state, &scope, &key, verified.as_ref()).await {
+                return res;
+            }
+            // Nothing of the first attempt was committed: this request runs as the first.
+        }
         Ok(IdempotencyClaim::Replay {
             status,
             content_type,
@@ -109,6 +133,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             return ApiError::internal().into_response();
         }
     }
+    let mut parts = parts;
+    parts.extensions.insert(IdempotencyTag {
+        scope: scope.clone(),
+        key: key.clone(),
+    });
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -137,4 +166,76 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     }
     Response::from_parts(res_parts, Body::from(body))
+}
+
+/// The answer to a retry of an abandoned request whose change was committed: the object it
+/// created or moved, as it is now (201 when it was created), recorded as the key's answer.
+async fn committed_answer(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    claims: Option<&crate::services::tokens::AccessClaims>,
+) -> Option<Response> {
+    let s = &state.services;
+    let effects = match s.store.idempotency_effects(scope, key).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "idempotency effects");
+            return Some(ApiError::internal().into_response());
+        }
+    };
+    let effect = effects.last()?;
+    let claims = claims?;
+    let caller = crate::services::Caller {
+        user_id: claims.sub.clone(),
+        role: claims.role,
+        duties: claims.duties.clone(),
+        organisation_id: claims.org.clone(),
+        source: None,
+        idempotency: None,
+    };
+    let body = match effect.object_kind.as_str() {
+        "contract" => crate::services::contracts::get(s, &caller, &effect.object_id)
+            .await
+            .map(|v| serde_json::to_vec(&v)),
+        "registration" => crate::services::registrations::get(s, &caller, &effect.object_id)
+            .await
+            .map(|v| serde_json::to_vec(&v)),
+        _ => return None,
+    };
+    let body = match body {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "serialising a committed answer");
+            return Some(ApiError::internal().into_response());
+        }
+        Err(e) => return Some(ApiError::from(e).into_response()),
+    };
+    let status = if effect.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    if let Err(e) = s
+        .store
+        .complete_idempotency_key(
+            scope,
+            key,
+            status.as_u16() as i32,
+            Some("application/json"),
+            &body,
+        )
+        .await
+    {
+        tracing::error!(error = %e, "recording an idempotent response");
+    }
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert("idempotent-replay", HeaderValue::from_static("true"));
+    Some(res)
 }

@@ -101,33 +101,41 @@ fn invalid_credentials() -> Error {
 /// takes as long as for a real account.
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-pub async fn hash_password(password: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        openssl::rand::rand_bytes(&mut salt).context("random salt")?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-    })
-    .await
-    .context("password hashing task")?
-    .map_err(Error::Internal)
+pub async fn hash_password(s: &Services, password: String) -> Result<String, Error> {
+    s.hashing
+        .run(move || {
+            let mut salt = [0u8; 16];
+            openssl::rand::rand_bytes(&mut salt).context("random salt")?;
+            let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        })
+        .await?
+        .map_err(Error::Internal)
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, Error> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok::<_, anyhow::Error>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .context("password verification task")?
-    .map_err(Error::Internal)
+/// The stored "hash" of an account that has no password (it signs in with codes sent to its
+/// phone): never a valid PHC string, so no password matches it.
+const NO_PASSWORD: &str = "!no-password";
+
+async fn verify_password(s: &Services, password: String, hash: String) -> Result<bool, Error> {
+    s.hashing
+        .run(move || {
+            if hash == NO_PASSWORD {
+                return Ok(false);
+            }
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            Ok::<_, anyhow::Error>(
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok(),
+            )
+        })
+        .await?
+        .map_err(Error::Internal)
 }
 
 pub async fn login(
@@ -136,7 +144,7 @@ pub async fn login(
     password: &str,
     source: &str,
 ) -> Result<TokenPair, Error> {
-    if let Err(wait) = s.limiter.admit(username, source) {
+    if let Err(wait) = s.limiter.admit(username, source).await? {
         return Err(Error::RateLimited {
             code: "too_many_login_attempts",
             message: format!("登录尝试过于频繁，请在 {wait} 秒后再试。"),
@@ -149,18 +157,34 @@ pub async fn login(
         None => match DUMMY_HASH.get() {
             Some(h) => h.clone(),
             None => {
-                let h = hash_password("dummy password that matches nothing".into()).await?;
+                let h = hash_password(s, "dummy password that matches nothing".into()).await?;
                 DUMMY_HASH.get_or_init(|| h).clone()
             }
         },
     };
-    let ok = verify_password(password.to_owned(), hash).await?;
+    // An account without a password is checked against the dummy hash, so that the answer
+    // takes as long.
+    let hash = if hash == NO_PASSWORD {
+        match DUMMY_HASH.get() {
+            Some(h) => h.clone(),
+            None => {
+                let h = hash_password(s, "dummy password that matches nothing".into()).await?;
+                DUMMY_HASH.get_or_init(|| h).clone()
+            }
+        }
+    } else {
+        hash
+    };
+    let ok = verify_password(s, password.to_owned(), hash).await?
+        && user
+            .as_ref()
+            .is_some_and(|u| u.password_hash != NO_PASSWORD);
     let Some(user) = user.filter(|_| ok) else {
-        s.limiter.failed(username);
+        s.limiter.failed(username).await?;
         record(s, None, "auth.login_failed", "account", username, source).await?;
         return Err(invalid_credentials());
     };
-    s.limiter.succeeded(username);
+    s.limiter.succeeded(username).await?;
     if user.disabled {
         return Err(Error::forbidden("该账号已停用，请联系管理员。"));
     }
@@ -419,7 +443,7 @@ pub async fn create_user(
         role: req.role.as_str().to_owned(),
         duties: roles::duties_to_column(&req.duties),
         organisation_id: req.organisation_id,
-        password_hash: hash_password(req.password).await?,
+        password_hash: hash_password(s, req.password).await?,
         demo: false,
         disabled: false,
         created_at: OffsetDateTime::now_utc(),
@@ -636,16 +660,15 @@ pub async fn phone_login(
         Some(u) => u,
         None => {
             let id = uuid::Uuid::now_v7().to_string();
-            let mut random = [0u8; 24];
-            openssl::rand::rand_bytes(&mut random).context("random")?;
             let user = User {
                 username: format!("m{}-{}", &phone[7..], &id[id.len() - 8..]),
                 display_name: format!("买受人 {}", mask_phone(&phone)),
                 role: Role::Buyer.as_str().into(),
                 duties: String::new(),
                 organisation_id: None,
-                // No password: this account signs in with codes sent to its number.
-                password_hash: hash_password(super::contracts::hex(&random)).await?,
+                // No password (and no Argon2 hash to compute at sign-up): this account signs in
+                // with codes sent to its number.
+                password_hash: NO_PASSWORD.into(),
                 demo: false,
                 disabled: false,
                 created_at: now,
@@ -717,6 +740,7 @@ pub async fn page_session(
             duties: v.duties,
             organisation_id: user.organisation_id,
             source,
+            idempotency: None,
         },
         user.display_name,
     ))

@@ -412,6 +412,7 @@ pub(crate) async fn commit(
     m.from = row.from.unwrap_or(c.status);
     m.to = row.to;
     m.unit = row.unit;
+    m.effect = caller.and_then(|who| who.idempotency.clone());
     if !s.store.move_contract(&m).await? {
         return Err(refusal(Refusal::already_decided()));
     }

@@ -53,6 +53,13 @@ pub enum Error {
     },
     #[error("{code}: {message}")]
     Unavailable { code: &'static str, message: String },
+    /// Overloaded for a moment: try again after the given seconds (503 with `Retry-After`).
+    #[error("{code}: {message}")]
+    Busy {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -92,7 +99,7 @@ impl Error {
             Error::NotFound { .. } => 404,
             Error::Conflict { .. } => 409,
             Error::RateLimited { .. } => 429,
-            Error::Unavailable { .. } => 503,
+            Error::Unavailable { .. } | Error::Busy { .. } => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -106,7 +113,8 @@ impl Error {
             | Error::NotFound { message, .. }
             | Error::Conflict { message, .. }
             | Error::RateLimited { message, .. }
-            | Error::Unavailable { message, .. } => message,
+            | Error::Unavailable { message, .. }
+            | Error::Busy { message, .. } => message,
             Error::Internal(_) => "服务内部错误，请稍后再试。",
         }
     }
@@ -119,7 +127,8 @@ impl Error {
             | Error::NotFound { code, .. }
             | Error::Conflict { code, .. }
             | Error::RateLimited { code, .. }
-            | Error::Unavailable { code, .. } => code,
+            | Error::Unavailable { code, .. }
+            | Error::Busy { code, .. } => code,
             Error::Internal(_) => "internal_error",
         }
     }

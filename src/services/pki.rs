@@ -432,15 +432,15 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         })
         .collect();
     let now = OffsetDateTime::now_utc();
-    // The CRL number must grow with every new CRL; seconds since the epoch do.
-    let der = ca::crl(
-        ca,
-        &revoked,
-        now.unix_timestamp() as u64,
-        now,
-        s.pki.crl_validity,
-    )
-    .context("building the CRL")?;
+    // The CRL number must grow with every new CRL whichever instance issues it: the database
+    // hands out the next one (never below the seconds since the epoch, which numbered the CRLs
+    // published before, so the sequence keeps growing across the change).
+    let number = s
+        .store
+        .next_crl_number(ca_name, now.unix_timestamp())
+        .await?;
+    let der = ca::crl(ca, &revoked, number as u64, now, s.pki.crl_validity)
+        .context("building the CRL")?;
     Ok(der)
 }
 

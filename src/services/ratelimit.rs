@@ -1,132 +1,88 @@
 //! Login throttling: a sliding window of failed attempts per account (guessing one person's
-//! password) and of all attempts per source address (spraying many accounts). Kept in memory per
-//! instance: behind a load balancer the effective limit is the per-instance limit times the number
-//! of instances, which still stops online guessing (docs/operations.md).
+//! password) and of all attempts per source address (spraying many accounts). Counted in the
+//! database, so the limits hold however many instances share it (the keys are SHA-256 of the
+//! account name and the address: no address is kept in clear); the scheduler forgets attempts
+//! older than the window.
 
 use crate::config::AuthConfig;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Entries above this are pruned, so a flood of distinct keys cannot grow memory without bound.
-const MAX_KEYS: usize = 100_000;
+use crate::store::{Store, StoreResult};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
 
 pub struct LoginLimiter {
-    per_account: u32,
-    per_address: u32,
+    store: Arc<dyn Store>,
+    per_account: i64,
+    per_address: i64,
     window: Duration,
-    accounts: Mutex<HashMap<String, VecDeque<Instant>>>,
-    addresses: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+const ADDRESS: &str = "address";
+const ACCOUNT: &str = "account";
+
+fn key(kind: &str, value: &str) -> String {
+    crate::audit::hex(&openssl::sha::sha256(format!("{kind}:{value}").as_bytes()))
 }
 
 impl LoginLimiter {
-    pub fn new(cfg: &AuthConfig) -> Self {
+    pub fn new(cfg: &AuthConfig, store: Arc<dyn Store>) -> Self {
         LoginLimiter {
-            per_account: cfg.login_attempts_per_account.max(1),
-            per_address: cfg.login_attempts_per_address.max(1),
-            window: Duration::from_secs(cfg.login_window_secs.max(1)),
-            accounts: Mutex::default(),
-            addresses: Mutex::default(),
+            store,
+            per_account: cfg.login_attempts_per_account.max(1) as i64,
+            per_address: cfg.login_attempts_per_address.max(1) as i64,
+            window: Duration::seconds(cfg.login_window_secs.max(1) as i64),
         }
     }
 
-    /// Counts this attempt against the address and checks both limits. Returns the seconds to
-    /// wait when either is exhausted.
-    pub fn admit(&self, account: &str, address: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        {
-            let mut map = self.addresses.lock().expect("limiter lock");
-            let wait = Self::hit(&mut map, address, now, self.window, self.per_address, true);
-            if let Some(wait) = wait {
-                return Err(wait);
-            }
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// How long to wait when `n` attempts since the window's start reached `limit`.
+    fn wait(
+        &self,
+        n: i64,
+        oldest: Option<OffsetDateTime>,
+        limit: i64,
+        now: OffsetDateTime,
+    ) -> Option<u64> {
+        (n >= limit).then(|| {
+            let oldest = oldest.unwrap_or(now);
+            (self.window - (now - oldest)).whole_seconds().max(1) as u64
+        })
+    }
+
+    /// Counts this attempt against the address and checks both limits. `Ok(Err(seconds))` when
+    /// either is exhausted.
+    pub async fn admit(&self, account: &str, address: &str) -> StoreResult<Result<(), u64>> {
+        let now = OffsetDateTime::now_utc();
+        let since = now - self.window;
+        let address = key(ADDRESS, address);
+        let (n, oldest) = self.store.login_attempts(ADDRESS, &address, since).await?;
+        if let Some(wait) = self.wait(n, oldest, self.per_address, now) {
+            return Ok(Err(wait));
         }
-        let mut map = self.accounts.lock().expect("limiter lock");
-        match Self::hit(&mut map, account, now, self.window, self.per_account, false) {
+        self.store
+            .record_login_attempt(ADDRESS, &address, now)
+            .await?;
+        let (n, oldest) = self
+            .store
+            .login_attempts(ACCOUNT, &key(ACCOUNT, account), since)
+            .await?;
+        Ok(match self.wait(n, oldest, self.per_account, now) {
             Some(wait) => Err(wait),
             None => Ok(()),
-        }
+        })
     }
 
-    pub fn failed(&self, account: &str) {
-        let mut map = self.accounts.lock().expect("limiter lock");
-        prune(&mut map, Instant::now(), self.window);
-        map.entry(account.to_owned())
-            .or_default()
-            .push_back(Instant::now());
+    pub async fn failed(&self, account: &str) -> StoreResult<()> {
+        self.store
+            .record_login_attempt(ACCOUNT, &key(ACCOUNT, account), OffsetDateTime::now_utc())
+            .await
     }
 
-    pub fn succeeded(&self, account: &str) {
-        self.accounts.lock().expect("limiter lock").remove(account);
-    }
-
-    fn hit(
-        map: &mut HashMap<String, VecDeque<Instant>>,
-        key: &str,
-        now: Instant,
-        window: Duration,
-        limit: u32,
-        record: bool,
-    ) -> Option<u64> {
-        if map.len() > MAX_KEYS {
-            prune(map, now, window);
-        }
-        let q = map.entry(key.to_owned()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
-        }
-        if q.len() >= limit as usize {
-            let oldest = *q.front().expect("non-empty");
-            let wait = window.saturating_sub(now.duration_since(oldest));
-            return Some(wait.as_secs().max(1));
-        }
-        if record {
-            q.push_back(now);
-        }
-        None
-    }
-}
-
-fn prune(map: &mut HashMap<String, VecDeque<Instant>>, now: Instant, window: Duration) {
-    map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn account_locks_after_failures_and_unlocks_on_success() {
-        let cfg = AuthConfig {
-            login_attempts_per_account: 2,
-            login_attempts_per_address: 100,
-            ..AuthConfig::default()
-        };
-        let l = LoginLimiter::new(&cfg);
-        assert!(l.admit("a", "ip").is_ok());
-        l.failed("a");
-        l.failed("a");
-        assert!(l.admit("a", "ip").is_err());
-        assert!(
-            l.admit("b", "ip").is_ok(),
-            "other accounts are not affected"
-        );
-        l.succeeded("a");
-        assert!(l.admit("a", "ip").is_ok());
-    }
-
-    #[test]
-    fn address_limit_counts_every_attempt() {
-        let cfg = AuthConfig {
-            login_attempts_per_account: 100,
-            login_attempts_per_address: 3,
-            ..AuthConfig::default()
-        };
-        let l = LoginLimiter::new(&cfg);
-        for i in 0..3 {
-            assert!(l.admit(&format!("u{i}"), "ip").is_ok());
-        }
-        assert!(l.admit("u9", "ip").is_err());
-        assert!(l.admit("u9", "other-ip").is_ok());
+    pub async fn succeeded(&self, account: &str) -> StoreResult<()> {
+        self.store
+            .clear_login_attempts(ACCOUNT, &key(ACCOUNT, account))
+            .await
     }
 }

@@ -175,6 +175,7 @@ async fn commit(
     m.from = r.state();
     m.to = row.next(Some(r.state()));
     m.unit = row.unit;
+    m.effect = caller.and_then(|who| who.idempotency.clone());
     if !s.store.move_registration(&m).await? {
         return Err(super::contracts::refusal(
             crate::domain::lifecycle::Refusal::already_decided(),
@@ -310,7 +311,11 @@ pub async fn apply(
         entry_status: state.entry,
         lapses_on: None,
     };
-    if !s.store.insert_registration(&r).await? {
+    if !s
+        .store
+        .insert_registration(&r, caller.idempotency.as_ref())
+        .await?
+    {
         return Err(Error::conflict(
             "registration_exists",
             "该合同已有正在办理的登记申请。",

@@ -12,6 +12,8 @@ pub struct Run {
     pub purged_nonces: u64,
     pub lapsed_advance_notices: usize,
     pub purged_notifications: u64,
+    pub purged_idempotency: u64,
+    pub purged_login_attempts: u64,
 }
 
 /// Runs every job once.
@@ -27,6 +29,16 @@ pub async fn run_once(s: &Services, now: OffsetDateTime) -> Result<Run, Error> {
         // Delivered notifications are kept a month for inquiries (the audit log keeps the
         // changes).
         purged_notifications: s.store.purge_outbox(now - time::Duration::days(30)).await?,
+        // Idempotency keys are kept a day (a client retries within minutes).
+        purged_idempotency: s
+            .store
+            .purge_idempotency(now - time::Duration::days(1))
+            .await?,
+        // Sign-in attempts matter within the throttling window only.
+        purged_login_attempts: s
+            .store
+            .purge_login_attempts(now - s.limiter.window())
+            .await?,
     })
 }
 

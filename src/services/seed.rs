@@ -172,6 +172,8 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
     let unit_count = dev.units.len();
     s.store.insert_development(&dev).await?;
 
+    // One hash for every demo account (they share the public development password anyway).
+    let demo_hash = hash_password(s, DEV_DEMO_PASSWORD.into()).await?;
     for a in &accounts.accounts {
         let organisation_id = match &a.organisation {
             Some(key) => Some(
@@ -188,7 +190,7 @@ pub async fn load(s: &Services) -> Result<SeedOutcome, Error> {
             role: a.role.as_str().into(),
             duties: roles::duties_to_column(&a.duties),
             organisation_id,
-            password_hash: hash_password(DEV_DEMO_PASSWORD.into()).await?,
+            password_hash: demo_hash.clone(),
             demo: true,
             disabled: false,
             created_at: now,

@@ -57,6 +57,8 @@ pub struct ContractMove<'a> {
     pub buyers: Option<&'a [ContractBuyer]>,
     /// Only while no registration of the contract is alive (cancellation).
     pub unless_registration_alive: bool,
+    /// The request's idempotency key, written with the move (same transaction).
+    pub effect: Option<crate::store::IdempotencyTag>,
 }
 
 impl<'a> ContractMove<'a> {
@@ -73,6 +75,7 @@ impl<'a> ContractMove<'a> {
             signature: None,
             buyers: None,
             unless_registration_alive: false,
+            effect: None,
         }
     }
 }
@@ -101,6 +104,8 @@ pub struct RegistrationMove<'a> {
     pub certificate_status: Option<CertificateStatus>,
     /// The contract's unit moves from → to in the same transaction (or nothing happens).
     pub unit: Option<(UnitStatus, UnitStatus)>,
+    /// The request's idempotency key, written with the move (same transaction).
+    pub effect: Option<crate::store::IdempotencyTag>,
 }
 
 impl<'a> RegistrationMove<'a> {
@@ -124,6 +129,7 @@ impl<'a> RegistrationMove<'a> {
             certificate: None,
             certificate_status: None,
             unit: None,
+            effect: None,
         }
     }
 }
@@ -207,6 +213,7 @@ pub trait CaseStore: Send + Sync {
         &self,
         c: &Contract,
         buyers: &[ContractBuyer],
+        effect: Option<&crate::store::IdempotencyTag>,
     ) -> StoreResult<Result<(), DraftRefusal>>;
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>>;
     /// One status change as a compare-and-set; false, with nothing written, when the contract
@@ -237,7 +244,11 @@ pub trait CaseStore: Send + Sync {
     async fn count_contracts(&self, q: &ContractQuery) -> StoreResult<Vec<(ContractStatus, i64)>>;
 
     /// ∅ → submitted; false when the contract already has a live application.
-    async fn insert_registration(&self, r: &Registration) -> StoreResult<bool>;
+    async fn insert_registration(
+        &self,
+        r: &Registration,
+        effect: Option<&crate::store::IdempotencyTag>,
+    ) -> StoreResult<bool>;
     async fn registration(&self, id: &str) -> StoreResult<Option<Registration>>;
     async fn registration_by_certificate(
         &self,
@@ -463,6 +474,7 @@ macro_rules! impl_case_store {
                     &self,
                     c: &Contract,
                     buyers: &[ContractBuyer],
+                    effect: Option<&$crate::store::IdempotencyTag>,
                 ) -> StoreResult<Result<(), $crate::store::DraftRefusal>> {
                     use $crate::domain::lifecycle::{PermitStatus, UnitStatus};
                     let mut tx = self.pool.begin().await?;
@@ -521,6 +533,9 @@ macro_rules! impl_case_store {
                         Err(e) => return Err(e),
                     }
                     insert_buyers(&mut tx, &c.id, buyers).await?;
+                    if let Some(tag) = effect {
+                        insert_effect(&mut tx, tag, "contract", &c.id, true, c.created_at).await?;
+                    }
                     tx.commit().await?;
                     Ok(Ok(()))
                 }
@@ -635,6 +650,9 @@ macro_rules! impl_case_store {
                             .await?;
                         insert_buyers(&mut tx, m.id, buyers).await?;
                     }
+                    if let Some(tag) = &m.effect {
+                        insert_effect(&mut tx, tag, "contract", m.id, false, m.at).await?;
+                    }
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -738,7 +756,12 @@ macro_rules! impl_case_store {
                         .await?)
                 }
 
-                async fn insert_registration(&self, r: &Registration) -> StoreResult<bool> {
+                async fn insert_registration(
+                    &self,
+                    r: &Registration,
+                    effect: Option<&$crate::store::IdempotencyTag>,
+                ) -> StoreResult<bool> {
+                    let mut tx = self.pool.begin().await?;
                     let sql = format!(
                         "INSERT INTO registrations ({REGISTRATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                     );
@@ -763,13 +786,21 @@ macro_rules! impl_case_store {
                         .bind(&r.hold_reasons)
                         .bind(r.entry_status)
                         .bind(r.lapses_on)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await;
                     match res.map_err(StoreError::from) {
-                        Ok(_) => Ok(true),
-                        Err(StoreError::Conflict { .. }) => Ok(false),
-                        Err(e) => Err(e),
+                        Ok(_) => {}
+                        Err(StoreError::Conflict { .. }) => {
+                            tx.rollback().await?;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
                     }
+                    if let Some(tag) = effect {
+                        insert_effect(&mut tx, tag, "registration", &r.id, true, r.created_at).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
                 }
 
                 async fn registration(&self, id: &str) -> StoreResult<Option<Registration>> {
@@ -866,6 +897,9 @@ macro_rules! impl_case_store {
                             return Ok(false);
                         }
                     }
+                    if let Some(tag) = &m.effect {
+                        insert_effect(&mut tx, tag, "registration", m.id, false, m.at).await?;
+                    }
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -925,6 +959,31 @@ macro_rules! impl_case_store {
                     sql.push(" AND r.hold IS NULL", []);
                 }
                 push_filter(sql, &q.filter, "r");
+            }
+
+            /// The idempotency key of the request that made a change, in the change's transaction.
+            /// A request that changes the same object twice (a signature that also submits) keeps
+            /// one row.
+            async fn insert_effect(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                tag: &$crate::store::IdempotencyTag,
+                kind: &str,
+                id: &str,
+                created: bool,
+                at: time::OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO idempotency_effects (scope, key, object_kind, object_id, created, at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&tag.scope)
+                .bind(&tag.key)
+                .bind(kind)
+                .bind(id)
+                .bind(created)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             async fn insert_buyers(

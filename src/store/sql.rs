@@ -538,14 +538,16 @@ macro_rules! impl_store {
                 key: &str,
                 request_hash: &str,
                 at: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<$crate::store::IdempotencyClaim> {
                 let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at, lease_until) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(scope)
                 .bind(key)
                 .bind(request_hash)
                 .bind(at)
+                .bind(lease_until)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -567,8 +569,124 @@ macro_rules! impl_store {
                         content_type,
                         body: body.unwrap_or_default(),
                     },
-                    Some(_) => $crate::store::IdempotencyClaim::InFlight,
+                    Some(_) => {
+                        // Unanswered: take it over if its lease ran out (one taker wins).
+                        let taken = sqlx::query(
+                            "UPDATE idempotency_keys SET lease_until = $1 WHERE scope = $2 AND key = $3 \
+                             AND status IS NULL AND (lease_until IS NULL OR lease_until < $4)",
+                        )
+                        .bind(lease_until)
+                        .bind(scope)
+                        .bind(key)
+                        .bind(at)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                        if taken == 1 {
+                            $crate::store::IdempotencyClaim::Abandoned
+                        } else {
+                            $crate::store::IdempotencyClaim::InFlight
+                        }
+                    }
                 })
+            }
+
+            async fn idempotency_effects(
+                &self,
+                scope: &str,
+                key: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::IdempotencyEffect>> {
+                let rows: Vec<(String, String, bool)> = sqlx::query_as(
+                    "SELECT object_kind, object_id, created FROM idempotency_effects WHERE scope = $1 AND key = $2 ORDER BY at",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(object_kind, object_id, created)| $crate::store::IdempotencyEffect {
+                        object_kind,
+                        object_id,
+                        created,
+                    })
+                    .collect())
+            }
+
+            async fn purge_idempotency(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
+                let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND (status IS NOT NULL OR lease_until < $1)")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                let effects = sqlx::query("DELETE FROM idempotency_effects WHERE at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(keys + effects)
+            }
+
+            async fn record_login_attempt(
+                &self,
+                kind: &str,
+                key: &str,
+                at: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query("INSERT INTO login_attempts (kind, key, at) VALUES ($1, $2, $3)")
+                    .bind(kind)
+                    .bind(key)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn login_attempts(
+                &self,
+                kind: &str,
+                key: &str,
+                since: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<(i64, Option<time::OffsetDateTime>)> {
+                let (n, oldest): (i64, Option<time::OffsetDateTime>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at) FROM login_attempts WHERE kind = $1 AND key = $2 AND at >= $3",
+                )
+                .bind(kind)
+                .bind(key)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((n, oldest))
+            }
+
+            async fn clear_login_attempts(&self, kind: &str, key: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("DELETE FROM login_attempts WHERE kind = $1 AND key = $2")
+                    .bind(kind)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn purge_login_attempts(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM login_attempts WHERE at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn next_crl_number(&self, ca: &str, floor: i64) -> $crate::store::StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "INSERT INTO crl_numbers (ca, number) VALUES ($1, $2) \
+                     ON CONFLICT (ca) DO UPDATE SET number = CASE WHEN crl_numbers.number + 1 > $2 THEN crl_numbers.number + 1 ELSE $2 END \
+                     RETURNING number",
+                )
+                .bind(ca)
+                .bind(floor)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
             }
 
             async fn complete_idempotency_key(

@@ -2231,7 +2231,13 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
         entry_status: None,
         lapses_on: None,
     };
-    assert!(app.services.store.insert_registration(&reg).await.unwrap());
+    assert!(
+        app.services
+            .store
+            .insert_registration(&reg, None)
+            .await
+            .unwrap()
+    );
     let t = app.token("rc-both").await;
     let opinion = json!({"opinion": "同意。"});
     let r = app

@@ -334,6 +334,7 @@ fn caller_of(app: &TestApp, user_id: String) -> Caller {
         duties: vec![],
         organisation_id: None,
         source: None,
+        idempotency: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod matrix;
 mod modifications;
 mod notifications;
 mod openapi;
+mod opening;
 mod pages;
 mod pdf;
 mod phone;

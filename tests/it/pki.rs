@@ -1071,6 +1071,7 @@ mod event {
             duties: vec![],
             organisation_id: None,
             source: None,
+            idempotency: None,
         };
 
         // No verification at all.

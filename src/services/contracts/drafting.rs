@@ -217,7 +217,11 @@ pub async fn create(
     let contract = new_draft(id, &unit.id, &project.developer_id, terms, caller, now);
     match s
         .store
-        .create_contract_draft(&contract, &stored.index(&contract.id))
+        .create_contract_draft(
+            &contract,
+            &stored.index(&contract.id),
+            caller.idempotency.as_ref(),
+        )
         .await?
     {
         Ok(()) => {}
