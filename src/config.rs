@@ -277,11 +277,37 @@ pub struct PkiConfig {
     pub crl_validity_hours: u64,
     /// An event certificate needs an identity verification completed at most this long ago.
     pub event_verification_window_secs: u64,
+    /// Where the long-lived private keys (CAs, time-stamping unit, seals) live: `software`
+    /// (encrypted under `key_encryption_key`, in the database) or `pkcs11` (non-extractable keys
+    /// on the token of `pkcs11`, shared by every instance).
+    pub custody: KeyCustody,
+    pub pkcs11: Option<Pkcs11Config>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyCustody {
+    #[default]
+    Software,
+    Pkcs11,
+}
+
+/// A PKCS#11 token (an HSM; SoftHSM2 in the tests).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The module (shared library) of the token's vendor.
+    pub module: PathBuf,
+    pub token_label: String,
+    /// The user PIN.
+    pub pin: Secret,
 }
 
 impl Default for PkiConfig {
     fn default() -> Self {
         PkiConfig {
+            custody: KeyCustody::Software,
+            pkcs11: None,
             dir: None,
             key_encryption_key: None,
             key_algorithm: crate::pki::KeyAlgorithm::EcdsaP256,
@@ -582,10 +608,10 @@ impl Config {
                 reason: "the address printed in documents and QR codes must be configured".into(),
             });
         }
-        if self.pki.dir.is_none() {
+        if self.pki.custody == KeyCustody::Pkcs11 && self.pki.pkcs11.is_none() {
             return Err(ConfigError::Unsafe {
-                setting: "pki.dir",
-                reason: "production must name where its CA certificates and keys are kept".into(),
+                setting: "pki.pkcs11",
+                reason: "key custody `pkcs11` needs the token's module, label and PIN".into(),
             });
         }
         if self.sms.provider == SmsProviderKind::Sandbox {

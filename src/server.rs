@@ -47,7 +47,7 @@ pub async fn prepare_with(cfg: Arc<Config>, create_pki: bool) -> anyhow::Result<
         .context("opening the database")?;
     store.migrate().await.context("applying migrations")?;
     let keyring = Keyring::load(&cfg).context("loading token signing keys")?;
-    let (pki, created) = PkiState::load_or_init(&cfg, create_pki)?;
+    let (pki, created) = PkiState::open(&cfg, store.as_ref(), create_pki).await?;
     let services = Services::new(cfg.clone(), store, keyring, pki)?;
     // Contracts made before the buyers' index existed become findable in the lists.
     let indexed = crate::services::contracts::index_buyers(&services)
@@ -62,11 +62,13 @@ pub async fn prepare_with(cfg: Arc<Config>, create_pki: bool) -> anyhow::Result<
     if created {
         crate::services::pki::bootstrap(&services).await?;
         eprintln!(
-            "Created the CA hierarchy in {}; root certificate SHA-256 fingerprint {}",
+            "Created the CA hierarchy ({:?} key custody, kept in the database; certificates also in {}); root certificate SHA-256 fingerprint {}",
+            cfg.pki.custody,
             services.pki.dir.display(),
             crate::services::pki::root_fingerprint(&services)
         );
     }
+    crate::services::pki::load_units(&services).await?;
     if cfg.mode == Mode::Production {
         let demo = services.store.count_active_demo_users().await?;
         if demo > 0 {

@@ -475,6 +475,29 @@ pub struct IdempotencyTag {
     pub key: String,
 }
 
+/// A certificate of this installation's PKI with the reference to its private key.
+#[derive(Clone, sqlx::FromRow)]
+pub struct PkiObject {
+    /// `root`, an issuing CA's name, `tsa`, `centre-seal` or `seal-<organisation id>`.
+    pub name: String,
+    pub cert_der: Vec<u8>,
+    /// `software` (the key encrypted in `key_pem`) or `pkcs11` (the token's key `key_label`).
+    pub key_kind: String,
+    pub key_label: Option<String>,
+    pub key_pem: Option<Vec<u8>>,
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PkiObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PkiObject")
+            .field("name", &self.name)
+            .field("key_kind", &self.key_kind)
+            .field("key_label", &self.key_label)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A change committed under an idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyEffect {
@@ -652,6 +675,11 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     async fn purge_login_attempts(&self, before: OffsetDateTime) -> StoreResult<u64>;
     /// The next CRL number of a CA (at least `floor`), unique across instances.
     async fn next_crl_number(&self, ca: &str, floor: i64) -> StoreResult<i64>;
+    async fn pki_object(&self, name: &str) -> StoreResult<Option<PkiObject>>;
+    /// Stores a PKI object unless one of that name exists (false: another instance's is kept).
+    async fn insert_pki_object(&self, o: &PkiObject) -> StoreResult<bool>;
+    /// Stores all of them or none (false: one of the names exists already).
+    async fn insert_pki_objects(&self, objects: &[PkiObject]) -> StoreResult<bool>;
     async fn complete_idempotency_key(
         &self,
         scope: &str,

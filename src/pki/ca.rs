@@ -312,32 +312,7 @@ impl Hierarchy {
             let pem = std::fs::read(dir.join(format!("{name}.pem")))?;
             let cert = openssl::x509::X509::from_pem(&pem)?;
             let key = SoftwareKey::load(&dir.join(format!("{name}.key.pem")), kek)?;
-            if key.public_key_der() != cert.public_key()?.public_key_to_der()?.as_slice() {
-                return Err(PkiError::Build(format!(
-                    "{name}: key does not match certificate"
-                )));
-            }
-            let subject = Authority::unit(profiles, name)?;
-            let expected = subject.distinguished_name()?;
-            // The issuer name written into new certificates must be byte-identical to the CA's
-            // subject, or chains break; a profile edit after `pki init` would do that.
-            let mut probe = CertificateParams::default();
-            probe.distinguished_name = expected;
-            probe.serial_number = Some(SerialNumber::from(1u64));
-            let probe_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
-            let probe_cert = probe.self_signed(&RcgenKey(&probe_key))?;
-            let probe_x509 = openssl::x509::X509::from_der(probe_cert.der())?;
-            if probe_x509.subject_name().to_der()? != cert.subject_name().to_der()? {
-                return Err(PkiError::Build(format!(
-                    "{name}: the certificate's subject no longer matches certs/profiles.toml"
-                )));
-            }
-            Ok(Authority {
-                name: name.to_owned(),
-                cert_der: cert.to_der()?,
-                key: Arc::new(key),
-                subject,
-            })
+            Authority::checked(profiles, name, cert.to_der()?, Arc::new(key))
         };
         Ok(Hierarchy {
             root: load("root")?,
@@ -345,6 +320,87 @@ impl Hierarchy {
                 .iter()
                 .map(|n| load(n))
                 .collect::<PkiResult<_>>()?,
+        })
+    }
+
+    /// Creates a new root and its issuing CAs with keys from `make_key` (named `root`,
+    /// `people-ca`, …): software keys, or keys generated inside a token.
+    pub fn create_with(
+        profiles: &Profiles,
+        now: OffsetDateTime,
+        crl_base: &str,
+        mut make_key: impl FnMut(&str) -> PkiResult<Arc<dyn SigningKey>>,
+    ) -> PkiResult<Hierarchy> {
+        let root_profile = profiles.get("root")?;
+        let root_key = make_key("root")?;
+        let root_subject = Authority::unit(profiles, "root")?;
+        let (params, _) = params_for(root_profile, &root_subject, root_key.as_ref(), now, None)?;
+        let root_cert = params.self_signed(&RcgenKey(root_key.as_ref()))?;
+        let root = Authority {
+            name: "root".into(),
+            cert_der: root_cert.der().to_vec(),
+            key: root_key,
+            subject: root_subject,
+        };
+        let mut issuing = Vec::new();
+        for name in ISSUING_CAS {
+            let profile = profiles.get(name)?;
+            let key = make_key(name)?;
+            let subject = Authority::unit(profiles, name)?;
+            let crl_url = format!("{crl_base}/root.crl");
+            let (params, _) = params_for(profile, &subject, key.as_ref(), now, Some(&crl_url))?;
+            let cert = params.signed_by(&PublicKey(key.as_ref()), &root.issuer()?)?;
+            issuing.push(Authority {
+                name: name.into(),
+                cert_der: cert.der().to_vec(),
+                key,
+                subject,
+            });
+        }
+        Ok(Hierarchy { root, issuing })
+    }
+
+    /// The names of the hierarchy's authorities, the root first.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        std::iter::once("root").chain(ISSUING_CAS.iter().copied())
+    }
+}
+
+impl Authority {
+    /// An authority from its stored certificate and key, refused when the key is not the
+    /// certificate's or the certificate's subject no longer matches the profile.
+    pub fn checked(
+        profiles: &Profiles,
+        name: &str,
+        cert_der: Vec<u8>,
+        key: Arc<dyn SigningKey>,
+    ) -> PkiResult<Authority> {
+        let cert = openssl::x509::X509::from_der(&cert_der)?;
+        if key.public_key_der() != cert.public_key()?.public_key_to_der()?.as_slice() {
+            return Err(PkiError::Build(format!(
+                "{name}: key does not match certificate"
+            )));
+        }
+        let subject = Authority::unit(profiles, name)?;
+        let expected = subject.distinguished_name()?;
+        // The issuer name written into new certificates must be byte-identical to the CA's
+        // subject, or chains break; a profile edit after `pki init` would do that.
+        let mut probe = CertificateParams::default();
+        probe.distinguished_name = expected;
+        probe.serial_number = Some(SerialNumber::from(1u64));
+        let probe_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
+        let probe_cert = probe.self_signed(&RcgenKey(&probe_key))?;
+        let probe_x509 = openssl::x509::X509::from_der(probe_cert.der())?;
+        if probe_x509.subject_name().to_der()? != cert.subject_name().to_der()? {
+            return Err(PkiError::Build(format!(
+                "{name}: the certificate's subject no longer matches certs/profiles.toml"
+            )));
+        }
+        Ok(Authority {
+            name: name.to_owned(),
+            cert_der,
+            key,
+            subject,
         })
     }
 }

@@ -5,14 +5,16 @@
 
 use super::{Caller, Error, Services};
 use crate::audit;
+use crate::config::KeyCustody;
 use crate::config::{Config, Mode};
 use crate::domain::Role;
 use crate::pki::ca::{self, IssuedCertificate, Revoked, Subject};
-use crate::pki::{Hierarchy, Profiles, SoftwareKey};
+use crate::pki::{Hierarchy, Profiles, SigningKey, SoftwareKey};
 use crate::store::{CertificateRecord, NewAuditEvent};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -23,16 +25,20 @@ pub const UNITS: [(&str, &str); 2] = [
 ];
 
 pub struct PkiState {
-    /// The time-stamping unit, loaded on first use (decrypting a key costs a key derivation).
-    tsa: std::sync::OnceLock<TsaUnit>,
     pub profiles: Profiles,
     pub hierarchy: Hierarchy,
+    /// Where the public CA certificates are also written for tools (`root.pem` for `verify`);
+    /// nothing is read back from there.
     pub dir: PathBuf,
     pub crl_base: String,
     pub crl_validity: time::Duration,
-    kek: Vec<u8>,
-    /// Serialises the issuance of keys kept in the PKI directory on first use (organisation
-    /// seals) within this instance; other instances are kept apart by the files themselves.
+    custody: Custody,
+    /// The time-stamping unit as the signing paths use it.
+    tsa: std::sync::OnceLock<TsaUnit>,
+    /// Units and seals loaded from the database (certificate and key), by name.
+    units: std::sync::RwLock<std::collections::HashMap<String, Arc<Unit>>>,
+    /// Serialises first-use issuance of an organisation's seal within this instance (across
+    /// instances the database keeps the first one stored).
     pub issuing: tokio::sync::Mutex<()>,
 }
 
@@ -41,6 +47,103 @@ impl std::fmt::Debug for PkiState {
         f.debug_struct("PkiState")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// A certificate of this installation with its private key, wherever that lives.
+pub struct Unit {
+    pub cert: Vec<u8>,
+    pub key: Arc<dyn SigningKey>,
+}
+
+/// Where long-lived private keys are made and kept (`pki.custody`).
+enum Custody {
+    /// Encrypted PKCS#8 in the database, under the key-encryption key.
+    Software { kek: Vec<u8> },
+    /// Non-extractable keys on a PKCS#11 token shared by every instance; the database keeps
+    /// their labels.
+    Pkcs11 {
+        token: crate::pki::pkcs11::TokenRef,
+        kek: Vec<u8>,
+    },
+}
+
+impl Custody {
+    fn kek(&self) -> &[u8] {
+        match self {
+            Custody::Software { kek } | Custody::Pkcs11 { kek, .. } => kek,
+        }
+    }
+
+    /// A new key for `name`, and how to find it again.
+    fn generate(
+        &self,
+        name: &str,
+        algorithm: crate::pki::KeyAlgorithm,
+    ) -> anyhow::Result<(Arc<dyn SigningKey>, StoredKey)> {
+        Ok(match self {
+            Custody::Software { kek } => {
+                let key = SoftwareKey::generate(algorithm)?;
+                let pem = key.to_encrypted_pem(kek)?;
+                (Arc::new(key), StoredKey::Software(pem))
+            }
+            Custody::Pkcs11 { token, .. } => {
+                // A fresh label each time: a token may hold keys of an earlier installation.
+                let mut rnd = [0u8; 6];
+                openssl::rand::rand_bytes(&mut rnd)?;
+                let label = format!("vw-{name}-{}", audit::hex(&rnd));
+                let key = crate::pki::pkcs11::Pkcs11Key::generate(token, &label, algorithm)
+                    .with_context(|| format!("generating {name}'s key on the token"))?;
+                (Arc::new(key), StoredKey::Pkcs11(label))
+            }
+        })
+    }
+
+    /// The key a stored object refers to.
+    fn open(&self, o: &crate::store::PkiObject) -> anyhow::Result<Arc<dyn SigningKey>> {
+        match o.key_kind.as_str() {
+            "software" => {
+                let pem = o
+                    .key_pem
+                    .as_deref()
+                    .context("a software key without its PEM")?;
+                Ok(Arc::new(SoftwareKey::from_encrypted_pem(pem, self.kek())?))
+            }
+            "pkcs11" => {
+                let Custody::Pkcs11 { token, .. } = self else {
+                    bail!(
+                        "{} is kept on a PKCS#11 token: configure pki.pkcs11",
+                        o.name
+                    );
+                };
+                let label = o
+                    .key_label
+                    .as_deref()
+                    .context("a token key without its label")?;
+                Ok(Arc::new(crate::pki::pkcs11::Pkcs11Key::open(token, label)?))
+            }
+            other => bail!("{}: unknown key kind `{other}`", o.name),
+        }
+    }
+}
+
+enum StoredKey {
+    Software(Vec<u8>),
+    Pkcs11(String),
+}
+
+fn object(name: &str, cert_der: &[u8], key: StoredKey) -> crate::store::PkiObject {
+    let (kind, label, pem) = match key {
+        StoredKey::Software(pem) => ("software", None, Some(pem)),
+        StoredKey::Pkcs11(label) => ("pkcs11", Some(label), None),
+    };
+    crate::store::PkiObject {
+        name: name.to_owned(),
+        cert_der: cert_der.to_vec(),
+        key_kind: kind.into(),
+        key_label: label,
+        key_pem: pem,
+        created_at: OffsetDateTime::now_utc(),
     }
 }
 
@@ -70,62 +173,207 @@ fn key_encryption_key(cfg: &Config) -> anyhow::Result<Vec<u8>> {
     Ok(std::fs::read(&path)?.trim_ascii().to_vec())
 }
 
+fn custody(cfg: &Config) -> anyhow::Result<Custody> {
+    let kek = key_encryption_key(cfg)?;
+    Ok(match cfg.pki.custody {
+        KeyCustody::Software => Custody::Software { kek },
+        KeyCustody::Pkcs11 => {
+            let p = cfg
+                .pki
+                .pkcs11
+                .as_ref()
+                .context("pki.custody is pkcs11 but pki.pkcs11 is not configured")?;
+            Custody::Pkcs11 {
+                token: crate::pki::pkcs11::TokenRef {
+                    module: p.module.clone(),
+                    token_label: p.token_label.clone(),
+                    pin: p.pin.expose().to_owned(),
+                },
+                kek,
+            }
+        }
+    })
+}
+
 impl PkiState {
-    /// Loads the hierarchy from the PKI directory, or creates it when `create` is set and none
-    /// exists. Returns whether it was created.
-    pub fn load_or_init(cfg: &Config, create: bool) -> anyhow::Result<(PkiState, bool)> {
+    /// Opens the hierarchy stored in the database; a hierarchy kept as files in the PKI
+    /// directory by an earlier version is moved into the database (its keys stay software
+    /// keys); with `create` and nothing stored, a new hierarchy is made under the configured
+    /// custody. Returns whether it was created.
+    pub async fn open(
+        cfg: &Config,
+        store: &dyn crate::store::Store,
+        create: bool,
+    ) -> anyhow::Result<(PkiState, bool)> {
         let dir = cfg.pki_dir();
-        let kek = key_encryption_key(cfg)?;
+        let custody = custody(cfg)?;
         let profiles = Profiles::builtin();
         let crl_base = format!("{}/pki/crl", cfg.public_url());
-        let (hierarchy, created) = if dir.join("root.pem").exists() {
-            (
-                Hierarchy::load(&dir, &kek, &profiles).context("loading the CA hierarchy")?,
-                false,
-            )
-        } else if create {
-            let now = OffsetDateTime::now_utc();
-            let (h, keys) = Hierarchy::create(&profiles, cfg.pki.key_algorithm, now, &crl_base)?;
-            h.save(&dir, &keys, &kek)?;
-            (h, true)
-        } else {
-            bail!(
-                "no CA hierarchy in {}: run `virtual-window pki init` (with pki.dir and pki.key_encryption_key configured)",
-                dir.display()
-            );
+        let mut created = false;
+        if store.pki_object("root").await?.is_none() {
+            if dir.join("root.pem").exists() {
+                import_files(&dir, custody.kek(), &profiles, store).await?;
+            } else if create {
+                let now = OffsetDateTime::now_utc();
+                let mut stored = Vec::new();
+                let hierarchy = Hierarchy::create_with(&profiles, now, &crl_base, |name| {
+                    let (key, how) = custody
+                        .generate(name, cfg.pki.key_algorithm)
+                        .map_err(|e| crate::pki::PkiError::Build(format!("{e:#}")))?;
+                    stored.push((name.to_owned(), how));
+                    Ok(key)
+                })?;
+                // All or nothing, the root first: of two instances creating at once, one
+                // hierarchy is stored whole and the other is dropped.
+                let rows: Vec<_> = stored
+                    .into_iter()
+                    .map(|(name, how)| {
+                        let cert = &hierarchy.authority(&name).expect("just made").cert_der;
+                        object(&name, cert, how)
+                    })
+                    .collect();
+                created = store.insert_pki_objects(&rows).await?;
+            } else {
+                bail!(
+                    "no CA hierarchy in the database: run `virtual-window pki init` (with pki.key_encryption_key{} configured)",
+                    if cfg.pki.custody == KeyCustody::Pkcs11 {
+                        " and pki.pkcs11"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        let load = async |name: &str| -> anyhow::Result<crate::pki::ca::Authority> {
+            let o = store
+                .pki_object(name)
+                .await?
+                .with_context(|| format!("the CA `{name}` is missing from the database"))?;
+            let key = custody.open(&o)?;
+            Ok(crate::pki::ca::Authority::checked(
+                &profiles, name, o.cert_der, key,
+            )?)
         };
+        let mut issuing = Vec::new();
+        for name in Hierarchy::names().skip(1) {
+            issuing.push(load(name).await?);
+        }
+        let hierarchy = Hierarchy {
+            root: load("root").await?,
+            issuing,
+        };
+        // The public certificates, for tools on this machine (`verify` trusts root.pem).
+        if std::fs::create_dir_all(&dir).is_ok() {
+            for a in std::iter::once(&hierarchy.root).chain(hierarchy.issuing.iter()) {
+                let _ = std::fs::write(dir.join(format!("{}.pem", a.name)), a.cert_pem());
+            }
+        }
         Ok((
             PkiState {
-                tsa: std::sync::OnceLock::new(),
                 profiles,
                 hierarchy,
                 dir,
                 crl_base,
                 crl_validity: time::Duration::hours(cfg.pki.crl_validity_hours.max(1) as i64),
-                kek,
+                custody,
+                tsa: std::sync::OnceLock::new(),
+                units: Default::default(),
                 issuing: tokio::sync::Mutex::new(()),
             },
             created,
         ))
     }
 
-    pub fn unit_key_path(&self, unit: &str) -> PathBuf {
-        self.dir.join(format!("{unit}.key.pem"))
+    /// A unit or seal already loaded in this instance.
+    pub fn loaded(&self, name: &str) -> Option<Arc<Unit>> {
+        self.units.read().ok()?.get(name).cloned()
     }
 
-    /// The key of one of the service's units (the TSA, the centre's seal).
-    pub fn unit_key(&self, unit: &str) -> anyhow::Result<SoftwareKey> {
-        Ok(SoftwareKey::load(&self.unit_key_path(unit), &self.kek)?)
+    /// A unit or seal from the database (kept once loaded); `None` when none is stored.
+    pub async fn unit(
+        &self,
+        store: &dyn crate::store::Store,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<Unit>>> {
+        if let Some(u) = self.loaded(name) {
+            return Ok(Some(u));
+        }
+        let Some(o) = store.pki_object(name).await? else {
+            return Ok(None);
+        };
+        let key = self.custody.open(&o)?;
+        let unit = Arc::new(Unit {
+            cert: o.cert_der,
+            key,
+        });
+        if let Ok(mut map) = self.units.write() {
+            map.insert(name.to_owned(), unit.clone());
+        }
+        Ok(Some(unit))
     }
 
-    pub fn unit_cert(&self, unit: &str) -> anyhow::Result<Vec<u8>> {
-        let pem = std::fs::read(self.dir.join(format!("{unit}.pem")))?;
-        Ok(openssl::x509::X509::from_pem(&pem)?.to_der()?)
+    /// A new key under the configured custody for `name`, and the row that will refer to it.
+    fn new_key(
+        &self,
+        name: &str,
+        algorithm: crate::pki::KeyAlgorithm,
+    ) -> anyhow::Result<(Arc<dyn SigningKey>, StoredKey)> {
+        self.custody.generate(name, algorithm)
     }
 
+    /// Stores `cert` with its key unless another instance stored `name` first; then loads
+    /// whichever is stored.
+    async fn store_unit(
+        &self,
+        store: &dyn crate::store::Store,
+        name: &str,
+        cert: &[u8],
+        key: StoredKey,
+    ) -> anyhow::Result<(bool, Arc<Unit>)> {
+        let won = store.insert_pki_object(&object(name, cert, key)).await?;
+        let unit = self
+            .unit(store, name)
+            .await?
+            .with_context(|| format!("{name} vanished"))?;
+        Ok((won, unit))
+    }
+
+    /// Exports a software key (encrypted under the key-encryption key) for a party outside.
     pub fn save_key(&self, path: &Path, key: &SoftwareKey) -> anyhow::Result<()> {
-        Ok(key.save(path, &self.kek)?)
+        Ok(key.save(path, self.custody.kek())?)
     }
+}
+
+/// Moves a hierarchy and units kept as files (before key custody in the database) into the
+/// database.
+async fn import_files(
+    dir: &Path,
+    kek: &[u8],
+    profiles: &Profiles,
+    store: &dyn crate::store::Store,
+) -> anyhow::Result<()> {
+    Hierarchy::load(dir, kek, profiles).context("loading the CA hierarchy files")?;
+    let mut names: Vec<String> = Hierarchy::names().skip(1).map(str::to_owned).collect();
+    for entry in std::fs::read_dir(dir)? {
+        let file = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(unit) = file.strip_suffix(".key.pem")
+            && !Hierarchy::names().any(|n| n == unit)
+            && dir.join(format!("{unit}.pem")).exists()
+        {
+            names.push(unit.to_owned());
+        }
+    }
+    names.push("root".into());
+    for name in names {
+        let pem = std::fs::read(dir.join(format!("{name}.pem")))?;
+        let cert = openssl::x509::X509::from_pem(&pem)?.to_der()?;
+        let key_pem = std::fs::read(dir.join(format!("{name}.key.pem")))?;
+        store
+            .insert_pki_object(&object(&name, &cert, StoredKey::Software(key_pem)))
+            .await?;
+    }
+    tracing::info!(dir = %dir.display(), "moved the PKI files into the database");
+    Ok(())
 }
 
 fn subject_text(der: &[u8]) -> String {
@@ -191,7 +439,7 @@ pub async fn bootstrap(s: &Services) -> Result<(), Error> {
             .await?;
     }
     for (unit, ca_name) in UNITS {
-        let key = SoftwareKey::generate(s.config.pki.key_algorithm).context("unit key")?;
+        let (key, stored) = pki.new_key(unit, s.config.pki.key_algorithm)?;
         let subject = match unit {
             "tsa" => Subject::Unit {
                 common_name: "虚拟窗口时间戳服务".into(),
@@ -209,19 +457,72 @@ pub async fn bootstrap(s: &Services) -> Result<(), Error> {
             pki.hierarchy.authority(ca_name).context("issuing CA")?,
             unit,
             &subject,
-            &key,
+            key.as_ref(),
             now,
             &pki.crl_base,
         )
         .context("issuing a unit certificate")?;
-        pki.save_key(&pki.unit_key_path(unit), &key)?;
-        std::fs::write(pki.dir.join(format!("{unit}.pem")), issued.pem())
-            .context("unit certificate")?;
         s.store
             .insert_certificate(&record(&issued, None, None))
             .await?;
+        pki.store_unit(s.store.as_ref(), unit, &issued.der, stored)
+            .await?;
     }
     Ok(())
+}
+
+/// The seal of an organisation under the configured custody: issued by the organisations CA on
+/// first use and stored; used from then on by every instance. When several requests (on one
+/// instance or several) use it first at once, one issuance is stored; the others' certificates
+/// are revoked as superseded and they use the stored one.
+pub async fn organisation_seal(
+    s: &Services,
+    org: &crate::store::Organisation,
+) -> Result<Arc<Unit>, Error> {
+    let name = format!("seal-{}", org.id);
+    if let Some(u) = s.pki.unit(s.store.as_ref(), &name).await? {
+        return Ok(u);
+    }
+    let _guard = s.pki.issuing.lock().await;
+    if let Some(u) = s.pki.unit(s.store.as_ref(), &name).await? {
+        return Ok(u);
+    }
+    let (key, stored) = s.pki.new_key(&name, s.config.pki.key_algorithm)?;
+    let subject = Subject::OrganisationSeal {
+        organisation: org.name.clone(),
+        uscc: org.uscc.clone().unwrap_or_default(),
+        seal_name: "合同专用章".into(),
+        seal_image_sha256: None,
+    };
+    let issued = ca::issue(
+        &s.pki.profiles,
+        s.pki
+            .hierarchy
+            .authority("organisations-ca")
+            .context("CA")?,
+        "organisation-seal",
+        &subject,
+        key.as_ref(),
+        OffsetDateTime::now_utc(),
+        &s.pki.crl_base,
+    )
+    .map_err(|e| Error::Invalid {
+        code: "certificate_refused",
+        message: format!("证书无法签发：{e}"),
+        fields: vec![],
+    })?;
+    s.store
+        .insert_certificate(&record(&issued, Some(org.id.clone()), None))
+        .await?;
+    let (won, unit) = s
+        .pki
+        .store_unit(s.store.as_ref(), &name, &issued.der, stored)
+        .await?;
+    if !won {
+        // Another instance stored its seal first: this certificate is never used.
+        let _ = revoke(s, None, &issued.serial, RevocationReason::Superseded).await;
+    }
+    Ok(unit)
 }
 
 /// Issues an organisation seal certificate for a developer, bound to the seal's image when one is
@@ -457,27 +758,33 @@ pub fn root_fingerprint(s: &Services) -> String {
     fingerprint(&s.pki.hierarchy.root.cert_der)
 }
 
-/// The key of the registration centre's seal, for the workflow that seals filed documents.
-pub fn centre_seal(s: &Services) -> anyhow::Result<(Vec<u8>, SoftwareKey)> {
-    Ok((
-        s.pki.unit_cert("centre-seal")?,
-        s.pki.unit_key("centre-seal")?,
-    ))
+/// The registration centre's seal (certificate and key), for the workflow that seals filed
+/// documents.
+pub fn centre_seal(s: &Services) -> anyhow::Result<(Vec<u8>, Arc<dyn SigningKey>)> {
+    let u = s
+        .pki
+        .loaded("centre-seal")
+        .context("the centre's seal is not loaded")?;
+    Ok((u.cert.clone(), u.key.clone()))
 }
 
 /// The time-stamping unit: its certificate, its issuing CA and its key.
 pub struct TsaUnit {
     pub cert: Vec<u8>,
     pub chain: Vec<Vec<u8>>,
-    pub key: SoftwareKey,
+    pub key: Arc<dyn SigningKey>,
 }
 
 pub fn tsa_unit(s: &Services) -> anyhow::Result<&TsaUnit> {
     if let Some(u) = s.pki.tsa.get() {
         return Ok(u);
     }
+    let loaded = s
+        .pki
+        .loaded("tsa")
+        .context("the time-stamping unit is not loaded")?;
     let unit = TsaUnit {
-        cert: s.pki.unit_cert("tsa")?,
+        cert: loaded.cert.clone(),
         chain: vec![
             s.pki
                 .hierarchy
@@ -485,9 +792,25 @@ pub fn tsa_unit(s: &Services) -> anyhow::Result<&TsaUnit> {
                 .cert_der
                 .clone(),
         ],
-        key: s.pki.unit_key("tsa")?,
+        key: loaded.key.clone(),
     };
     Ok(s.pki.tsa.get_or_init(|| unit))
+}
+
+/// Loads the service's own units (the time-stamping unit, the centre's seal) at start. An
+/// instance that lost the race to create the hierarchy waits for the winner to store them.
+pub async fn load_units(s: &Services) -> anyhow::Result<()> {
+    for (unit, _) in UNITS {
+        let mut tries = 0;
+        while s.pki.unit(s.store.as_ref(), unit).await?.is_none() {
+            tries += 1;
+            if tries > 100 {
+                bail!("the unit `{unit}` is not in the database: run `virtual-window pki init`");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Answers an RFC 3161 request (DER) with a reply (DER); a malformed request gets a rejection
@@ -499,7 +822,7 @@ pub fn timestamp(s: &Services, request: &[u8]) -> Result<Vec<u8>, Error> {
             let u = crate::pki::tsa::TimeStampUnit {
                 cert_der: &unit.cert,
                 chain: &unit.chain,
-                key: &unit.key,
+                key: unit.key.as_ref(),
             };
             Ok(
                 crate::pki::tsa::respond(&u, &req, OffsetDateTime::now_utc())
@@ -519,7 +842,7 @@ pub fn stamp_digest(unit: &TsaUnit, digest: &[u8; 32]) -> crate::pki::PkiResult<
     let u = crate::pki::tsa::TimeStampUnit {
         cert_der: &unit.cert,
         chain: &unit.chain,
-        key: &unit.key,
+        key: unit.key.as_ref(),
     };
     crate::pki::tsa::token_from_response(&crate::pki::tsa::respond(
         &u,

@@ -481,7 +481,7 @@ async fn issue_certificate(
         &super::signing::Seal {
             field: "centre-seal",
             cert: &cert,
-            key: &key,
+            key: key.as_ref(),
             organisation: super::contracts::CENTRE,
             purpose: super::contracts::CENTRE_SEAL,
             reason: "不动产登记",

@@ -115,7 +115,7 @@ pub async fn sign_as_person(
 pub struct Seal<'a> {
     pub field: &'a str,
     pub cert: &'a [u8],
-    pub key: &'a crate::pki::SoftwareKey,
+    pub key: &'a dyn crate::pki::SigningKey,
     pub organisation: &'a str,
     pub purpose: &'a str,
     pub reason: &'a str,

@@ -676,6 +676,55 @@ macro_rules! impl_store {
                     .rows_affected())
             }
 
+            async fn pki_object(&self, name: &str) -> $crate::store::StoreResult<Option<$crate::store::PkiObject>> {
+                Ok(sqlx::query_as(
+                    "SELECT name, cert_der, key_kind, key_label, key_pem, created_at FROM pki_objects WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_pki_object(&self, o: &$crate::store::PkiObject) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "INSERT INTO pki_objects (name, cert_der, key_kind, key_label, key_pem, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&o.name)
+                .bind(&o.cert_der)
+                .bind(&o.key_kind)
+                .bind(&o.key_label)
+                .bind(&o.key_pem)
+                .bind(o.created_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn insert_pki_objects(&self, objects: &[$crate::store::PkiObject]) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                for o in objects {
+                    let n = sqlx::query(
+                        "INSERT INTO pki_objects (name, cert_der, key_kind, key_label, key_pem, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&o.name)
+                    .bind(&o.cert_der)
+                    .bind(&o.key_kind)
+                    .bind(&o.key_label)
+                    .bind(&o.key_pem)
+                    .bind(o.created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n != 1 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn next_crl_number(&self, ca: &str, floor: i64) -> $crate::store::StoreResult<i64> {
                 let (n,): (i64,) = sqlx::query_as(
                     "INSERT INTO crl_numbers (ca, number) VALUES ($1, $2) \

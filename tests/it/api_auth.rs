@@ -311,7 +311,10 @@ async fn rotated_keys_keep_old_tokens_valid() {
     ];
     let keyring = virtual_window::services::tokens::Keyring::load(&cfg).unwrap();
     assert_eq!(keyring.signing_kid(), "key-b");
-    let (pki, _) = virtual_window::services::pki::PkiState::load_or_init(&cfg, false).unwrap();
+    let (pki, _) =
+        virtual_window::services::pki::PkiState::open(&cfg, app.services.store.as_ref(), false)
+            .await
+            .unwrap();
     let services = virtual_window::services::Services::new(
         std::sync::Arc::new(cfg),
         app.services.store.clone(),
@@ -319,6 +322,9 @@ async fn rotated_keys_keep_old_tokens_valid() {
         pki,
     )
     .unwrap();
+    virtual_window::services::pki::load_units(&services)
+        .await
+        .unwrap();
     let rotated = TestApp {
         router: virtual_window::app(virtual_window::AppState::new(services.clone())),
         services,

@@ -1728,8 +1728,7 @@ async fn buyers_are_invited_by_code(db: Db) {
     assert_ne!(fresh[0]["code"], zhang_code);
 }
 
-/// The first seals of a developer, at the same moment on two instances sharing the PKI
-/// directory: one organisation seal is issued and kept (the other issuance revoked as
+/// The first seals of a developer, at the same moment on two instances sharing the database: one organisation seal is issued and kept (the other issuance revoked as
 /// superseded), and both contracts carry that seal and verify.
 async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
     let Some(app) = spawn_app(db).await else {
@@ -1763,13 +1762,14 @@ async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
     }
     let mut certs = std::collections::HashSet::new();
     for c in calls {
-        let (cert, key) = c.await.unwrap();
-        let x = openssl::x509::X509::from_der(&cert).unwrap();
-        assert!(
-            x.public_key().unwrap().public_eq(key.pkey()),
+        let seal = c.await.unwrap();
+        let x = openssl::x509::X509::from_der(&seal.cert).unwrap();
+        assert_eq!(
+            x.public_key().unwrap().public_key_to_der().unwrap(),
+            seal.key.public_key_der(),
             "key and certificate paired"
         );
-        certs.insert(cert);
+        certs.insert(seal.cert.clone());
     }
     assert_eq!(certs.len(), 1, "one organisation seal");
     let router2 = virtual_window::app(virtual_window::AppState::new(second));

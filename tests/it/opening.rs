@@ -329,7 +329,207 @@ async fn sign_in_limits_hold_across_instances(db: Db) {
     );
 }
 
+/// Key custody on a PKCS#11 token: the whole hierarchy, the units and the seals are keys on
+/// the token (the database holds their labels); two instances share the token and the database
+/// and both seal, with the one organisation seal issued on first use.
+async fn two_instances_share_one_token_and_both_seal(db: Db) {
+    let Some(token) = crate::pki::hsm::token() else {
+        return;
+    };
+    let pkcs11 = virtual_window::config::Pkcs11Config {
+        module: token.module.clone(),
+        token_label: token.token_label.clone(),
+        pin: virtual_window::config::Secret::new(token.pin.clone()),
+    };
+    let Some(app) = spawn_app_with(db, |c| {
+        c.pki.custody = virtual_window::config::KeyCustody::Pkcs11;
+        c.pki.pkcs11 = Some(pkcs11.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    for name in [
+        "root",
+        "people-ca",
+        "organisations-ca",
+        "timestamping-ca",
+        "tsa",
+        "centre-seal",
+    ] {
+        let o = app.services.store.pki_object(name).await.unwrap().unwrap();
+        assert_eq!(o.key_kind, "pkcs11", "{name} is on the token");
+        assert!(o.key_pem.is_none() && o.key_label.is_some());
+    }
+    let second = second_instance(&app).await;
+    let router2 = virtual_window::app(virtual_window::AppState::new(second.clone()));
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let free: Vec<_> = crate::contracts::units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
+        .take(2)
+        .collect();
+    let mut ids = Vec::new();
+    for u in &free {
+        let r = app
+            .post(
+                "/api/v1/contracts",
+                Some(&drafter),
+                crate::contracts::draft_for(u),
+            )
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let r = app
+            .post(
+                &format!("/api/v1/contracts/{id}/confirm"),
+                Some(&confirmer),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        for who in ["buyer-zhang", "buyer-li"] {
+            let r = crate::contracts::act(&app, who, &id, "sign_contract", "sign").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        ids.push(id);
+    }
+    // One seal through each instance.
+    for (i, id) in ids.iter().enumerate() {
+        let (token, body) =
+            crate::contracts::intent_for(&app, "yj-confirmer", id, "seal_contract").await;
+        let router = if i == 0 {
+            app.router.clone()
+        } else {
+            router2.clone()
+        };
+        use tower::ServiceExt as _;
+        let res = router
+            .oneshot(
+                axum::http::Request::post(format!("/api/v1/contracts/{id}/seal"))
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "instance {} sealed", i + 1);
+    }
+    let org = app
+        .services
+        .store
+        .organisation_by_uscc("91441900MA4W0L7N36")
+        .await
+        .unwrap()
+        .unwrap();
+    let seal = app
+        .services
+        .store
+        .pki_object(&format!("seal-{}", org.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seal.key_kind, "pkcs11",
+        "the organisation's seal key is on the token"
+    );
+    let mut serials = Vec::new();
+    for id in &ids {
+        let sigs = app.services.store.contract_signatures(id).await.unwrap();
+        serials.push(
+            sigs.iter()
+                .find(|x| x.kind == "organisation_seal")
+                .unwrap()
+                .certificate_serial
+                .clone(),
+        );
+        // Whatever instance sealed it, the reviewer's checks (every signature verified against
+        // the root on the token) pass.
+        let r = app
+            .get(
+                &format!("/api/v1/contracts/{id}/checks"),
+                Some(&app.token("rc-first").await),
+            )
+            .await;
+        assert_eq!(r.body["current"]["passed"], true, "{}", r.text);
+    }
+    assert_eq!(serials[0], serials[1], "one seal for the organisation");
+}
+
+/// An installation whose PKI was kept as files (before custody in the database) moves it into
+/// the database on its first start, and keeps using the same root and units.
+async fn pki_files_move_into_the_database(db: Db) {
+    use virtual_window::pki::ca::{self, Subject};
+    use virtual_window::pki::{Hierarchy, KeyAlgorithm, Profiles, SoftwareKey};
+    let Some(t) = crate::helpers::test_db(db).await else {
+        return;
+    };
+    let mut cfg = crate::helpers::test_config(&t);
+    let kek = "a key-encryption key of at least thirty-two characters";
+    cfg.pki.key_encryption_key = Some(virtual_window::config::Secret::new(kek));
+    let dir = cfg.pki_dir();
+    let profiles = Profiles::builtin();
+    let now = time::OffsetDateTime::now_utc();
+    let (h, keys) = Hierarchy::create(
+        &profiles,
+        KeyAlgorithm::EcdsaP256,
+        now,
+        "http://127.0.0.1/pki/crl",
+    )
+    .unwrap();
+    h.save(&dir, &keys, kek.as_bytes()).unwrap();
+    for (unit, ca_name) in virtual_window::services::pki::UNITS {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let subject = Subject::Unit {
+            common_name: format!("legacy {unit}"),
+            organisation: ca::OPERATOR.into(),
+        };
+        let subject = if unit == "tsa" {
+            subject
+        } else {
+            Subject::OrganisationSeal {
+                organisation: "东莞市不动产登记中心".into(),
+                uscc: "12441900MB2C92110F".into(),
+                seal_name: "不动产登记专用章".into(),
+                seal_image_sha256: None,
+            }
+        };
+        let issued = ca::issue(
+            &profiles,
+            h.authority(ca_name).unwrap(),
+            unit,
+            &subject,
+            &key,
+            now,
+            "http://127.0.0.1/pki/crl",
+        )
+        .unwrap();
+        key.save(&dir.join(format!("{unit}.key.pem")), kek.as_bytes())
+            .unwrap();
+        std::fs::write(dir.join(format!("{unit}.pem")), issued.pem()).unwrap();
+    }
+    let s = virtual_window::server::prepare(Arc::new(cfg))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pki.hierarchy.root.cert_der, h.root.cert_der,
+        "the same root"
+    );
+    for name in ["root", "people-ca", "tsa", "centre-seal"] {
+        let o = s.store.pki_object(name).await.unwrap().unwrap();
+        assert_eq!(o.key_kind, "software");
+    }
+    // The units work: a time stamp from the moved unit.
+    let (req, _) = virtual_window::pki::tsa::request(&[7u8; 32], true).unwrap();
+    let reply = virtual_window::services::pki::timestamp(&s, &req).unwrap();
+    assert!(virtual_window::pki::tsa::token_from_response(&reply).is_ok());
+}
+
 crate::on_both_databases!(
+    pki_files_move_into_the_database,
+    two_instances_share_one_token_and_both_seal,
     concurrent_sign_ins_are_bounded,
     an_abandoned_claim_expires_and_the_retry_gets_the_committed_result,
     crl_numbers_grow_across_instances,

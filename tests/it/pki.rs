@@ -813,7 +813,7 @@ mod tsa {
     }
 }
 
-mod hsm {
+pub(crate) mod hsm {
     //! The same signing test on a software key and on a non-extractable key inside SoftHSM2.
     use openssl::x509::X509;
     use std::path::PathBuf;
@@ -829,7 +829,7 @@ mod hsm {
 
     /// A fresh SoftHSM2 token for this test process. scripts/test sets VW_REQUIRE_HSM=1, and then
     /// a missing SoftHSM2 fails the test instead of skipping it.
-    fn token() -> Option<TokenRef> {
+    pub(crate) fn token() -> Option<TokenRef> {
         static TOKEN: OnceLock<Option<TokenRef>> = OnceLock::new();
         TOKEN
             .get_or_init(|| {

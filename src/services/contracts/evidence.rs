@@ -114,7 +114,7 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
         content: None,
         content_digest: openssl::sha::sha256(&manifest),
         signer_cert: &cert,
-        key: &key,
+        key: key.as_ref(),
         certificates: vec![cert.clone(), orgs_ca],
         signing_time: Some(now),
         unsigned_attributes: vec![],

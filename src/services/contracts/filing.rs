@@ -130,7 +130,7 @@ pub async fn approve_filing(
                 &crate::services::signing::Seal {
                     field: "centre-seal",
                     cert: &cert,
-                    key: &key,
+                    key: key.as_ref(),
                     organisation: CENTRE,
                     purpose: CENTRE_SEAL,
                     reason: "备案",

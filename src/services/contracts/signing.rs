@@ -149,75 +149,13 @@ pub async fn sign_as_buyer(
     view_for(s, caller, &c2).await
 }
 
-/// The developer's seal certificate and key: issued on first use by the organisations CA and
-/// kept (encrypted) in the PKI directory beside the service's own units.
-///
-/// First use can come from several requests at once (an opening day: every confirmer seals),
-/// on one instance or several sharing the PKI directory. One issuance must win, or a key and a
-/// certificate from different issuances would be paired: within the instance a lock serialises
-/// issuers; across instances the key file is created with a hard link, which fails if another
-/// instance got there first — the loser discards (and revokes) its own and uses the winner's.
+/// The developer's seal (certificate and key, under the configured custody): issued on first
+/// use, shared by every instance through the database (services::pki::organisation_seal).
 pub async fn organisation_seal(
     s: &Services,
     org: &crate::store::Organisation,
-) -> Result<(Vec<u8>, crate::pki::SoftwareKey), Error> {
-    let unit = format!("seal-{}", org.id);
-    let have = || -> Option<(Vec<u8>, crate::pki::SoftwareKey)> {
-        Some((s.pki.unit_cert(&unit).ok()?, s.pki.unit_key(&unit).ok()?))
-    };
-    if let Some(found) = have() {
-        return Ok(found);
-    }
-    let _guard = s.pki.issuing.lock().await;
-    if let Some(found) = have() {
-        return Ok(found);
-    }
-    let (issued, key) = crate::services::pki::issue_seal(
-        s,
-        Some(org.id.clone()),
-        &org.name,
-        org.uscc.as_deref().unwrap_or(""),
-        "合同专用章",
-        None,
-    )
-    .await?;
-    let key_path = s.pki.unit_key_path(&unit);
-    let cert_path = s.pki.dir.join(format!("{unit}.pem"));
-    let tmp = format!(".tmp-{}", uuid::Uuid::new_v4().simple());
-    let key_tmp = key_path.with_extension(format!("pem{tmp}"));
-    let cert_tmp = cert_path.with_extension(format!("pem{tmp}"));
-    s.pki.save_key(&key_tmp, &key)?;
-    std::fs::write(&cert_tmp, issued.pem()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // The key file is the commit point (a hard link never replaces an existing file); the
-    // certificate follows it, and readers wait for both.
-    let won = std::fs::hard_link(&key_tmp, &key_path).is_ok();
-    if won {
-        std::fs::rename(&cert_tmp, &cert_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let _ = std::fs::remove_file(&key_tmp);
-    let _ = std::fs::remove_file(&cert_tmp);
-    if won {
-        return Ok((issued.der, key));
-    }
-    // Another instance won: its certificate follows its key within moments.
-    let _ = crate::services::pki::revoke(
-        s,
-        None,
-        &issued.serial,
-        crate::services::pki::RevocationReason::Superseded,
-    )
-    .await;
-    for _ in 0..50 {
-        if let Some(found) = have() {
-            return Ok(found);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err(anyhow::anyhow!(
-        "the organisation seal of {} is incomplete in the PKI directory",
-        org.id
-    )
-    .into())
+) -> Result<std::sync::Arc<crate::services::pki::Unit>, Error> {
+    crate::services::pki::organisation_seal(s, org).await
 }
 
 /// The developer's confirmer seals the contract every buyer signed (after their own identity
@@ -250,7 +188,8 @@ pub async fn seal(
         .organisation(&c.developer_id)
         .await?
         .ok_or_else(|| Error::not_found("开发企业"))?;
-    let (cert, key) = organisation_seal(s, &org).await?;
+    let seal = organisation_seal(s, &org).await?;
+    let (cert, key) = (seal.cert.clone(), seal.key.clone());
     let sealed = signature_step(
         s,
         caller,
@@ -263,7 +202,7 @@ pub async fn seal(
                 &crate::services::signing::Seal {
                     field: "seller-seal",
                     cert: &cert,
-                    key: &key,
+                    key: key.as_ref(),
                     organisation: &org.name,
                     purpose: "合同专用章",
                     reason: "出卖人盖章",
