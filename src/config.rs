@@ -122,11 +122,25 @@ pub struct AuthConfig {
     pub hash_wait_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, Default)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocumentsConfig {
     /// A CJK font file (.ttc/.otf/.ttf) to use instead of the bundled Noto Serif CJK SC.
     pub font_path: Option<PathBuf>,
+    /// Documents rendered or signed at once (0: one per core); a request waits at most
+    /// `wait_ms` for its turn, then is answered 503 with `Retry-After`.
+    pub concurrency: usize,
+    pub wait_ms: u64,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            font_path: None,
+            concurrency: 0,
+            wait_ms: 10_000,
+        }
+    }
 }
 
 /// The contract workflow and its scheduled jobs.

@@ -44,8 +44,10 @@ pub struct Services {
     pub font: Option<crate::pdf::font::Font>,
     /// The identity provider and the keys protecting personal data.
     pub identity: Arc<identity::IdentityState>,
-    /// Concurrent verifications of uploaded PDFs (CPU-bound, public).
-    pub verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Verifications of uploaded PDFs at once (CPU-bound, public).
+    pub verifying: Arc<work::Bounded>,
+    /// Renderings and signatures of documents at once (CPU-bound).
+    pub documents: Arc<work::Bounded>,
     /// The webhook client of the notification outbox.
     pub notifier: Arc<notifications::Notifier>,
     /// Password hashes at once (each Argon2id hash holds 19 MiB while it runs).
@@ -72,8 +74,15 @@ impl Services {
         Ok(Services {
             notifier: Arc::new(notifications::Notifier::new(&config.notifications)?),
             identity: Arc::new(identity),
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+            verifying: Arc::new(work::Bounded::new(
+                "verification",
                 cores * verification::SLOTS_PER_CORE,
+                std::time::Duration::from_millis(500),
+            )),
+            documents: Arc::new(work::Bounded::new(
+                "documents",
+                config.documents.concurrency,
+                std::time::Duration::from_millis(config.documents.wait_ms),
             )),
             hashing: Arc::new(work::Bounded::new(
                 "password hashing",

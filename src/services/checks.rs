@@ -433,13 +433,19 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
                 "签署的文件不是本服务按合同数据生成的文件。",
             );
         } else if let Some(font) = s.font.as_ref() {
-            match super::documents::render_contract(
-                font,
-                super::documents::CONTRACT_TEMPLATE,
-                d,
-                &snap.public_url,
-                &snap.created,
-            ) {
+            let rendered = s
+                .documents
+                .run_here(|| {
+                    super::documents::render_contract(
+                        font,
+                        super::documents::CONTRACT_TEMPLATE,
+                        d,
+                        &snap.public_url,
+                        &snap.created,
+                    )
+                })
+                .await?;
+            match rendered {
                 Ok(r) if crate::audit::hex(&openssl::sha::sha256(&r.pdf)) == snap.document_sha256 => {}
                 Ok(_) => sh.add(
                     9,

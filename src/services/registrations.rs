@@ -473,7 +473,12 @@ async fn issue_certificate(
     let created = local
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let doc = super::documents::render_registration_certificate(font, &data, &public, &created)?;
+    let doc = s
+        .documents
+        .run_here(|| {
+            super::documents::render_registration_certificate(font, &data, &public, &created)
+        })
+        .await??;
     let (cert, key) = super::pki::centre_seal(s)?;
     let sealed = super::signing::seal_document(
         s,
@@ -488,7 +493,7 @@ async fn issue_certificate(
             certify: Some(1),
         },
         now,
-    )?;
+    ).await?;
     let sha = super::contracts::hex(&openssl::sha::sha256(&sealed));
     super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
     // The advance notice lapses its legal period after ownership registration became possible,

@@ -71,35 +71,37 @@ pub async fn sign_as_person(
     let now = OffsetDateTime::now_utc();
     let shown = now.to_offset(time::macros::offset!(+8));
     let timestamp = |digest: &[u8; 32]| super::pki::stamp_digest(tsa, digest);
-    let pdf = sign(
-        pdf,
-        &SignOptions {
-            field,
-            signer_cert: &cert.der,
-            chain: vec![people],
-            key: &key,
-            time: now,
-            reason: Some("买受人签署"),
-            reserve: 0,
-            timestamper: Some(&timestamp),
-            certify,
-            visible: Some((
-                font,
-                Visible::Signature {
-                    name: v.subject_name.clone(),
-                    time: format!(
-                        "{:04}-{:02}-{:02} {:02}:{:02}",
-                        shown.year(),
-                        u8::from(shown.month()),
-                        shown.day(),
-                        shown.hour(),
-                        shown.minute()
-                    ),
-                },
-            )),
-        },
-    )
-    .map_err(|e| Error::Invalid {
+    let signed = s.documents.run_here(|| {
+        sign(
+            pdf,
+            &SignOptions {
+                field,
+                signer_cert: &cert.der,
+                chain: vec![people],
+                key: &key,
+                time: now,
+                reason: Some("买受人签署"),
+                reserve: 0,
+                timestamper: Some(&timestamp),
+                certify,
+                visible: Some((
+                    font,
+                    Visible::Signature {
+                        name: v.subject_name.clone(),
+                        time: format!(
+                            "{:04}-{:02}-{:02} {:02}:{:02}",
+                            shown.year(),
+                            u8::from(shown.month()),
+                            shown.day(),
+                            shown.hour(),
+                            shown.minute()
+                        ),
+                    },
+                )),
+            },
+        )
+    });
+    let pdf = signed.await?.map_err(|e| Error::Invalid {
         code: "signing_failed",
         message: format!("签名失败：{e}"),
         fields: vec![],
@@ -125,7 +127,7 @@ pub struct Seal<'a> {
 
 /// Applies a red round seal (PAdES B-T, time-stamped by this installation's unit) in the
 /// prepared field `seal.field`. Both seal certificates are issued by the organisations CA.
-pub fn seal_document(
+pub async fn seal_document(
     s: &Services,
     pdf: &[u8],
     seal: &Seal<'_>,
@@ -144,30 +146,34 @@ pub fn seal_document(
         .cert_der
         .clone();
     let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
-    sign(
-        pdf,
-        &SignOptions {
-            field: seal.field,
-            signer_cert: seal.cert,
-            chain: vec![orgs_ca],
-            key: seal.key,
-            time: now,
-            reason: Some(seal.reason),
-            reserve: 0,
-            timestamper: Some(&stamp),
-            certify: seal.certify,
-            visible: Some((
-                font,
-                Visible::Seal {
-                    organisation: seal.organisation.into(),
-                    purpose: seal.purpose.into(),
+    s.documents
+        .run_here(|| {
+            sign(
+                pdf,
+                &SignOptions {
+                    field: seal.field,
+                    signer_cert: seal.cert,
+                    chain: vec![orgs_ca],
+                    key: seal.key,
+                    time: now,
+                    reason: Some(seal.reason),
+                    reserve: 0,
+                    timestamper: Some(&stamp),
+                    certify: seal.certify,
+                    visible: Some((
+                        font,
+                        Visible::Seal {
+                            organisation: seal.organisation.into(),
+                            purpose: seal.purpose.into(),
+                        },
+                    )),
                 },
-            )),
-        },
-    )
-    .map_err(|e| Error::Invalid {
-        code: "signing_failed",
-        message: format!("签章失败：{e}"),
-        fields: vec![],
-    })
+            )
+        })
+        .await?
+        .map_err(|e| Error::Invalid {
+            code: "signing_failed",
+            message: format!("签章失败：{e}"),
+            fields: vec![],
+        })
 }

@@ -14,25 +14,29 @@ use openssl::x509::X509;
 pub const SLOTS_PER_CORE: usize = 2;
 
 pub async fn verify_pdf(s: &Services, bytes: Bytes) -> Result<Report, Error> {
-    let _slot = s
-        .verify_slots
-        .try_acquire()
-        .map_err(|_| Error::Unavailable {
-            code: "verifier_busy",
-            message: "核验服务繁忙，请稍后再试。".into(),
-        })?;
     let trust = vec![X509::from_der(&s.pki.hierarchy.root.cert_der).context("root certificate")?];
-    let outcome = tokio::task::spawn_blocking(move || {
-        verify::verify(
-            &bytes,
-            &Options {
-                trust,
-                now: time::OffsetDateTime::now_utc(),
+    let outcome = s
+        .verifying
+        .run(move || {
+            verify::verify(
+                &bytes,
+                &Options {
+                    trust,
+                    now: time::OffsetDateTime::now_utc(),
+                },
+            )
+        })
+        .await
+        .map_err(|e| match e {
+            Error::Busy {
+                retry_after_secs, ..
+            } => Error::Busy {
+                code: "verifier_busy",
+                message: "核验服务繁忙，请稍后再试。".into(),
+                retry_after_secs,
             },
-        )
-    })
-    .await
-    .context("verifier task")?;
+            other => other,
+        })?;
     outcome.map_err(|e| Error::Invalid {
         code: "not_a_pdf",
         message: format!("上传的文件不是可读的 PDF：{}", e.0),

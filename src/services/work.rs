@@ -35,23 +35,41 @@ impl Bounded {
         self.peak.load(Ordering::Relaxed)
     }
 
+    async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(anyhow::anyhow!("{} slots closed", self.what).into()),
+            Err(_) => Err(Error::Busy {
+                code: "busy",
+                message: "当前办理的人较多，请稍候几秒再试。".into(),
+                retry_after_secs: 2,
+            }),
+        }
+    }
+
+    /// Runs `f` in place once a slot is free, telling the runtime this thread blocks (its other
+    /// tasks move to other threads): for work on borrowed data (a PDF being signed).
+    pub async fn run_here<T>(&self, f: impl FnOnce() -> T) -> Result<T, Error> {
+        let _permit = self.acquire().await?;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let out = if multi {
+            tokio::task::block_in_place(f)
+        } else {
+            f()
+        };
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(out)
+    }
+
     /// Runs `f` on the blocking pool once a slot is free.
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await
-        {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(anyhow::anyhow!("{} slots closed", self.what).into()),
-            Err(_) => {
-                return Err(Error::Busy {
-                    code: "busy",
-                    message: "当前办理的人较多，请稍候几秒再试。".into(),
-                    retry_after_secs: 2,
-                });
-            }
-        };
+        let permit = self.acquire().await?;
         let (running, peak) = (self.running.clone(), self.peak.clone());
         let what = self.what;
         tokio::task::spawn_blocking(move || {

@@ -523,13 +523,18 @@ pub async fn confirm(
         .to_offset(time::macros::offset!(+8))
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rendered = crate::services::documents::render_contract(
-        font,
-        crate::services::documents::CONTRACT_TEMPLATE,
-        &data,
-        &public,
-        &created,
-    )?;
+    let rendered = s
+        .documents
+        .run_here(|| {
+            crate::services::documents::render_contract(
+                font,
+                crate::services::documents::CONTRACT_TEMPLATE,
+                &data,
+                &public,
+                &created,
+            )
+        })
+        .await??;
     let sha = super::hex(&openssl::sha::sha256(&rendered.pdf));
     crate::services::materials::put(s, &sha, "application/pdf", &rendered.pdf, now).await?;
     let snapshot =

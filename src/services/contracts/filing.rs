@@ -137,19 +137,23 @@ pub async fn approve_filing(
                     certify: None,
                 },
                 now,
-            )?;
+            ).await?;
             // Long-term validation data and an archive time-stamp over everything.
-            let with_dss =
-                crate::pdf::sign::add_dss(&sealed, &certs, &crls).map_err(signing_error)?;
             let tsa = crate::services::pki::tsa_unit(s)?;
             let stamp = |d: &[u8; 32]| crate::services::pki::stamp_digest(tsa, d);
-            let archived = crate::pdf::sign::add_document_timestamp(
-                &with_dss,
-                "archive-timestamp",
-                &stamp,
-                crate::pdf::sign::TIMESTAMP_ALLOWANCE,
-            )
-            .map_err(signing_error)?;
+            let archived = s
+                .documents
+                .run_here(|| {
+                    let with_dss = crate::pdf::sign::add_dss(&sealed, &certs, &crls)?;
+                    crate::pdf::sign::add_document_timestamp(
+                        &with_dss,
+                        "archive-timestamp",
+                        &stamp,
+                        crate::pdf::sign::TIMESTAMP_ALLOWANCE,
+                    )
+                })
+                .await?
+                .map_err(signing_error)?;
             Ok(Signed {
                 pdf: archived,
                 kind: "centre_seal",

@@ -209,7 +209,7 @@ pub async fn seal(
                     certify: None,
                 },
                 OffsetDateTime::now_utc(),
-            )?;
+            ).await?;
             Ok(Signed {
                 pdf: sealed,
                 kind: "organisation_seal",
