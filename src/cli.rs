@@ -2,6 +2,7 @@
 //! `demo`, `verify`, `pki` and `render` here.
 
 mod demo;
+mod load;
 
 use crate::config::{Config, Overrides};
 use crate::server;
@@ -103,6 +104,41 @@ pub enum Command {
         /// How many of the timed flows run at once, each with its own two buyers.
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
+    },
+    /// An opening day against running instances (docs/operations.md): buyers race for units
+    /// through the HTTP API; reports latency per step, errors, and (with `--database-url`) the
+    /// outcome in the database. `--password-burst N` measures N password sign-ins at once instead.
+    Load {
+        /// The service's address (a load balancer, or one instance).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        target: String,
+        #[arg(long, default_value_t = 300)]
+        buyers: usize,
+        #[arg(long, default_value_t = 50)]
+        units: usize,
+        /// Buyers acting at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// The buyers arrive over this many seconds.
+        #[arg(long, default_value_t = 30)]
+        arrival_secs: u64,
+        /// Developer staff confirming and sealing (each seals one contract at a time).
+        #[arg(long, default_value_t = 16)]
+        confirmers: usize,
+        /// Public verification uploads during the run.
+        #[arg(long, default_value_t = 20)]
+        verifications: usize,
+        /// JSON lines of injected faults (`fault`, `start_ms`, `end_ms`), read at the end.
+        #[arg(long)]
+        fault_log: Option<PathBuf>,
+        /// Pid files of the instances, sampled for resident memory.
+        #[arg(long)]
+        pid_file: Vec<PathBuf>,
+        /// Write the summary here (it is printed too).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        password_burst: usize,
     },
     /// The certificate authority: init, issue, revoke, crl, show.
     Pki {
@@ -238,6 +274,37 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
         } => {
             std::fs::create_dir_all(&out)?;
             demo::run(&out, flows, concurrency, cfg.database_url.clone()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            target,
+            buyers,
+            units,
+            concurrency,
+            arrival_secs,
+            confirmers,
+            verifications,
+            fault_log,
+            pid_file,
+            json,
+            password_burst,
+        } => {
+            let summary = load::run(load::Options {
+                target,
+                buyers,
+                units,
+                concurrency,
+                arrival_secs,
+                confirmers,
+                verifications,
+                database_url: cfg.database_url.as_ref().map(|u| u.expose().to_owned()),
+                fault_log,
+                pid_files: pid_file,
+                json,
+                password_burst,
+            })
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::IdentityStandin {

@@ -493,6 +493,11 @@ const ENV_KEYS: &[&str] = &[
     "pki",
     "documents",
     "auto_seed",
+    "identity",
+    "workflow",
+    "notifications",
+    "sms",
+    "web",
 ];
 
 #[derive(Debug, thiserror::Error)]

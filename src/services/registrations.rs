@@ -493,7 +493,8 @@ async fn issue_certificate(
             certify: Some(1),
         },
         now,
-    ).await?;
+    )
+    .await?;
     let sha = super::contracts::hex(&openssl::sha::sha256(&sealed));
     super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
     // The advance notice lapses its legal period after ownership registration became possible,

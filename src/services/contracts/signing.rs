@@ -209,7 +209,8 @@ pub async fn seal(
                     certify: None,
                 },
                 OffsetDateTime::now_utc(),
-            ).await?;
+            )
+            .await?;
             Ok(Signed {
                 pdf: sealed,
                 kind: "organisation_seal",
