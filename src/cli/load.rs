@@ -11,6 +11,7 @@
 //! the audit chain intact.
 
 use crate::config::DEV_DEMO_PASSWORD;
+use crate::domain::identity::VerificationStatus;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -237,12 +238,12 @@ impl Api {
                     None,
                 )
                 .await?;
-            if v["status"] != "pending" {
+            if v["status"] != VerificationStatus::Pending.as_str() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if v["status"] != "passed" {
+        if v["status"] != VerificationStatus::Passed.as_str() {
             bail!("face check {}: {v}", v["status"]);
         }
         let c = self
@@ -512,7 +513,7 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
         });
         let a = api
             .call(
-                "draft",
+                "create_draft",
                 reqwest::Method::POST,
                 "/api/v1/contracts",
                 Some(&st.drafter),

@@ -87,9 +87,26 @@ pub fn router(cfg: StandinConfig) -> (Router, Arc<Controls>) {
     (r, controls)
 }
 
-/// Serves the stand-in on `listener` until the task is dropped.
+/// Serves the stand-in on `listener` until the task is dropped. `POST /control` with
+/// `{"hang_ms": N, "fail": bool}` makes it slow or failing (the opening-day script's "slow
+/// identity provider"): a stand-in for tests and demos, never a real provider.
 pub async fn serve(listener: tokio::net::TcpListener, cfg: StandinConfig) -> std::io::Result<()> {
-    let (r, _) = router(cfg);
+    let (r, controls) = router(cfg);
+    let r = r.route(
+        "/control",
+        post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let controls = controls.clone();
+            async move {
+                if let Some(ms) = v["hang_ms"].as_u64() {
+                    controls.hang_ms.store(ms, Ordering::SeqCst);
+                }
+                if let Some(fail) = v["fail"].as_bool() {
+                    controls.fail.store(fail, Ordering::SeqCst);
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
     axum::serve(listener, r).await
 }
 

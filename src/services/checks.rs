@@ -432,6 +432,11 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
                 "document_not_generated",
                 "签署的文件不是本服务按合同数据生成的文件。",
             );
+        } else if super::documents::remembered_render(d, &snap.public_url, &snap.created).as_deref()
+            == Some(snap.document_sha256.as_str())
+        {
+            // This process rendered the same data, address and time to this very document
+            // already (rendering is deterministic): the fixed text is the template's.
         } else if let Some(font) = s.font.as_ref() {
             let rendered = s
                 .documents
@@ -446,7 +451,9 @@ pub async fn run(s: &Services, c: &Contract) -> Result<Checks, Error> {
                 })
                 .await?;
             match rendered {
-                Ok(r) if crate::audit::hex(&openssl::sha::sha256(&r.pdf)) == snap.document_sha256 => {}
+                Ok(r) if crate::audit::hex(&openssl::sha::sha256(&r.pdf)) == snap.document_sha256 => {
+                    super::documents::remember_render(d, &snap.public_url, &snap.created, &snap.document_sha256);
+                }
                 Ok(_) => sh.add(
                     9,
                     "document",

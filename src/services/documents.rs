@@ -250,6 +250,59 @@ pub fn unrenderable(font: &Font, field: &str, text: &str) -> Option<FieldError> 
     ))
 }
 
+/// A template parsed once per process (parsing the TOML text costs more than filling it): the
+/// templates are compiled into the binary, so their text identifies them.
+fn parsed(template_text: &str) -> Result<std::sync::Arc<Template>, Error> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], Arc<Template>>>> = OnceLock::new();
+    let key = openssl::sha::sha256(template_text.as_bytes());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(t);
+    }
+    let t = Arc::new(Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?);
+    if let Ok(mut m) = cache.lock()
+        && m.len() < 64
+    {
+        m.insert(key, t.clone());
+    }
+    Ok(t)
+}
+
+/// The contract documents this process rendered: (data, address, time) → the PDF's SHA-256.
+/// Rendering is deterministic, so the reviewer's check 9 (re-render and compare) need not render
+/// again what this process rendered itself; another instance renders once and remembers.
+static RENDERS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>> =
+    std::sync::OnceLock::new();
+
+fn render_key(data: &ContractData, public_url: &str, created: &str) -> Option<[u8; 32]> {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(&openssl::sha::sha256(CONTRACT_TEMPLATE.as_bytes()));
+    h.update(&serde_json::to_vec(data).ok()?);
+    h.update(public_url.as_bytes());
+    h.update(&[0]);
+    h.update(created.as_bytes());
+    Some(h.finish())
+}
+
+pub fn remember_render(data: &ContractData, public_url: &str, created: &str, sha256: &str) {
+    let Some(key) = render_key(data, public_url, created) else {
+        return;
+    };
+    if let Ok(mut m) = RENDERS.get_or_init(Default::default).lock() {
+        if m.len() >= 4096 {
+            m.clear();
+        }
+        m.insert(key, sha256.to_owned());
+    }
+}
+
+pub fn remembered_render(data: &ContractData, public_url: &str, created: &str) -> Option<String> {
+    let key = render_key(data, public_url, created)?;
+    RENDERS.get()?.lock().ok()?.get(&key).cloned()
+}
+
 /// Validates the data and renders the contract. `created` is the document time (ISO 8601), part
 /// of the output, so the same data, template and time give the same bytes.
 pub fn render_contract(
@@ -264,7 +317,7 @@ pub fn render_contract(
         .into_iter()
         .map(|i| FieldError::new(i.field, i.rule, i.message))
         .collect();
-    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let template = parsed(template_text)?;
     let verify_url = format!("{public_url}/v/{}", data.contract_no);
     let values = values(data, &verify_url);
     let tables = tables(data);
@@ -309,9 +362,9 @@ pub fn render_contract(
     Ok(RenderedContract {
         pdf: rendered.bytes,
         pages: rendered.pages,
-        template_id: template.id,
-        template_version: template.version,
-        template_hash: template.hash,
+        template_id: template.id.clone(),
+        template_version: template.version.clone(),
+        template_hash: template.hash.clone(),
         fields: rendered.fields.into_iter().map(|f| f.field).collect(),
     })
 }
@@ -333,7 +386,7 @@ pub fn contract_chapters(
     data: &ContractData,
     public_url: &str,
 ) -> Result<Vec<Chapter>, Error> {
-    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let template = parsed(template_text)?;
     let verify_url = format!("{public_url}/v/{}", data.contract_no);
     let blocks = template
         .fill(
@@ -445,7 +498,7 @@ fn render_simple(
     if !errors.is_empty() {
         return Err(Error::invalid(errors));
     }
-    let template = Template::parse(template_text).map_err(|e| Error::Internal(e.into()))?;
+    let template = parsed(template_text)?;
     let fields = [FieldSpec {
         field: "centre-seal".into(),
         label: "不动产登记中心（印章）：".into(),
@@ -471,7 +524,7 @@ fn render_simple(
     Ok(RenderedDocument {
         pdf: r.bytes,
         pages: r.pages,
-        template_hash: template.hash,
+        template_hash: template.hash.clone(),
     })
 }
 

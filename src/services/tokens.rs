@@ -51,7 +51,13 @@ pub struct Keyring {
     audience: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// Tokens verified already, by their SHA-256, until they expire: an ECDSA verification costs
+    /// more than the rest of a small request, and a client sends the same token many times.
+    verified: std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// Most verified tokens kept (a token's claims are a few hundred bytes).
+const VERIFIED_MAX: usize = 50_000;
 
 impl Keyring {
     /// Loads the configured keys, or in development (no keys configured) the key generated under
@@ -103,6 +109,7 @@ impl Keyring {
             audience: cfg.auth.audience.clone(),
             access_ttl_secs: cfg.auth.access_ttl_secs,
             refresh_ttl_secs: cfg.auth.refresh_ttl_secs,
+            verified: Default::default(),
         })
     }
 
@@ -138,6 +145,31 @@ impl Keyring {
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let digest = openssl::sha::sha256(token.as_bytes());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Ok(mut seen) = self.verified.lock()
+            && let Some(claims) = seen.get(&digest)
+        {
+            if claims.exp > now {
+                return Ok(claims.clone());
+            }
+            // Expired since: verified again below (with the validation's leeway).
+            seen.remove(&digest);
+        }
+        let claims = self.verify_signed(token)?;
+        if let Ok(mut seen) = self.verified.lock() {
+            if seen.len() >= VERIFIED_MAX {
+                seen.retain(|_, c| c.exp > now);
+                if seen.len() >= VERIFIED_MAX {
+                    seen.clear();
+                }
+            }
+            seen.insert(digest, claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != ALG {
             return Err(TokenError::Invalid);

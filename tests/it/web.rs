@@ -287,13 +287,26 @@ impl Browser {
     /// Clicks and waits for the next page (a form post and its 303 included), then checks it.
     async fn click(&mut self, css: &str) {
         self.js("window.__vwOld = true; return 1").await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let mut tries = 0;
+        loop {
+            let el = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("find {css}: {e}"));
+            match el.click().await {
+                Ok(_) => break,
+                // A polled region swapped the element between the find and the click.
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                        && tries < 20 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
         self.wait_new_page().await;
         self.check().await;
     }
@@ -337,14 +350,23 @@ impl Browser {
             .unwrap();
     }
 
+    /// An element's text. Regions that poll (htmx) may swap the element between the find and
+    /// the read; a stale element is looked up again rather than failing the test.
     async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let mut last = None;
+        for _ in 0..20 {
+            let el = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("find {css}: {e}"));
+            match el.text().await {
+                Ok(t) => return t,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("text of {css}: {last:?}")
     }
 
     async fn has(&self, css: &str) -> bool {
@@ -352,13 +374,20 @@ impl Browser {
     }
 
     async fn attr(&self, css: &str, name: &str) -> Option<String> {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("find {css}: {e}"))
-            .attr(name)
-            .await
-            .unwrap()
+        let mut last = None;
+        for _ in 0..20 {
+            let el = self
+                .client
+                .find(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("find {css}: {e}"));
+            match el.attr(name).await {
+                Ok(v) => return v,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("attribute {name} of {css}: {last:?}")
     }
 
     /// The page at both sizes, as a picture for docs/.

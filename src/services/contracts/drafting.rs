@@ -536,6 +536,7 @@ pub async fn confirm(
         })
         .await??;
     let sha = super::hex(&openssl::sha::sha256(&rendered.pdf));
+    crate::services::documents::remember_render(&data, &public, &created, &sha);
     crate::services::materials::put(s, &sha, "application/pdf", &rendered.pdf, now).await?;
     let snapshot =
         crate::services::checks::Snapshot::seal(s, &c.id, &data, &public, &created, &sha)?;
