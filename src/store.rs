@@ -56,6 +56,31 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The database could not be reached or is not taking writes for a moment (a lost
+    /// connection, a full pool, a server shutting down or starting, a standby not yet
+    /// promoted): the request may be retried, unlike a refused or failed statement.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                // PostgreSQL: 08 connection exception, 57P01–57P03 shutting down or not yet
+                // accepting connections, 25006 read-only transaction (a standby).
+                c.starts_with("08") || c.starts_with("57P") || c == "25006"
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e

@@ -128,10 +128,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             )
             .into_response();
         }
-        Err(e) => {
-            tracing::error!(error = %e, "idempotency store");
-            return ApiError::internal().into_response();
-        }
+        // A lost database is 503 with Retry-After (the client retries with this key); any
+        // other failure is internal (and logged by the conversion).
+        Err(e) => return ApiError::from(crate::services::Error::from(e)).into_response(),
     }
     let mut parts = parts;
     parts.extensions.insert(IdempotencyTag {
@@ -179,10 +178,7 @@ async fn committed_answer(
     let s = &state.services;
     let effects = match s.store.idempotency_effects(scope, key).await {
         Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "idempotency effects");
-            return Some(ApiError::internal().into_response());
-        }
+        Err(e) => return Some(ApiError::from(crate::services::Error::from(e)).into_response()),
     };
     let effect = effects.last()?;
     let claims = claims?;

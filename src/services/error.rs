@@ -141,7 +141,23 @@ impl From<StoreError> for Error {
                 code: "conflict",
                 message: format!("数据与已有记录冲突（{}）。", short_constraint(&constraint)),
             },
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                Error::database_unavailable()
+            }
             other => Error::Internal(other.into()),
+        }
+    }
+}
+
+impl Error {
+    /// 503 with `Retry-After`: a retry with the same Idempotency-Key finds out whether a change
+    /// in flight when the connection broke was committed.
+    pub fn database_unavailable() -> Self {
+        Error::Busy {
+            code: "database_unavailable",
+            message: "数据库暂时不可用，请稍后重试。".into(),
+            retry_after_secs: 2,
         }
     }
 }

@@ -527,7 +527,139 @@ async fn pki_files_move_into_the_database(db: Db) {
     assert!(virtual_window::pki::tsa::token_from_response(&reply).is_ok());
 }
 
+/// A TCP forwarder to the database that can be cut (every connection dropped, new ones closed on
+/// arrival) and restored: the database as the instances see it during a failover.
+struct Cable {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cable {
+    async fn to(target: String) -> Cable {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Default::default();
+        let (u, l) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                l.lock().unwrap().push(link);
+            }
+        });
+        Cable { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// While the database is away (its connections broken, new ones closed), requests are answered
+/// 503 `database_unavailable` with `Retry-After`, not 500; a change sent then and retried with
+/// the same Idempotency-Key once the database is back is made once.
+async fn a_lost_database_is_503_with_retry_after(db: Db) {
+    if db != Db::Postgres {
+        return; // SQLite is a file in the process: it cannot go away like a server.
+    }
+    let Some(t) = crate::helpers::test_db(db).await else {
+        return;
+    };
+    let mut url = url::Url::parse(&t.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let cable = Cable::to(target).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(cable.port)).unwrap();
+    let mut cfg = crate::helpers::test_config(&t);
+    cfg.database_url = Some(virtual_window::config::Secret::new(url.to_string()));
+    let services = virtual_window::server::prepare(Arc::new(cfg))
+        .await
+        .expect("prepare");
+    virtual_window::services::seed::load(&services)
+        .await
+        .expect("seed");
+    let app = TestApp {
+        router: virtual_window::app(virtual_window::AppState::new(services.clone())),
+        services,
+        db: t,
+        tokens: Default::default(),
+    };
+    let drafter = app.token("yj-drafter").await;
+    assert_eq!(
+        app.get("/api/v1/contracts", Some(&drafter)).await.status,
+        StatusCode::OK
+    );
+
+    let unit = crate::contracts::units(&app)
+        .await
+        .into_iter()
+        .find(|u| {
+            u.status == virtual_window::domain::lifecycle::UnitStatus::Available
+                && !u.seized
+                && !u.manual_hold
+        })
+        .expect("an available unit");
+    let draft = crate::contracts::draft_for(&unit);
+
+    cable.cut();
+    let r = app.get("/api/v1/contracts", Some(&drafter)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "database_unavailable");
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(r.body["detail"].as_str().unwrap().contains("数据库"));
+    // A change sent while it is away: refused the same way, nothing half done.
+    let send = |key: &'static str| {
+        let body = draft.clone();
+        let token = drafter.clone();
+        let app = &app;
+        async move {
+            app.send(
+                axum::http::Request::builder()
+                    .method("POST")
+                    .uri("/api/v1/contracts")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", key)
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let r = send("lost-db-1").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "database_unavailable");
+
+    cable.restore();
+    let first = send("lost-db-1").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = send("lost-db-1").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["id"], first.body["id"]);
+    let list = app.get("/api/v1/contracts", Some(&drafter)).await;
+    assert_eq!(list.status, StatusCode::OK);
+}
+
 crate::on_both_databases!(
+    a_lost_database_is_503_with_retry_after,
     pki_files_move_into_the_database,
     two_instances_share_one_token_and_both_seal,
     concurrent_sign_ins_are_bounded,

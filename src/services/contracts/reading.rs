@@ -9,6 +9,7 @@ use crate::services::documents::{CONTRACT_TEMPLATE, Chapter, contract_chapters};
 use crate::services::{Caller, Error, Services};
 use crate::store::Contract;
 use serde::Serialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -35,9 +36,36 @@ pub struct ChapterEntry {
 
 /// The whole text of the current version (no document yet: nothing to read).
 fn chapters_of(s: &Services, c: &Contract) -> Result<Vec<Chapter>, Error> {
+    // A buyer opens every chapter and each view counts them: the chapters of one sealed
+    // snapshot never change, so this process fills the template once per snapshot (the key is
+    // the snapshot's text, which names the contract and holds the encrypted data).
+    type Cache = std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<Vec<Chapter>>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key = c.snapshot.as_deref().map(|t| {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(c.id.as_bytes());
+        h.update(&[0]);
+        h.update(t.as_bytes());
+        h.finish()
+    });
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(k) = key
+        && let Some(hit) = cache.lock().ok().and_then(|m| m.get(&k).cloned())
+    {
+        return Ok(hit.as_ref().clone());
+    }
     let (snap, data) = crate::services::checks::Snapshot::open(s, c)
         .ok_or_else(|| Error::not_found("该合同的文本（尚未确认）"))?;
-    contract_chapters(CONTRACT_TEMPLATE, &data, &snap.public_url)
+    let chapters = contract_chapters(CONTRACT_TEMPLATE, &data, &snap.public_url)?;
+    if let Some(k) = key
+        && let Ok(mut m) = cache.lock()
+    {
+        if m.len() >= 1024 {
+            m.clear();
+        }
+        m.insert(k, Arc::new(chapters.clone()));
+    }
+    Ok(chapters)
 }
 
 /// What a buyer has read of the current version: (chapters opened, total, seconds left).
