@@ -56,7 +56,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub async fn append(store: &dyn Store, mut event: NewAuditEvent) -> StoreResult<AuditEvent> {
     event.at = audit_time(event.at);
-    store.append_audit(&event, &entry_hash).await
+    store.append_audit(&event, entry_hash).await
 }
 
 /// The result of checking the chain from the start.

@@ -289,6 +289,10 @@ pub struct PkiConfig {
     pub key_algorithm: crate::pki::KeyAlgorithm,
     /// Hours a published CRL stays current (its nextUpdate).
     pub crl_validity_hours: u64,
+    /// Seconds an instance serves the CRL it made again (same list of revocations; a
+    /// revocation makes a new one at once): every filing embeds CRLs, and a CRL per request
+    /// would sign and number one each time. 0 makes a new CRL for every request.
+    pub crl_reuse_secs: u64,
     /// An event certificate needs an identity verification completed at most this long ago.
     pub event_verification_window_secs: u64,
     /// Where the long-lived private keys (CAs, time-stamping unit, seals) live: `software`
@@ -326,6 +330,7 @@ impl Default for PkiConfig {
             key_encryption_key: None,
             key_algorithm: crate::pki::KeyAlgorithm::EcdsaP256,
             crl_validity_hours: 24,
+            crl_reuse_secs: 300,
             event_verification_window_secs: 600,
         }
     }

@@ -191,7 +191,88 @@ pub struct AuditEvent {
 
 /// Computes an audit entry's hash from its sequence number, the previous entry's hash and the
 /// entry itself. The audit room owns the formula; the store only calls it inside its lock.
-pub type AuditSealer = dyn Fn(i64, &str, &NewAuditEvent) -> String + Send + Sync;
+pub type AuditSealer = fn(i64, &str, &NewAuditEvent) -> String;
+
+/// One append waiting for the store's audit writer.
+pub(crate) struct AuditJob {
+    event: NewAuditEvent,
+    sealer: AuditSealer,
+    reply: tokio::sync::oneshot::Sender<StoreResult<AuditEvent>>,
+}
+
+/// The queue in front of a store's audit writer: one task per store (per instance) appends what
+/// has queued up as one transaction — one take of the chain's lock, one commit — instead of
+/// every request taking the lock on its own. Each appender still waits until its entry is
+/// committed and gets its place in the chain back.
+pub(crate) struct AuditQueue {
+    tx: tokio::sync::mpsc::UnboundedSender<AuditJob>,
+}
+
+/// Most entries appended in one transaction.
+pub(crate) const AUDIT_BATCH: usize = 128;
+
+impl AuditQueue {
+    /// Starts the writer; `append` appends a batch (in one transaction) and is given the pool.
+    pub(crate) fn start<F, Fut>(append: F) -> AuditQueue
+    where
+        F: Fn(Vec<NewAuditEvent>, AuditSealer) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = StoreResult<Vec<AuditEvent>>> + Send,
+    {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditJob>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < AUDIT_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) if std::ptr::fn_addr_eq(j.sealer, jobs[0].sealer) => jobs.push(j),
+                        Ok(j) => {
+                            // Another formula (not used today): its own batch.
+                            let r = append(vec![j.event.clone()], j.sealer).await;
+                            let _ = j.reply.send(r.map(|mut v| v.remove(0)));
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let sealer = jobs[0].sealer;
+                let events: Vec<NewAuditEvent> = jobs.iter().map(|j| j.event.clone()).collect();
+                match append(events, sealer).await {
+                    Ok(done) if done.len() == jobs.len() => {
+                        for (j, e) in jobs.into_iter().zip(done) {
+                            let _ = j.reply.send(Ok(e));
+                        }
+                    }
+                    // The batch failed as a whole: each entry alone, so each appender gets
+                    // the error of its own append (or its entry, when only another failed).
+                    _ => {
+                        for j in jobs {
+                            let r = append(vec![j.event.clone()], sealer).await;
+                            let _ = j.reply.send(r.map(|mut v| v.remove(0)));
+                        }
+                    }
+                }
+            }
+        });
+        AuditQueue { tx }
+    }
+
+    /// Queues an entry and waits for it to be committed. `None` when the writer is gone (the
+    /// runtime that started it has ended): the caller appends by itself.
+    pub(crate) async fn append(
+        &self,
+        event: &NewAuditEvent,
+        sealer: AuditSealer,
+    ) -> Option<StoreResult<AuditEvent>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(AuditJob {
+                event: event.clone(),
+                sealer,
+                reply,
+            })
+            .ok()?;
+        answer.await.ok()
+    }
+}
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Project {
@@ -616,7 +697,7 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     async fn append_audit(
         &self,
         event: &NewAuditEvent,
-        sealer: &AuditSealer,
+        sealer: AuditSealer,
     ) -> StoreResult<AuditEvent>;
     async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
     /// The entries about these objects, oldest first (a case's timeline).

@@ -49,7 +49,10 @@ pub struct Options {
 /// One timed request outcome.
 #[derive(Default)]
 struct Stats {
-    steps: BTreeMap<&'static str, Vec<f64>>,
+    /// Per step: (started, answered) in ms since the epoch, and the time taken in ms.
+    steps: BTreeMap<&'static str, Vec<(i64, i64, f64)>>,
+    /// Signatures that needed a second code (the first spent by an attempt a fault cut off).
+    new_codes_after_faults: usize,
     errors: BTreeMap<String, u64>,
     /// When 5xx answers (and transport failures) were seen, ms since the epoch.
     server_errors: Vec<(i64, String)>,
@@ -153,7 +156,9 @@ impl Api {
             // Away (a killed instance, a failover, overload): try again, as a phone app would.
             let retry = matches!(status, 0 | 502 | 503 | 504)
                 || (status == 409 && value["code"] == "idempotency_in_progress");
-            if retry && attempt < 20 {
+            // A phone app keeps trying for two minutes (a failover, an instance restarting, a
+            // claim left by a killed process until its lease ends), then tells its user.
+            if retry && started.elapsed() < Duration::from_secs(120) {
                 let wait = retry_after
                     .map(|s| Duration::from_secs(s.min(5)))
                     .unwrap_or_else(|| {
@@ -168,8 +173,12 @@ impl Api {
             };
         };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let end = now_ms();
         if let Ok(mut s) = self.stats.lock() {
-            s.steps.entry(step).or_default().push(ms);
+            s.steps
+                .entry(step)
+                .or_default()
+                .push((end - ms as i64, end, ms));
             if !answer.ok() {
                 *s.errors
                     .entry(format!("{step} {} {}", answer.status, answer.code()))
@@ -256,6 +265,47 @@ impl Api {
             )
             .await?;
         Ok(json!({"code_id": c["code_id"], "code": c["dev_code"]}))
+    }
+}
+
+impl Api {
+    /// A face check, a code and the signing request. When the code was spent by an attempt that
+    /// did not finish (its instance killed, its database lost between spending the code and
+    /// committing the signature), the service answers `code_used`: as a person would, take a new
+    /// code once and sign again.
+    async fn sign_with_code(
+        &self,
+        step: &'static str,
+        token: &str,
+        purpose: &str,
+        sha: &str,
+        path: &str,
+    ) -> anyhow::Result<Value> {
+        for round in 0..2 {
+            let intent = self.intent(token, purpose, sha).await?;
+            let a = self
+                .call(
+                    step,
+                    reqwest::Method::POST,
+                    path,
+                    Some(token),
+                    Some(Body::Json(
+                        json!({"code_id": intent["code_id"], "code": intent["code"]}),
+                    )),
+                )
+                .await;
+            if a.ok() {
+                return Ok(a.body);
+            }
+            if round == 0 && a.status == 403 && a.code() == "code_used" {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.new_codes_after_faults += 1;
+                }
+                continue;
+            }
+            bail!("{step} {path}: HTTP {} {}", a.status, a.body);
+        }
+        bail!("{step} {path}: no signature after a new code")
     }
 }
 
@@ -584,13 +634,12 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
         .as_str()
         .context("document")?
         .to_owned();
-    let intent = api.intent(&token, "sign_contract", &sha).await?;
-    api.json(
+    api.sign_with_code(
         "sign",
-        reqwest::Method::POST,
+        &token,
+        "sign_contract",
+        &sha,
         &format!("/api/v1/contracts/{cid}/sign"),
-        Some(&token),
-        Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
     )
     .await?;
     api.ack(Ack::Signed {
@@ -612,13 +661,12 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
             .as_str()
             .context("document")?
             .to_owned();
-        let intent = api.intent(&ctoken, "seal_contract", &sha).await?;
-        api.json(
+        api.sign_with_code(
             "seal",
-            reqwest::Method::POST,
+            &ctoken,
+            "seal_contract",
+            &sha,
             &format!("/api/v1/contracts/{cid}/seal"),
-            Some(&ctoken),
-            Some(json!({"code_id": intent["code_id"], "code": intent["code"]})),
         )
         .await?;
     }
@@ -719,14 +767,6 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let secs = started.elapsed().as_secs_f64();
     sampling.abort();
     let stats = std::mem::take(&mut *api.stats.lock().map_err(|_| anyhow::anyhow!("stats"))?);
-    let mut steps = serde_json::Map::new();
-    for (step, mut v) in stats.steps {
-        v.sort_by(|a, b| a.total_cmp(b));
-        steps.insert(
-            step.into(),
-            json!({"count": v.len(), "p50_ms": round(percentile(&v, 50.0)), "p95_ms": round(percentile(&v, 95.0)), "p99_ms": round(percentile(&v, 99.0))}),
-        );
-    }
     let faults: Vec<Fault> = match &opts.fault_log {
         Some(f) => std::fs::read_to_string(f)
             .unwrap_or_default()
@@ -737,18 +777,46 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     };
     // A fault's answers: from its start to 15 s after its end (reconnects, retries in flight).
     let grace = 15_000;
+    let in_fault = |from: i64, to: i64| {
+        faults
+            .iter()
+            .any(|f| from <= f.end_ms + grace && to >= f.start_ms)
+    };
+    // `steps`: the requests that neither overlapped a fault's window nor its grace (the
+    // service's own latency); `steps_during_faults`: the others, each timed from its first
+    // attempt to its answer through every retry.
+    let mut steps = serde_json::Map::new();
+    let mut during = serde_json::Map::new();
+    let describe = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        json!({"count": v.len(), "p50_ms": round(percentile(&v, 50.0)), "p95_ms": round(percentile(&v, 95.0)), "p99_ms": round(percentile(&v, 99.0)), "max_ms": round(v.last().copied().unwrap_or(0.0))})
+    };
+    for (step, v) in stats.steps {
+        let (hit, clear): (Vec<_>, Vec<_>) = v.into_iter().partition(|(a, b, _)| in_fault(*a, *b));
+        steps.insert(
+            step.into(),
+            describe(clear.into_iter().map(|x| x.2).collect()),
+        );
+        if !hit.is_empty() {
+            during.insert(
+                step.into(),
+                describe(hit.into_iter().map(|x| x.2).collect()),
+            );
+        }
+    }
     let outside: Vec<&(i64, String)> = stats
         .server_errors
         .iter()
-        .filter(|(at, _)| {
-            !faults
-                .iter()
-                .any(|f| *at >= f.start_ms && *at <= f.end_ms + grace)
-        })
+        .filter(|(at, _)| !in_fault(*at, *at))
         .collect();
     let o = summary.as_object_mut().context("summary")?;
     o.insert("seconds".into(), json!(round(secs)));
     o.insert("steps".into(), Value::Object(steps));
+    o.insert("steps_during_faults".into(), Value::Object(during));
+    o.insert(
+        "new_codes_after_faults".into(),
+        json!(stats.new_codes_after_faults),
+    );
     o.insert("errors".into(), json!(stats.errors));
     o.insert("server_errors".into(), json!(outside.len()));
     o.insert(

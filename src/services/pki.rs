@@ -24,6 +24,9 @@ pub const UNITS: [(&str, &str); 2] = [
     ("centre-seal", "organisations-ca"),
 ];
 
+/// A CRL this instance made: the digest of its revocations, when, and the DER.
+type MadeCrl = ([u8; 32], OffsetDateTime, Arc<Vec<u8>>);
+
 pub struct PkiState {
     pub profiles: Profiles,
     pub hierarchy: Hierarchy,
@@ -32,6 +35,9 @@ pub struct PkiState {
     pub dir: PathBuf,
     pub crl_base: String,
     pub crl_validity: time::Duration,
+    crl_reuse: time::Duration,
+    /// The CRLs this instance made, by CA: (the revocations' digest, made at, DER).
+    crls: std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>,
     custody: Custody,
     /// The time-stamping unit as the signing paths use it.
     tsa: std::sync::OnceLock<TsaUnit>,
@@ -275,6 +281,8 @@ impl PkiState {
                 dir,
                 crl_base,
                 crl_validity: time::Duration::hours(cfg.pki.crl_validity_hours.max(1) as i64),
+                crl_reuse: time::Duration::seconds(cfg.pki.crl_reuse_secs.min(86_400) as i64),
+                crls: Default::default(),
                 custody,
                 tsa: std::sync::OnceLock::new(),
                 units: Default::default(),
@@ -733,6 +741,24 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         })
         .collect();
     let now = OffsetDateTime::now_utc();
+    // The same revocations as the CRL this instance made a moment ago: serve that one.
+    let digest = {
+        let mut h = openssl::sha::Sha256::new();
+        for r in &revoked {
+            h.update(r.serial_hex.as_bytes());
+            h.update(&r.revoked_at.unix_timestamp().to_be_bytes());
+            h.update(format!("{:?}", r.reason).as_bytes());
+            h.update(b"\n");
+        }
+        h.finish()
+    };
+    if let Ok(m) = s.pki.crls.lock()
+        && let Some((d, at, der)) = m.get(ca_name)
+        && *d == digest
+        && now - *at < s.pki.crl_reuse
+    {
+        return Ok(der.as_ref().clone());
+    }
     // The CRL number must grow with every new CRL whichever instance issues it: the database
     // hands out the next one (never below the seconds since the epoch, which numbered the CRLs
     // published before, so the sequence keeps growing across the change).
@@ -742,6 +768,9 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         .await?;
     let der = ca::crl(ca, &revoked, number as u64, now, s.pki.crl_validity)
         .context("building the CRL")?;
+    if let Ok(mut m) = s.pki.crls.lock() {
+        m.insert(ca_name.to_owned(), (digest, now, Arc::new(der.clone())));
+    }
     Ok(der)
 }
 

@@ -14,6 +14,7 @@ const HAS_MIGRATIONS_TABLE: &str = "SELECT COUNT(*) FROM information_schema.tabl
 
 pub struct PgStore {
     pool: PgPool,
+    audit: crate::store::AuditQueue,
 }
 
 impl PgStore {
@@ -23,7 +24,8 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        let audit = Self::audit_writer(&pool);
+        Ok(PgStore { pool, audit })
     }
 
     pub fn migrations() -> Vec<(i64, String)> {
@@ -36,4 +38,5 @@ impl PgStore {
 
 super::cases::impl_case_store!(PgStore);
 super::people::impl_people_store!(PgStore);
+super::sql::impl_audit_batch!(PgStore, sqlx::PgPool);
 super::sql::impl_store!(PgStore, Backend::Postgres);

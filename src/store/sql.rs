@@ -215,55 +215,13 @@ macro_rules! impl_store {
             async fn append_audit(
                 &self,
                 e: &$crate::store::NewAuditEvent,
-                sealer: &$crate::store::AuditSealer,
+                sealer: $crate::store::AuditSealer,
             ) -> $crate::store::StoreResult<$crate::store::AuditEvent> {
-                use sqlx::Row;
-                let mut tx = self.pool.begin().await?;
-                // Writing the head row first takes the lock that orders every append.
-                let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let seq: i64 = head.try_get(0)?;
-                let prev_hash: String = head.try_get(1)?;
-                let hash = sealer(seq, &prev_hash, e);
-                let sql = format!(
-                    "INSERT INTO audit_events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    $crate::store::sql::AUDIT_COLS
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(seq)
-                    .bind(&prev_hash)
-                    .bind(&hash)
-                    .bind(e.at)
-                    .bind(&e.actor_id)
-                    .bind(&e.actor_role)
-                    .bind(&e.action)
-                    .bind(&e.object_kind)
-                    .bind(&e.object_id)
-                    .bind(&e.object_hash)
-                    .bind(&e.source)
-                    .bind(&e.detail)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                    .bind(&hash)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok($crate::store::AuditEvent {
-                    seq,
-                    prev_hash,
-                    hash,
-                    at: e.at,
-                    actor_id: e.actor_id.clone(),
-                    actor_role: e.actor_role.clone(),
-                    action: e.action.clone(),
-                    object_kind: e.object_kind.clone(),
-                    object_id: e.object_id.clone(),
-                    object_hash: e.object_hash.clone(),
-                    source: e.source.clone(),
-                    detail: e.detail.clone(),
-                })
+                if let Some(r) = self.audit.append(e, sealer).await {
+                    return r;
+                }
+                let mut done = Self::append_audit_batch(&self.pool, vec![e.clone()], sealer).await?;
+                Ok(done.remove(0))
             }
 
             async fn audit_events(
@@ -1375,3 +1333,106 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+/// Expands the audit writer's batch append for a store struct with a `pool` field: one
+/// transaction takes the chain's lock once (the head row), inserts every entry of the batch
+/// with its sequence number and hash, moves the head and commits.
+macro_rules! impl_audit_batch {
+    ($store:ty, $pool:ty) => {
+        impl $store {
+            pub(crate) async fn append_audit_batch(
+                pool: &$pool,
+                events: Vec<$crate::store::NewAuditEvent>,
+                sealer: $crate::store::AuditSealer,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEvent>> {
+                use sqlx::Row;
+                if events.is_empty() {
+                    return Ok(vec![]);
+                }
+                let n = events.len() as i64;
+                let mut tx = pool.begin().await?;
+                // Writing the head row first takes the lock that orders every append.
+                let head = sqlx::query(
+                    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
+                )
+                .bind(n)
+                .fetch_one(&mut *tx)
+                .await?;
+                let last: i64 = head.try_get(0)?;
+                let mut prev_hash: String = head.try_get(1)?;
+                let mut done = Vec::with_capacity(events.len());
+                for (i, e) in events.into_iter().enumerate() {
+                    let seq = last - n + 1 + i as i64;
+                    let hash = sealer(seq, &prev_hash, &e);
+                    done.push($crate::store::AuditEvent {
+                        seq,
+                        prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                        hash,
+                        at: e.at,
+                        actor_id: e.actor_id,
+                        actor_role: e.actor_role,
+                        action: e.action,
+                        object_kind: e.object_kind,
+                        object_id: e.object_id,
+                        object_hash: e.object_hash,
+                        source: e.source,
+                        detail: e.detail,
+                    });
+                }
+                // One statement for the batch (12 values an entry, within both databases'
+                // limits for the largest batch).
+                let mut sql = format!(
+                    "INSERT INTO audit_events ({}) VALUES ",
+                    $crate::store::sql::AUDIT_COLS
+                );
+                for i in 0..done.len() {
+                    let b = i * 12;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for k in 1..=12 {
+                        if k > 1 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("${}", b + k));
+                    }
+                    sql.push(')');
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for e in &done {
+                    q = q
+                        .bind(e.seq)
+                        .bind(&e.prev_hash)
+                        .bind(&e.hash)
+                        .bind(e.at)
+                        .bind(&e.actor_id)
+                        .bind(&e.actor_role)
+                        .bind(&e.action)
+                        .bind(&e.object_kind)
+                        .bind(&e.object_id)
+                        .bind(&e.object_hash)
+                        .bind(&e.source)
+                        .bind(&e.detail);
+                }
+                q.execute(&mut *tx).await?;
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(&prev_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            /// The writer task for this pool (see store::AuditQueue).
+            fn audit_writer(pool: &$pool) -> $crate::store::AuditQueue {
+                let pool = pool.clone();
+                $crate::store::AuditQueue::start(move |events, sealer| {
+                    let pool = pool.clone();
+                    async move { Self::append_audit_batch(&pool, events, sealer).await }
+                })
+            }
+        }
+    };
+}
+pub(crate) use impl_audit_batch;

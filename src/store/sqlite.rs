@@ -16,6 +16,7 @@ const HAS_MIGRATIONS_TABLE: &str =
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    audit: crate::store::AuditQueue,
 }
 
 impl SqliteStore {
@@ -35,7 +36,8 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        let audit = Self::audit_writer(&pool);
+        Ok(SqliteStore { pool, audit })
     }
 
     /// The migration files this build embeds, for the test that compares the two databases.
@@ -49,4 +51,5 @@ impl SqliteStore {
 
 super::cases::impl_case_store!(SqliteStore);
 super::people::impl_people_store!(SqliteStore);
+super::sql::impl_audit_batch!(SqliteStore, sqlx::SqlitePool);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);

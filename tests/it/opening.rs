@@ -251,7 +251,8 @@ fn crl_number(der: &[u8]) -> u64 {
 }
 
 async fn crl_numbers_grow_across_instances(db: Db) {
-    let Some(app) = spawn_app_with(db, |_| {}).await else {
+    // Every request makes a new CRL here (no reuse), to see the numbers.
+    let Some(app) = spawn_app_with(db, |c| c.pki.crl_reuse_secs = 0).await else {
         return;
     };
     let second = second_instance(&app).await;
@@ -273,6 +274,43 @@ async fn crl_numbers_grow_across_instances(db: Db) {
         virtual_window::services::pki::crl(&second, "people-ca")
     );
     assert_ne!(crl_number(&a.unwrap()), crl_number(&b.unwrap()));
+}
+
+/// With reuse on (the default), an instance serves the CRL it made until a revocation changes
+/// the list: the next one is new, with a larger number, and lists the revoked certificate.
+async fn a_crl_is_reused_until_a_revocation(db: Db) {
+    let Some(app) = spawn_app_with(db, |_| {}).await else {
+        return;
+    };
+    let s = &app.services;
+    let (seal, _key) = virtual_window::services::pki::issue_seal(
+        s,
+        None,
+        "东莞市云境置业有限公司",
+        "91441900MA4W0L7N36",
+        "合同专用章",
+        None,
+    )
+    .await
+    .unwrap();
+    let ca = "organisations-ca";
+    let first = virtual_window::services::pki::crl(s, ca).await.unwrap();
+    let again = virtual_window::services::pki::crl(s, ca).await.unwrap();
+    assert_eq!(first, again, "the same CRL while nothing was revoked");
+    let admin = app.token("admin").await;
+    let r = app
+        .post(
+            &format!("/api/v1/pki/certificates/{}/revoke", seal.serial),
+            Some(&admin),
+            json!({"reason": "key_compromise"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let after = virtual_window::services::pki::crl(s, ca).await.unwrap();
+    assert_ne!(after, first);
+    assert!(crl_number(&after) > crl_number(&first));
+    let x = openssl::x509::X509Crl::from_der(&after).unwrap();
+    assert_eq!(x.get_revoked().map_or(0, |r| r.len()), 1);
 }
 
 async fn sign_in_limits_hold_across_instances(db: Db) {
@@ -665,5 +703,6 @@ crate::on_both_databases!(
     concurrent_sign_ins_are_bounded,
     an_abandoned_claim_expires_and_the_retry_gets_the_committed_result,
     crl_numbers_grow_across_instances,
+    a_crl_is_reused_until_a_revocation,
     sign_in_limits_hold_across_instances,
 );
