@@ -794,7 +794,8 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
         content_type: Option<&str>,
         body: &[u8],
     ) -> StoreResult<()>;
-    /// Forgets a key whose request failed on the server's side, so a retry runs again.
+    /// Ends the claim of a key whose request failed on the server's side: a retry takes it over
+    /// (as abandoned: what the failed attempt committed, if anything, is its answer).
     async fn release_idempotency_key(&self, scope: &str, key: &str) -> StoreResult<()>;
     /// Stores a party's material once by digest and remembers the owner.
     #[allow(clippy::too_many_arguments)]

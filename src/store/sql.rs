@@ -718,9 +718,14 @@ macro_rules! impl_store {
             }
 
             async fn release_idempotency_key(&self, scope: &str, key: &str) -> $crate::store::StoreResult<()> {
-                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                // The claim's lease ends now rather than the row going: a retry takes it over as
+                // abandoned and first looks for what the attempt committed (a change can commit
+                // and the request still fail after it, for instance when the database is lost
+                // before the answer), so a committed change is answered, not made again.
+                sqlx::query("UPDATE idempotency_keys SET lease_until = $3 WHERE scope = $1 AND key = $2 AND status IS NULL")
                     .bind(scope)
                     .bind(key)
+                    .bind(time::OffsetDateTime::UNIX_EPOCH)
                     .execute(&self.pool)
                     .await?;
                 Ok(())

@@ -696,7 +696,37 @@ async fn a_lost_database_is_503_with_retry_after(db: Db) {
     assert_eq!(list.status, StatusCode::OK);
 }
 
+/// A claim whose request failed on the server's side is ended, not forgotten: the retry takes it
+/// over as abandoned (and so first looks for what the failed attempt committed); a different
+/// request under the same key is still refused.
+async fn a_failed_request_leaves_its_claim_to_the_retry(db: Db) {
+    use virtual_window::store::IdempotencyClaim;
+    let Some(app) = spawn_app_with(db, |_| {}).await else {
+        return;
+    };
+    let store = &app.services.store;
+    let now = time::OffsetDateTime::now_utc();
+    let lease = now + time::Duration::seconds(60);
+    let first = store
+        .claim_idempotency_key("u1", "k1", "h1", now, lease)
+        .await
+        .unwrap();
+    assert!(matches!(first, IdempotencyClaim::New));
+    store.release_idempotency_key("u1", "k1").await.unwrap();
+    let retry = store
+        .claim_idempotency_key("u1", "k1", "h1", now, lease)
+        .await
+        .unwrap();
+    assert!(matches!(retry, IdempotencyClaim::Abandoned));
+    let other = store
+        .claim_idempotency_key("u1", "k1", "h2", now, lease)
+        .await
+        .unwrap();
+    assert!(matches!(other, IdempotencyClaim::Mismatch));
+}
+
 crate::on_both_databases!(
+    a_failed_request_leaves_its_claim_to_the_retry,
     a_lost_database_is_503_with_retry_after,
     pki_files_move_into_the_database,
     two_instances_share_one_token_and_both_seal,
