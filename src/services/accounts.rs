@@ -8,7 +8,7 @@ use crate::domain::{Duty, Role, roles};
 use crate::store::{NewAuditEvent, NewRefreshToken, Organisation, RefreshOutcome, User};
 use anyhow::Context;
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -107,13 +107,62 @@ pub async fn hash_password(s: &Services, password: String) -> Result<String, Err
             let mut salt = [0u8; 16];
             openssl::rand::rand_bytes(&mut salt).context("random salt")?;
             let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+            let argon = Argon2::default();
+            let mut raw = [0u8; 32];
+            let mut salt_bytes = [0u8; 64];
+            let salt_raw = salt
+                .decode_b64(&mut salt_bytes)
+                .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+            with_memory(argon.params(), |blocks| {
+                argon.hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt_raw,
+                    &mut raw,
+                    blocks,
+                )
+            })
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+            let phc = PasswordHash {
+                algorithm: argon2::ARGON2ID_IDENT,
+                version: Some(argon2::Version::V0x13.into()),
+                params: argon
+                    .params()
+                    .try_into()
+                    .map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?,
+                salt: Some(salt.as_salt()),
+                hash: Some(
+                    argon2::password_hash::Output::new(&raw)
+                        .map_err(|e| anyhow::anyhow!("argon2 output: {e}"))?,
+                ),
+            };
+            Ok::<_, anyhow::Error>(phc.to_string())
         })
         .await?
         .map_err(Error::Internal)
+}
+
+/// Argon2's working memory (19 MiB with the default parameters), kept between hashes: hashes run
+/// in a few slots, so a few buffers serve every sign-in. Allocating it for each hash on
+/// whichever blocking thread ran it left glibc holding a freed 19 MiB per thread, and a burst of
+/// sign-ins grew the process by hundreds of megabytes that it never gave back.
+fn with_memory<T>(params: &argon2::Params, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    static SPARE: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+    let need = params.block_count();
+    let mut blocks = SPARE
+        .lock()
+        .ok()
+        .and_then(|mut v| v.pop())
+        .unwrap_or_default();
+    if blocks.len() != need {
+        blocks = vec![argon2::Block::default(); need];
+    }
+    let out = f(&mut blocks);
+    if let Ok(mut spare) = SPARE.lock()
+        && spare.len() < 64
+    {
+        spare.push(blocks);
+    }
+    out
 }
 
 /// The stored "hash" of an account that has no password (it signs in with codes sent to its
@@ -128,10 +177,36 @@ async fn verify_password(s: &Services, password: String, hash: String) -> Result
             }
             let parsed =
                 PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            // The parameters stored with the hash, the memory from the spare buffers.
+            let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+                return Ok(false);
+            };
+            let algorithm = argon2::Algorithm::try_from(parsed.algorithm)
+                .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let version = parsed
+                .version
+                .map(argon2::Version::try_from)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?
+                .unwrap_or_default();
+            let params = argon2::Params::try_from(&parsed)
+                .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let argon = Argon2::new(algorithm, version, params);
+            let mut salt_bytes = [0u8; 64];
+            let salt_raw = salt
+                .decode_b64(&mut salt_bytes)
+                .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let mut raw = vec![0u8; expected.len()];
+            let computed = with_memory(argon.params(), |blocks| {
+                argon.hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt_raw,
+                    &mut raw,
+                    blocks,
+                )
+            });
             Ok::<_, anyhow::Error>(
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
+                computed.is_ok() && openssl::memcmp::eq(&raw, expected.as_bytes()),
             )
         })
         .await?

@@ -725,7 +725,61 @@ async fn a_failed_request_leaves_its_claim_to_the_retry(db: Db) {
     assert!(matches!(other, IdempotencyClaim::Mismatch));
 }
 
+/// Password hashes made with Argon2's working memory kept between hashes are ordinary PHC
+/// strings: the argon2 crate's own verifier accepts ours, and a hash it made signs in here.
+async fn password_hashes_with_kept_memory_are_standard(db: Db) {
+    use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+    let Some(app) = spawn_app_with(db, |_| {}).await else {
+        return;
+    };
+    let ours = virtual_window::services::accounts::hash_password(&app.services, "开盘-2026".into())
+        .await
+        .unwrap();
+    let parsed = PasswordHash::new(&ours).unwrap();
+    assert!(
+        argon2::Argon2::default()
+            .verify_password("开盘-2026".as_bytes(), &parsed)
+            .is_ok()
+    );
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(b"wrong", &parsed)
+            .is_err()
+    );
+    // The demo accounts' hash replaced by one the argon2 crate made: the password still works.
+    let theirs = argon2::Argon2::default()
+        .hash_password(
+            DEV_DEMO_PASSWORD.as_bytes(),
+            &SaltString::encode_b64(&[7u8; 16]).unwrap(),
+        )
+        .unwrap()
+        .to_string();
+    exec(
+        &app,
+        &format!("UPDATE users SET password_hash = '{theirs}' WHERE username = 'rc-first' AND $1 IS NOT NULL"),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
+    let ok = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "rc-first", "password": DEV_DEMO_PASSWORD}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let bad = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "rc-first", "password": "not it"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+}
+
 crate::on_both_databases!(
+    password_hashes_with_kept_memory_are_standard,
     a_failed_request_leaves_its_claim_to_the_retry,
     a_lost_database_is_503_with_retry_after,
     pki_files_move_into_the_database,
