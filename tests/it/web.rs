@@ -334,6 +334,16 @@ impl Browser {
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("find {css}: {e}"));
+        if el.clear().await.is_ok() && el.send_keys(value).await.is_ok() {
+            return;
+        }
+        // A polled region swapped the field between the find and the typing: once more.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"));
         el.clear().await.unwrap();
         el.send_keys(value).await.unwrap();
     }
