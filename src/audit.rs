@@ -56,7 +56,15 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub async fn append(store: &dyn Store, mut event: NewAuditEvent) -> StoreResult<AuditEvent> {
     event.at = audit_time(event.at);
-    store.append_audit(&event, entry_hash).await
+    let started = std::time::Instant::now();
+    let r = store.append_audit(&event, entry_hash).await;
+    // How long a change waits for its entry (a batch's commit, or the chain's lock).
+    tracing::debug!(
+        action = %event.action,
+        waited_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "audit entry committed"
+    );
+    r
 }
 
 /// The result of checking the chain from the start.

@@ -235,7 +235,14 @@ impl AuditQueue {
                 }
                 let sealer = jobs[0].sealer;
                 let events: Vec<NewAuditEvent> = jobs.iter().map(|j| j.event.clone()).collect();
-                match append(events, sealer).await {
+                let started = std::time::Instant::now();
+                let result = append(events, sealer).await;
+                tracing::debug!(
+                    entries = jobs.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "audit batch"
+                );
+                match result {
                     Ok(done) if done.len() == jobs.len() => {
                         for (j, e) in jobs.into_iter().zip(done) {
                             let _ = j.reply.send(Ok(e));

@@ -24,7 +24,13 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        let audit = Self::audit_writer(&pool);
+        // The audit writer has its own connection: requests that wait for their entry may hold
+        // the shared pool's connections, and the writer must not queue behind them.
+        let writer = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy(url)?;
+        let audit = Self::audit_writer(&writer);
         Ok(PgStore { pool, audit })
     }
 
