@@ -94,6 +94,14 @@ pub async fn approve_filing(
     f.checks_failed = !checks.passed;
     let row = match decide(&c, ContractAction::ApproveFiling, &p.relations, &f) {
         Err(Error::Invalid { code, message, .. }) if code == "checks_failed" => {
+            // Another reviewer may have decided while the checks ran (they then see the unit
+            // moved on): that decision is the answer (`already_decided`), not the checks.
+            let (now, p2) = visible(s, caller, id).await?;
+            if now.status != c.status || now.version != c.version {
+                let mut f2 = facts(s, Some(caller), &now, &p2).await?;
+                f2.checks_failed = false;
+                decide(&now, ContractAction::ApproveFiling, &p2.relations, &f2)?;
+            }
             return Err(Error::Invalid {
                 code,
                 message,
