@@ -44,5 +44,5 @@ impl PgStore {
 
 super::cases::impl_case_store!(PgStore);
 super::people::impl_people_store!(PgStore);
-super::sql::impl_audit_batch!(PgStore, sqlx::PgPool);
+super::sql::impl_audit_batch!(PgStore, sqlx::PgPool, true);
 super::sql::impl_store!(PgStore, Backend::Postgres);

@@ -51,5 +51,5 @@ impl SqliteStore {
 
 super::cases::impl_case_store!(SqliteStore);
 super::people::impl_people_store!(SqliteStore);
-super::sql::impl_audit_batch!(SqliteStore, sqlx::SqlitePool);
+super::sql::impl_audit_batch!(SqliteStore, sqlx::SqlitePool, false);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);
