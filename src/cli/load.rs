@@ -269,6 +269,28 @@ impl Api {
 }
 
 impl Api {
+    /// The SHA-256 of the contract's current PDF, as its signer reads it before signing.
+    async fn current_document(
+        &self,
+        step: &'static str,
+        token: &str,
+        contract: &str,
+    ) -> anyhow::Result<String> {
+        let view = self
+            .json(
+                step,
+                reqwest::Method::GET,
+                &format!("/api/v1/contracts/{contract}"),
+                Some(token),
+                None,
+            )
+            .await?;
+        Ok(view["document_sha256"]
+            .as_str()
+            .context("document")?
+            .to_owned())
+    }
+
     /// A face check, a code and the signing request. When the code was spent by an attempt that
     /// did not finish (its instance killed, its database lost between spending the code and
     /// committing the signature), the service answers `code_used`: as a person would, take a new
@@ -621,19 +643,7 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
         )
         .await?;
     }
-    let view = api
-        .json(
-            "read",
-            reqwest::Method::GET,
-            &format!("/api/v1/contracts/{cid}"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    let sha = view["document_sha256"]
-        .as_str()
-        .context("document")?
-        .to_owned();
+    let sha = api.current_document("read", &token, &cid).await?;
     api.sign_with_code(
         "sign",
         &token,
@@ -648,19 +658,7 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
     // The developer's confirmer checks their face and seals; the filing is submitted.
     {
         let ctoken = confirmer.lock().await;
-        let view = api
-            .json(
-                "seal",
-                reqwest::Method::GET,
-                &format!("/api/v1/contracts/{cid}"),
-                Some(&ctoken),
-                None,
-            )
-            .await?;
-        let sha = view["document_sha256"]
-            .as_str()
-            .context("document")?
-            .to_owned();
+        let sha = api.current_document("seal", &ctoken, &cid).await?;
         api.sign_with_code(
             "seal",
             &ctoken,

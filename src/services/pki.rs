@@ -502,26 +502,7 @@ pub async fn organisation_seal(
         seal_name: "合同专用章".into(),
         seal_image_sha256: None,
     };
-    let issued = ca::issue(
-        &s.pki.profiles,
-        s.pki
-            .hierarchy
-            .authority("organisations-ca")
-            .context("CA")?,
-        "organisation-seal",
-        &subject,
-        key.as_ref(),
-        OffsetDateTime::now_utc(),
-        &s.pki.crl_base,
-    )
-    .map_err(|e| Error::Invalid {
-        code: "certificate_refused",
-        message: format!("证书无法签发：{e}"),
-        fields: vec![],
-    })?;
-    s.store
-        .insert_certificate(&record(&issued, Some(org.id.clone()), None))
-        .await?;
+    let issued = issue_seal_certificate(s, &subject, key.as_ref(), Some(org.id.clone())).await?;
     let (won, unit) = s
         .pki
         .store_unit(s.store.as_ref(), &name, &issued.der, stored)
@@ -550,6 +531,17 @@ pub async fn issue_seal(
         seal_name: seal_name.into(),
         seal_image_sha256: seal_image.map(openssl::sha::sha256),
     };
+    let issued = issue_seal_certificate(s, &subject, &key, organisation_id).await?;
+    Ok((issued, key))
+}
+
+/// An organisation seal certificate from the organisations CA for `key`, logged.
+async fn issue_seal_certificate(
+    s: &Services,
+    subject: &Subject,
+    key: &dyn SigningKey,
+    organisation_id: Option<String>,
+) -> Result<IssuedCertificate, Error> {
     let issued = ca::issue(
         &s.pki.profiles,
         s.pki
@@ -557,8 +549,8 @@ pub async fn issue_seal(
             .authority("organisations-ca")
             .context("CA")?,
         "organisation-seal",
-        &subject,
-        &key,
+        subject,
+        key,
         OffsetDateTime::now_utc(),
         &s.pki.crl_base,
     )
@@ -570,7 +562,7 @@ pub async fn issue_seal(
     s.store
         .insert_certificate(&record(&issued, organisation_id, None))
         .await?;
-    Ok((issued, key))
+    Ok(issued)
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

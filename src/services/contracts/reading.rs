@@ -35,7 +35,7 @@ pub struct ChapterEntry {
 }
 
 /// The whole text of the current version (no document yet: nothing to read).
-fn chapters_of(s: &Services, c: &Contract) -> Result<Vec<Chapter>, Error> {
+fn chapters_of(s: &Services, c: &Contract) -> Result<Arc<Vec<Chapter>>, Error> {
     // A buyer opens every chapter and each view counts them: the chapters of one sealed
     // snapshot never change, so this process fills the template once per snapshot (the key is
     // the snapshot's text, which names the contract and holds the encrypted data).
@@ -52,18 +52,22 @@ fn chapters_of(s: &Services, c: &Contract) -> Result<Vec<Chapter>, Error> {
     if let Some(k) = key
         && let Some(hit) = cache.lock().ok().and_then(|m| m.get(&k).cloned())
     {
-        return Ok(hit.as_ref().clone());
+        return Ok(hit);
     }
     let (snap, data) = crate::services::checks::Snapshot::open(s, c)
         .ok_or_else(|| Error::not_found("该合同的文本（尚未确认）"))?;
-    let chapters = contract_chapters(CONTRACT_TEMPLATE, &data, &snap.public_url)?;
+    let chapters = Arc::new(contract_chapters(
+        CONTRACT_TEMPLATE,
+        &data,
+        &snap.public_url,
+    )?);
     if let Some(k) = key
         && let Ok(mut m) = cache.lock()
     {
         if m.len() >= 1024 {
             m.clear();
         }
-        m.insert(k, Arc::new(chapters.clone()));
+        m.insert(k, chapters.clone());
     }
     Ok(chapters)
 }
@@ -129,11 +133,11 @@ pub async fn reading(s: &Services, caller: &Caller, id: &str) -> Result<ReadingV
             s.config.web.min_reading_secs.max(left)
         },
         chapters: chapters
-            .into_iter()
+            .iter()
             .map(|ch| ChapterEntry {
                 opened: readings.iter().any(|r| r.chapter as usize == ch.number),
                 number: ch.number,
-                title: ch.title,
+                title: ch.title.clone(),
             })
             .collect(),
     })
@@ -143,8 +147,8 @@ pub async fn reading(s: &Services, caller: &Caller, id: &str) -> Result<ReadingV
 pub async fn chapter(s: &Services, caller: &Caller, id: &str, n: usize) -> Result<Chapter, Error> {
     let (c, p): (Contract, Party) = visible(s, caller, id).await?;
     let chapter = chapters_of(s, &c)?
-        .into_iter()
-        .nth(n)
+        .get(n)
+        .cloned()
         .ok_or_else(|| Error::not_found("该章节"))?;
     if p.is(Who::Buyer) {
         s.store
