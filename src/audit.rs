@@ -54,11 +54,13 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-pub async fn append(store: &dyn Store, mut event: NewAuditEvent) -> StoreResult<AuditEvent> {
+/// Commits an entry for the chain. It is durable when this returns and chained (numbered and
+/// hashed) shortly after, or at the latest when the chain is next read (`chain`).
+pub async fn append(store: &dyn Store, mut event: NewAuditEvent) -> StoreResult<()> {
     event.at = audit_time(event.at);
     let started = std::time::Instant::now();
     let r = store.append_audit(&event, entry_hash).await;
-    // How long a change waits for its entry (a batch's commit, or the chain's lock).
+    // How long a change waits for its entry (a batch's commit).
     tracing::debug!(
         action = %event.action,
         waited_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -74,7 +76,14 @@ pub enum ChainCheck {
     Broken { seq: i64, reason: String },
 }
 
+/// Chains every entry committed so far: readers of the chain call this first, so they see
+/// every entry whose append returned before they asked.
+pub async fn chain(store: &dyn Store) -> StoreResult<()> {
+    store.chain_audit(entry_hash).await
+}
+
 pub async fn verify_chain(store: &dyn Store) -> StoreResult<ChainCheck> {
+    chain(store).await?;
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1;
     loop {

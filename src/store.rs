@@ -197,63 +197,125 @@ pub type AuditSealer = fn(i64, &str, &NewAuditEvent) -> String;
 pub(crate) struct AuditJob {
     event: NewAuditEvent,
     sealer: AuditSealer,
-    reply: tokio::sync::oneshot::Sender<StoreResult<AuditEvent>>,
+    reply: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 
-/// The queue in front of a store's audit writer: one task per store (per instance) appends what
-/// has queued up as one transaction — one take of the chain's lock, one commit — instead of
-/// every request taking the lock on its own. Each appender still waits until its entry is
-/// committed and gets its place in the chain back.
+/// What one pass of chaining did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChainPass {
+    /// This many pending entries were chained; none were left when the pass looked.
+    Done(usize),
+    /// A full batch was chained and more may be pending.
+    More,
+    /// Another instance holds the chain's head: it chains (or will chain) what is pending.
+    Skipped,
+}
+
+/// The audit trail is written in two steps.
+///
+/// 1. An appender's entry is inserted into `audit_pending` and committed; the request waits only
+///    for that (one short insert, no lock shared with other instances), and the entry is durable
+///    from then on. One writer task per store batches the inserts of concurrent requests.
+/// 2. A chainer task moves pending entries into the hash chain in batches: one transaction takes
+///    the chain's head, gives each entry its sequence number and hash, inserts them into
+///    `audit_events`, deletes them from `audit_pending` and moves the head. Instances that find
+///    the head taken skip and look again shortly; a periodic sweep chains entries that another
+///    (perhaps killed) instance left pending.
+///
+/// Before the chain is read, whatever is pending is chained (`Store::chain_audit`), so a reader
+/// sees every entry committed before it asked. Under the old scheme every request held its
+/// place in line for the head's row lock through a commit; three instances took turns on it
+/// and each signing request waited for three or four of those turns (docs/BENCHMARKS.md).
 pub(crate) struct AuditQueue {
     tx: tokio::sync::mpsc::UnboundedSender<AuditJob>,
 }
 
-/// Most entries appended in one transaction.
+/// Most entries inserted or chained in one transaction.
 pub(crate) const AUDIT_BATCH: usize = 128;
 
+/// How often the chainer looks for pending entries when nothing told it to.
+const AUDIT_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+/// How soon it looks again after another instance held the head.
+const AUDIT_RETRY: std::time::Duration = std::time::Duration::from_millis(25);
+
 impl AuditQueue {
-    /// Starts the writer; `append` appends a batch (in one transaction) and is given the pool.
-    pub(crate) fn start<F, Fut>(append: F) -> AuditQueue
+    /// Starts the writer and the chainer. `insert` commits a batch of entries as pending;
+    /// `chain` runs one chaining pass without waiting for the head (`ChainPass::Skipped` when
+    /// another instance holds it).
+    pub(crate) fn start<I, IF, C, CF>(insert: I, chain: C) -> AuditQueue
     where
-        F: Fn(Vec<NewAuditEvent>, AuditSealer) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = StoreResult<Vec<AuditEvent>>> + Send,
+        I: Fn(Vec<NewAuditEvent>) -> IF + Send + 'static,
+        IF: std::future::Future<Output = StoreResult<()>> + Send,
+        C: Fn(AuditSealer) -> CF + Send + 'static,
+        CF: std::future::Future<Output = StoreResult<ChainPass>> + Send,
     {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditJob>();
+        let (wake, mut woken) = tokio::sync::watch::channel::<Option<AuditSealer>>(None);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
                 while jobs.len() < AUDIT_BATCH {
                     match rx.try_recv() {
-                        Ok(j) if std::ptr::fn_addr_eq(j.sealer, jobs[0].sealer) => jobs.push(j),
-                        Ok(j) => {
-                            // Another formula (not used today): its own batch.
-                            let r = append(vec![j.event.clone()], j.sealer).await;
-                            let _ = j.reply.send(r.map(|mut v| v.remove(0)));
-                        }
+                        Ok(j) => jobs.push(j),
                         Err(_) => break,
                     }
                 }
-                let sealer = jobs[0].sealer;
                 let events: Vec<NewAuditEvent> = jobs.iter().map(|j| j.event.clone()).collect();
                 let started = std::time::Instant::now();
-                let result = append(events, sealer).await;
+                let result = insert(events).await;
                 tracing::debug!(
                     entries = jobs.len(),
                     ms = started.elapsed().as_secs_f64() * 1000.0,
                     "audit batch"
                 );
+                let sealer = jobs[0].sealer;
                 match result {
-                    Ok(done) if done.len() == jobs.len() => {
-                        for (j, e) in jobs.into_iter().zip(done) {
-                            let _ = j.reply.send(Ok(e));
+                    Ok(()) => {
+                        for j in jobs {
+                            let _ = j.reply.send(Ok(()));
                         }
                     }
                     // The batch failed as a whole: each entry alone, so each appender gets
-                    // the error of its own append (or its entry, when only another failed).
-                    _ => {
+                    // the error of its own insert (or success, when only another failed).
+                    Err(_) => {
                         for j in jobs {
-                            let r = append(vec![j.event.clone()], sealer).await;
-                            let _ = j.reply.send(r.map(|mut v| v.remove(0)));
+                            let r = insert(vec![j.event.clone()]).await;
+                            let _ = j.reply.send(r);
+                        }
+                    }
+                }
+                wake.send_replace(Some(sealer));
+            }
+        });
+        tokio::spawn(async move {
+            let mut sealer: Option<AuditSealer> = None;
+            loop {
+                // Woken by an insert, or the sweep's time is up; ends with the writer.
+                match tokio::time::timeout(AUDIT_SWEEP, woken.changed()).await {
+                    Ok(Err(_)) => break,
+                    Ok(Ok(())) => sealer = *woken.borrow_and_update(),
+                    Err(_) => {}
+                }
+                let Some(sealer) = sealer else { continue };
+                loop {
+                    let started = std::time::Instant::now();
+                    match chain(sealer).await {
+                        Ok(ChainPass::Done(n)) => {
+                            if n > 0 {
+                                tracing::debug!(
+                                    entries = n,
+                                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                                    "audit chained"
+                                );
+                            }
+                            break;
+                        }
+                        Ok(ChainPass::More) => {}
+                        Ok(ChainPass::Skipped) => tokio::time::sleep(AUDIT_RETRY).await,
+                        Err(e) => {
+                            // The entries stay pending; the next wake or sweep tries again.
+                            tracing::warn!(error = %e, "audit chaining failed");
+                            break;
                         }
                     }
                 }
@@ -262,13 +324,13 @@ impl AuditQueue {
         AuditQueue { tx }
     }
 
-    /// Queues an entry and waits for it to be committed. `None` when the writer is gone (the
-    /// runtime that started it has ended): the caller appends by itself.
+    /// Queues an entry and waits until it is committed as pending. `None` when the writer is
+    /// gone (the runtime that started it has ended): the caller inserts it by itself.
     pub(crate) async fn append(
         &self,
         event: &NewAuditEvent,
         sealer: AuditSealer,
-    ) -> Option<StoreResult<AuditEvent>> {
+    ) -> Option<StoreResult<()>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
             .send(AuditJob {
@@ -700,12 +762,14 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Option<String>>;
 
-    /// Appends to the hash chain; the sealer computes the new entry's hash under the chain lock.
-    async fn append_audit(
-        &self,
-        event: &NewAuditEvent,
-        sealer: AuditSealer,
-    ) -> StoreResult<AuditEvent>;
+    /// Commits an entry for the hash chain; it is chained shortly after (see `AuditQueue`), its
+    /// hash computed by the sealer under the chain's lock.
+    async fn append_audit(&self, event: &NewAuditEvent, sealer: AuditSealer) -> StoreResult<()>;
+    /// Chains every entry committed so far (waiting for another instance that holds the
+    /// chain's head); readers of the chain call it first.
+    async fn chain_audit(&self, sealer: AuditSealer) -> StoreResult<()>;
+    /// Entries committed but not chained yet.
+    async fn audit_pending(&self) -> StoreResult<i64>;
     async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
     /// The entries about these objects, oldest first (a case's timeline).
     async fn audit_events_of(&self, object_ids: &[String]) -> StoreResult<Vec<AuditEvent>>;

@@ -477,7 +477,7 @@ macro_rules! impl_case_store {
                     effect: Option<&$crate::store::IdempotencyTag>,
                 ) -> StoreResult<Result<(), $crate::store::DraftRefusal>> {
                     use $crate::domain::lifecycle::{PermitStatus, UnitStatus};
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = Self::begin(&self.pool).await?;
                     // Compare-and-set on the unit: only an available, unfrozen unit under a
                     // valid permit is taken.
                     let taken = sqlx::query(
@@ -606,7 +606,7 @@ macro_rules! impl_case_store {
                         );
                     }
                     sql.push(" RETURNING unit_id", []);
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = Self::begin(&self.pool).await?;
                     let row: Option<(String,)> = bind_args!(
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
                         sql.args
@@ -681,7 +681,7 @@ macro_rules! impl_case_store {
                 }
 
                 async fn set_contract_buyers(&self, contract_id: &str, buyers: &[ContractBuyer]) -> StoreResult<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = Self::begin(&self.pool).await?;
                     sqlx::query("DELETE FROM contract_buyers WHERE contract_id = $1")
                         .bind(contract_id)
                         .execute(&mut *tx)
@@ -761,7 +761,7 @@ macro_rules! impl_case_store {
                     r: &Registration,
                     effect: Option<&$crate::store::IdempotencyTag>,
                 ) -> StoreResult<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = Self::begin(&self.pool).await?;
                     let sql = format!(
                         "INSERT INTO registrations ({REGISTRATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                     );
@@ -869,7 +869,7 @@ macro_rules! impl_case_store {
                         );
                     }
                     sql.push(" RETURNING contract_id", []);
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = Self::begin(&self.pool).await?;
                     let row: Option<(String,)> = bind_args!(
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
                         sql.args

@@ -24,14 +24,21 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        // The audit writer has its own connection: requests that wait for their entry may hold
-        // the shared pool's connections, and the writer must not queue behind them.
+        // The audit writer and chainer have their own connections: requests that wait for their
+        // entry may hold the shared pool's connections, and the writer must not queue behind
+        // them (nor behind the chainer).
         let writer = PgPoolOptions::new()
-            .max_connections(1)
+            .max_connections(2)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy(url)?;
         let audit = Self::audit_writer(&writer);
         Ok(PgStore { pool, audit })
+    }
+
+    pub(crate) async fn begin(
+        pool: &PgPool,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        pool.begin().await
     }
 
     pub fn migrations() -> Vec<(i64, String)> {

@@ -8,6 +8,24 @@ pub(crate) const USER_COLS: &str = "id, username, display_name, role, duties, or
 pub(crate) const REFRESH_COLS: &str =
     "id, family_id, user_id, token_hash, created_at, expires_at, used_at, revoked_at";
 pub(crate) const AUDIT_COLS: &str = "seq, prev_hash, hash, at, actor_id, actor_role, action, object_kind, object_id, object_hash, source, detail";
+pub(crate) const AUDIT_PENDING_COLS: &str =
+    "at, actor_id, actor_role, action, object_kind, object_id, object_hash, source, detail";
+
+/// Appends the `i`-th row's placeholders of a multi-row VALUES list with `n` columns.
+pub(crate) fn push_marks(sql: &mut String, i: usize, n: usize) {
+    use std::fmt::Write;
+    if i > 0 {
+        sql.push_str(", ");
+    }
+    sql.push('(');
+    for k in 1..=n {
+        if k > 1 {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "${}", i * n + k);
+    }
+    sql.push(')');
+}
 pub(crate) const PROJECT_COLS: &str = "id, developer_id, name, town, parcel_code, land_certificate_no, land_use, land_term_end, planning_permit_no, construction_permit_no, created_at";
 pub(crate) const PERMIT_COLS: &str = "id, project_id, number, authority, issued_on, escrow_bank, escrow_account_name, escrow_account_no, status, created_at";
 pub(crate) const BUILDING_COLS: &str = "id, project_id, number, name, floors_above, floors_below";
@@ -152,7 +170,7 @@ macro_rules! impl_store {
                 now: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<$crate::store::RefreshOutcome> {
                 use $crate::store::RefreshOutcome;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 // The conditional UPDATE is the compare-and-set: of two concurrent uses of one
                 // token exactly one sees used_at NULL and wins.
                 let claimed = sqlx::query(
@@ -198,7 +216,7 @@ macro_rules! impl_store {
                 token_hash: &str,
                 now: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<Option<String>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 let sql = format!("SELECT {} FROM refresh_tokens WHERE token_hash = $1", $crate::store::sql::REFRESH_COLS);
                 let row: Option<$crate::store::RefreshToken> =
                     sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).fetch_optional(&mut *tx).await?;
@@ -216,12 +234,35 @@ macro_rules! impl_store {
                 &self,
                 e: &$crate::store::NewAuditEvent,
                 sealer: $crate::store::AuditSealer,
-            ) -> $crate::store::StoreResult<$crate::store::AuditEvent> {
+            ) -> $crate::store::StoreResult<()> {
                 if let Some(r) = self.audit.append(e, sealer).await {
                     return r;
                 }
-                let mut done = Self::append_audit_batch(&self.pool, vec![e.clone()], sealer).await?;
-                Ok(done.remove(0))
+                Self::insert_audit_pending(&self.pool, vec![e.clone()]).await
+            }
+
+            async fn chain_audit(
+                &self,
+                sealer: $crate::store::AuditSealer,
+            ) -> $crate::store::StoreResult<()> {
+                // Most reads find nothing pending: no lock then.
+                let pending: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_pending)")
+                        .fetch_one(&self.pool)
+                        .await?;
+                if !pending {
+                    return Ok(());
+                }
+                while Self::chain_audit_pass(&self.pool, sealer, true).await?
+                    == $crate::store::ChainPass::More
+                {}
+                Ok(())
+            }
+
+            async fn audit_pending(&self) -> $crate::store::StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn audit_events(
@@ -660,7 +701,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_pki_objects(&self, objects: &[$crate::store::PkiObject]) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 for o in objects {
                     let n = sqlx::query(
                         "INSERT INTO pki_objects (name, cert_der, key_kind, key_label, key_pem, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -751,7 +792,7 @@ macro_rules! impl_store {
                 name: &str,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 sqlx::query(
                     "INSERT INTO materials (sha256, media_type, size, content, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
                 )
@@ -907,7 +948,7 @@ macro_rules! impl_store {
                 verification_id: &str,
                 c: &$crate::store::CertificateRecord,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 let claimed = sqlx::query(
                     "UPDATE identity_verifications SET event_cert_serial = $1 WHERE id = $2 AND event_cert_serial IS NULL",
                 )
@@ -929,7 +970,7 @@ macro_rules! impl_store {
                 &self,
                 d: &$crate::store::Development,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 insert_project_row(&mut *tx, &d.project).await?;
                 for m in &d.permits {
                     insert_permit_row(&mut *tx, m).await?;
@@ -1062,7 +1103,7 @@ macro_rules! impl_store {
                 b: &$crate::store::Building,
                 units: &[$crate::store::Unit],
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 insert_building_row(&mut *tx, b).await?;
                 for u in units {
                     insert_unit(&mut *tx, u).await?;
@@ -1077,7 +1118,7 @@ macro_rules! impl_store {
                 cover_buildings: &[String],
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<u64> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Self::begin(&self.pool).await?;
                 insert_permit_row(&mut *tx, m).await?;
                 let mut released = 0;
                 for b in cover_buildings {
@@ -1339,35 +1380,94 @@ macro_rules! impl_store {
 
 pub(crate) use impl_store;
 
-/// Expands the audit writer's batch append for a store struct with a `pool` field: one
-/// transaction takes the chain's lock once (the head row), inserts every entry of the batch
-/// with its sequence number and hash, moves the head and commits.
+/// Expands the audit trail's two steps for a store struct (see store::AuditQueue): committing
+/// entries as pending, and chaining pending entries in batches under the chain's head.
+/// `$postgres` picks the head lock: PostgreSQL can skip a head another instance holds
+/// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time and takes it by writing.
 macro_rules! impl_audit_batch {
-    ($store:ty, $pool:ty, $one_statement:expr) => {
+    ($store:ty, $pool:ty, $postgres:expr) => {
         impl $store {
-            pub(crate) async fn append_audit_batch(
+            /// Commits entries as pending, in one statement.
+            pub(crate) async fn insert_audit_pending(
                 pool: &$pool,
                 events: Vec<$crate::store::NewAuditEvent>,
-                sealer: $crate::store::AuditSealer,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::AuditEvent>> {
-                use sqlx::Row;
+            ) -> $crate::store::StoreResult<()> {
                 if events.is_empty() {
-                    return Ok(vec![]);
+                    return Ok(());
                 }
-                let n = events.len() as i64;
-                let mut tx = pool.begin().await?;
-                // Writing the head row first takes the lock that orders every append.
-                let head = sqlx::query(
-                    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
-                )
-                .bind(n)
-                .fetch_one(&mut *tx)
-                .await?;
-                let last: i64 = head.try_get(0)?;
+                let mut sql = format!(
+                    "INSERT INTO audit_pending ({}) VALUES ",
+                    $crate::store::sql::AUDIT_PENDING_COLS
+                );
+                for i in 0..events.len() {
+                    $crate::store::sql::push_marks(&mut sql, i, 9);
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for e in &events {
+                    q = q
+                        .bind(e.at)
+                        .bind(&e.actor_id)
+                        .bind(&e.actor_role)
+                        .bind(&e.action)
+                        .bind(&e.object_kind)
+                        .bind(&e.object_id)
+                        .bind(&e.object_hash)
+                        .bind(&e.source)
+                        .bind(&e.detail);
+                }
+                q.execute(pool).await?;
+                Ok(())
+            }
+
+            /// One chaining pass: takes the head (or skips when `wait` is false and another
+            /// instance holds it), chains up to a batch of pending entries in the order they
+            /// were numbered, and commits.
+            pub(crate) async fn chain_audit_pass(
+                pool: &$pool,
+                sealer: $crate::store::AuditSealer,
+                wait: bool,
+            ) -> $crate::store::StoreResult<$crate::store::ChainPass> {
+                use sqlx::Row;
+                let mut tx = Self::begin(pool).await?;
+                let lock = if !$postgres {
+                    "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash"
+                } else if wait {
+                    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+                } else {
+                    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE SKIP LOCKED"
+                };
+                let Some(head) = sqlx::query(lock).fetch_optional(&mut *tx).await? else {
+                    return Ok($crate::store::ChainPass::Skipped);
+                };
+                let mut seq: i64 = head.try_get(0)?;
                 let mut prev_hash: String = head.try_get(1)?;
-                let mut done = Vec::with_capacity(events.len());
-                for (i, e) in events.into_iter().enumerate() {
-                    let seq = last - n + 1 + i as i64;
+                let sql = format!(
+                    "SELECT id, {} FROM audit_pending ORDER BY id LIMIT {}",
+                    $crate::store::sql::AUDIT_PENDING_COLS,
+                    $crate::store::AUDIT_BATCH
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if rows.is_empty() {
+                    return Ok($crate::store::ChainPass::Done(0));
+                }
+                let mut ids = Vec::with_capacity(rows.len());
+                let mut done = Vec::with_capacity(rows.len());
+                for r in rows {
+                    ids.push(r.try_get::<i64, _>(0)?);
+                    let e = $crate::store::NewAuditEvent {
+                        at: r.try_get(1)?,
+                        actor_id: r.try_get(2)?,
+                        actor_role: r.try_get(3)?,
+                        action: r.try_get(4)?,
+                        object_kind: r.try_get(5)?,
+                        object_id: r.try_get(6)?,
+                        object_hash: r.try_get(7)?,
+                        source: r.try_get(8)?,
+                        detail: r.try_get(9)?,
+                    };
+                    seq += 1;
                     let hash = sealer(seq, &prev_hash, &e);
                     done.push($crate::store::AuditEvent {
                         seq,
@@ -1384,38 +1484,12 @@ macro_rules! impl_audit_batch {
                         detail: e.detail,
                     });
                 }
-                // One statement for the batch (12 values an entry, within both databases'
-                // limits for the largest batch).
-                // PostgreSQL moves the head in the same statement (a data-modifying WITH), one
-                // round trip less while the chain's lock is held; SQLite takes two.
                 let mut sql = format!(
-                    "{}INSERT INTO audit_events ({}) VALUES ",
-                    if $one_statement {
-                        "WITH appended AS ("
-                    } else {
-                        ""
-                    },
+                    "INSERT INTO audit_events ({}) VALUES ",
                     $crate::store::sql::AUDIT_COLS
                 );
                 for i in 0..done.len() {
-                    let b = i * 12;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('(');
-                    for k in 1..=12 {
-                        if k > 1 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("${}", b + k));
-                    }
-                    sql.push(')');
-                }
-                if $one_statement {
-                    sql.push_str(&format!(
-                        ") UPDATE audit_head SET hash = ${} WHERE id = 1",
-                        done.len() * 12 + 1
-                    ));
+                    $crate::store::sql::push_marks(&mut sql, i, 12);
                 }
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for e in &done {
@@ -1433,26 +1507,43 @@ macro_rules! impl_audit_batch {
                         .bind(&e.source)
                         .bind(&e.detail);
                 }
-                if $one_statement {
-                    q.bind(&prev_hash).execute(&mut *tx).await?;
-                } else {
-                    q.execute(&mut *tx).await?;
-                    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                        .bind(&prev_hash)
-                        .execute(&mut *tx)
-                        .await?;
+                q.execute(&mut *tx).await?;
+                // Exactly the rows read: an entry numbered earlier but committed after the
+                // read is still pending and goes into the next pass.
+                let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("DELETE FROM audit_pending WHERE id IN ({})", marks.join(", "));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for id in &ids {
+                    q = q.bind(id);
                 }
+                q.execute(&mut *tx).await?;
+                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(seq)
+                    .bind(&prev_hash)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
-                Ok(done)
+                Ok(if done.len() == $crate::store::AUDIT_BATCH {
+                    $crate::store::ChainPass::More
+                } else {
+                    $crate::store::ChainPass::Done(done.len())
+                })
             }
 
-            /// The writer task for this pool (see store::AuditQueue).
+            /// The writer and chainer tasks for this pool (see store::AuditQueue).
             fn audit_writer(pool: &$pool) -> $crate::store::AuditQueue {
-                let pool = pool.clone();
-                $crate::store::AuditQueue::start(move |events, sealer| {
-                    let pool = pool.clone();
-                    async move { Self::append_audit_batch(&pool, events, sealer).await }
-                })
+                let inserts = pool.clone();
+                let chains = pool.clone();
+                $crate::store::AuditQueue::start(
+                    move |events| {
+                        let pool = inserts.clone();
+                        async move { Self::insert_audit_pending(&pool, events).await }
+                    },
+                    move |sealer| {
+                        let pool = chains.clone();
+                        async move { Self::chain_audit_pass(&pool, sealer, false).await }
+                    },
+                )
             }
         }
     };

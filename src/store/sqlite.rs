@@ -40,6 +40,16 @@ impl SqliteStore {
         Ok(SqliteStore { pool, audit })
     }
 
+    /// Every transaction that writes starts IMMEDIATE: it takes the write lock at its start,
+    /// waiting under the busy timeout. A deferred transaction that reads and then writes fails
+    /// at once (SQLITE_BUSY, no waiting) when another connection wrote in between — which the
+    /// audit chainer, writing in the background, makes likely.
+    pub(crate) async fn begin(
+        pool: &SqlitePool,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// The migration files this build embeds, for the test that compares the two databases.
     pub fn migrations() -> Vec<(i64, String)> {
         MIGRATOR

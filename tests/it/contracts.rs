@@ -2,7 +2,7 @@
 //! unit never has two live contracts — also under concurrent drafts through two service
 //! instances on one database.
 
-use crate::helpers::{Db, TestApp, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{ChainedAudit, Db, TestApp, spawn_app, spawn_app_with, test_config};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -1588,7 +1588,7 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .as_str(),
         "filed"
     );
-    let events = app.services.store.audit_events(0, 100_000).await.unwrap();
+    let events = app.services.store.chained_audit_events(0, 100_000).await.unwrap();
     assert_eq!(
         events
             .iter()
@@ -2405,7 +2405,7 @@ async fn unsigned_drafts_expire_exactly_once(db: Db) {
     let expiries = app
         .services
         .store
-        .audit_events(0, 10_000)
+        .chained_audit_events(0, 10_000)
         .await
         .unwrap()
         .into_iter()

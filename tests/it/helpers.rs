@@ -226,7 +226,7 @@ impl TestApp {
     pub async fn audit_len(&self) -> usize {
         self.services
             .store
-            .audit_events(0, 100_000)
+            .chained_audit_events(0, 100_000)
             .await
             .unwrap()
             .len()
@@ -259,4 +259,25 @@ macro_rules! on_both_databases {
             )*
         }
     };
+}
+
+/// Reads the audit chain as a reader in the service does: what is committed but still pending
+/// is chained first.
+pub trait ChainedAudit {
+    async fn chained_audit_events(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> virtual_window::store::StoreResult<Vec<virtual_window::store::AuditEvent>>;
+}
+
+impl ChainedAudit for dyn Store {
+    async fn chained_audit_events(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> virtual_window::store::StoreResult<Vec<virtual_window::store::AuditEvent>> {
+        virtual_window::audit::chain(self).await?;
+        self.audit_events(after_seq, limit).await
+    }
 }

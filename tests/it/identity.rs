@@ -3,7 +3,7 @@
 //! closed, one-time codes, validation of ID numbers and USCCs with their rules, and personal data
 //! never stored or logged in the clear.
 
-use crate::helpers::{Db, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{ChainedAudit, Db, TestApp, spawn_app, spawn_app_with};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -310,7 +310,7 @@ async fn administrators_register_staff_identities(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!((name.as_str(), id.as_str()), ("陈晓明", number.as_str()));
-    let events = app.services.store.audit_events(0, 100_000).await.unwrap();
+    let events = app.services.store.chained_audit_events(0, 100_000).await.unwrap();
     let e = events
         .iter()
         .find(|e| e.action == "user.identity_set")

@@ -2,7 +2,7 @@
 //! or CSV (all or nothing, every broken row reported at once), registers the permit that
 //! releases its units; the centre suspends permits and records seizures; drafting follows.
 
-use crate::helpers::{Db, TestApp, spawn_app};
+use crate::helpers::{ChainedAudit, Db, TestApp, spawn_app};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -454,7 +454,7 @@ async fn developer_registers_a_development(db: Db) {
     let actions: Vec<String> = app
         .services
         .store
-        .audit_events(0, 100_000)
+        .chained_audit_events(0, 100_000)
         .await
         .unwrap()
         .into_iter()

@@ -7,7 +7,7 @@
 //! tables.
 
 use crate::contracts::{act, apply_registration, draft_for, reg_post, units, upload};
-use crate::helpers::{Db, Reply, TestApp, spawn_app_with};
+use crate::helpers::{ChainedAudit, Db, Reply, TestApp, spawn_app_with};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
@@ -91,7 +91,7 @@ async fn contract_footprint(app: &TestApp, id: &str) -> Footprint {
         ),
         unit: s.unit(&c.unit_id).await.unwrap().map(|u| u.status),
         signatures: s.contract_signatures(id).await.unwrap().len(),
-        audit: s.audit_events(0, 1_000_000).await.unwrap().len(),
+        audit: s.chained_audit_events(0, 1_000_000).await.unwrap().len(),
         outbox: s.outbox_events(0, 1_000_000).await.unwrap().len(),
     }
 }
@@ -323,7 +323,7 @@ async fn refuses_what_the_table_lacks(app: &TestApp, id: &str, status: ContractS
         let new_entries: Vec<String> = app
             .services
             .store
-            .audit_events(0, 1_000_000)
+            .chained_audit_events(0, 1_000_000)
             .await
             .unwrap()
             .into_iter()
@@ -590,7 +590,7 @@ async fn reg_state(app: &TestApp, id: &str) -> (RegistrationState, UnitStatus) {
 
 async fn reg_footprint(app: &TestApp, id: &str) -> String {
     let r = app.services.store.registration(id).await.unwrap().unwrap();
-    let audit = app.services.store.audit_events(0, 1_000_000).await.unwrap();
+    let audit = app.services.store.chained_audit_events(0, 1_000_000).await.unwrap();
     format!(
         "{:?} {} {} {} {:?}",
         r.state(),

@@ -17,6 +17,8 @@ crate::on_both_databases!(
     concurrent_refresh_has_one_winner,
     audit_chain_appends_concurrently_and_verifies,
     audit_chain_detects_tampering,
+    audit_entries_are_chained_by_the_writer_and_after_a_crash,
+    two_instances_append_to_one_chain,
     reopening_keeps_data,
     seed_loads_every_unit_status,
 );
@@ -243,19 +245,96 @@ async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
             audit::append(store.as_ref(), event(&format!("test.{i}"))).await
         }));
     }
-    let mut seqs = BTreeSet::new();
     for t in tasks {
-        seqs.insert(t.await.unwrap().unwrap().seq);
+        t.await.unwrap().unwrap();
     }
+    match audit::verify_chain(store.as_ref()).await.unwrap() {
+        ChainCheck::Intact { entries, .. } => assert_eq!(entries, 20),
+        broken => panic!("{broken:?}"),
+    }
+    let chained = store.audit_events(0, 100).await.unwrap();
+    let seqs: BTreeSet<i64> = chained.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,
         (1..=20).collect::<BTreeSet<i64>>(),
         "no gaps, no duplicates"
     );
+    let actions: BTreeSet<String> = chained.into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.len(), 20, "every entry chained once");
+    assert_eq!(store.audit_pending().await.unwrap(), 0);
+}
+
+/// Waits (bounded) until nothing is pending, without reading the chain (which would chain).
+async fn until_chained(store: &dyn virtual_window::store::Store) {
+    for _ in 0..200 {
+        if store.audit_pending().await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("audit entries still pending after 5 s");
+}
+
+async fn audit_entries_are_chained_by_the_writer_and_after_a_crash(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    // An entry committed by an instance that died before chaining it: a row left pending.
+    let sql = "INSERT INTO audit_pending (at, actor_id, actor_role, action, object_kind, \
+               object_id, object_hash, source, detail) \
+               VALUES ('2026-12-04T08:00:00Z', 'u1', 'admin', 'left.pending', 'user', 'u2', \
+               NULL, NULL, '{}')";
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+    // A new entry: the append returns once it is committed; the writer's chainer then chains
+    // it and the one left behind, with nobody reading the chain.
+    audit::append(store.as_ref(), event("after.restart"))
+        .await
+        .unwrap();
+    until_chained(store.as_ref()).await;
+    let chained = store.audit_events(0, 100).await.unwrap();
+    let actions: Vec<&str> = chained.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["left.pending", "after.restart"], "in commit order");
     match audit::verify_chain(store.as_ref()).await.unwrap() {
-        ChainCheck::Intact { entries, .. } => assert_eq!(entries, 20),
+        ChainCheck::Intact { entries, .. } => assert_eq!(entries, 2),
         broken => panic!("{broken:?}"),
     }
+}
+
+async fn two_instances_append_to_one_chain(db: Db) {
+    let t = test_db(db).await.unwrap();
+    let a = open_store(&t).await;
+    let b = open_store(&t).await;
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            audit::append(store.as_ref(), event(&format!("both.{i}"))).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    until_chained(a.as_ref()).await;
+    match audit::verify_chain(b.as_ref()).await.unwrap() {
+        ChainCheck::Intact { entries, .. } => assert_eq!(entries, 60),
+        broken => panic!("{broken:?}"),
+    }
+    let actions: BTreeSet<String> = a
+        .audit_events(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions.len(), 60, "each entry chained exactly once");
 }
 
 async fn audit_chain_detects_tampering(db: Db) {
@@ -266,6 +345,7 @@ async fn audit_chain_detects_tampering(db: Db) {
             .await
             .unwrap();
     }
+    audit::chain(store.as_ref()).await.unwrap();
     // Edit an entry behind the service's back.
     let sql = "UPDATE audit_events SET action = 'forged' WHERE seq = 2";
     match db {

@@ -66,6 +66,7 @@ pub async fn evidence(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>
         serde_json::to_vec_pretty(&sigs).map_err(|e| anyhow::anyhow!("{e}"))?,
     ));
     // The audit entries about this contract, and about registrations that name it.
+    crate::audit::chain(s.store.as_ref()).await?;
     let all = s.store.audit_events(0, 1_000_000).await?;
     let registration_ids: Vec<String> = all
         .iter()

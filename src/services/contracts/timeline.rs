@@ -64,6 +64,7 @@ pub async fn timeline(
     );
     let mut out = Vec::new();
     let mut names: std::collections::HashMap<String, String> = Default::default();
+    crate::audit::chain(s.store.as_ref()).await?;
     for e in s.store.audit_events_of(&ids).await? {
         let Some(label) = label(&e.action) else {
             continue;
