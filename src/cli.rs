@@ -64,7 +64,7 @@ pub enum Command {
         #[arg(long, default_value = "2026-01-01T00:00:00+08:00")]
         created: String,
     },
-    /// Verify the signatures of a PDF. Exit status: 0 valid, 1 invalid, 2 indeterminate,
+    /// Verify the signatures of a PDF, or the GB/T 38540 seals of an OFD package. Exit status: 0 valid, 1 invalid, 2 indeterminate,
     /// 3 not a readable PDF.
     Verify {
         /// A trusted root certificate (PEM); repeatable. Without it, the root of this
@@ -503,7 +503,26 @@ fn verify(cfg: &Config, trust: &[PathBuf], json: bool, file: &Path) -> anyhow::R
         trust: anchors,
         now: time::OffsetDateTime::now_utc(),
     };
-    let report = match crate::pdf::verify::verify(&bytes, &opts) {
+    // An OFD package (a ZIP) sealed with GB/T 38540 seals, or a PDF.
+    let report = if crate::ofd::is_zip(&bytes) {
+        match crate::ofd::verify::verify(&bytes, &opts.trust, opts.now) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"code": "not_an_ofd", "message": e.to_string()})
+                    );
+                } else {
+                    eprintln!("不是可读的 OFD 文件: {e}");
+                }
+                return Ok(ExitCode::from(3));
+            }
+        }
+    } else {
+        crate::pdf::verify::verify(&bytes, &opts)
+    };
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             if json {

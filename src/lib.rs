@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod identity;
+pub mod ofd;
 pub mod pdf;
 pub mod pki;
 pub mod server;

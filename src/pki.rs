@@ -7,11 +7,14 @@ pub mod ca;
 pub mod cache;
 pub mod cms;
 pub mod der;
+pub mod gm;
 pub mod keys;
 pub mod names;
 pub mod pkcs11;
 pub mod profile;
+pub mod ses;
 pub mod signed;
+pub mod sm2;
 pub mod tsa;
 pub mod validate;
 

@@ -33,6 +33,8 @@ pub enum Kind {
     Approval,
     Certification,
     DocumentTimestamp,
+    /// A GB/T 38540 seal signature in an OFD package (ofd::verify).
+    Seal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

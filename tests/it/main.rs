@@ -13,6 +13,7 @@ mod lists;
 mod matrix;
 mod modifications;
 mod notifications;
+mod ofd;
 mod openapi;
 mod opening;
 mod pages;

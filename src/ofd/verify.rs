@@ -1,0 +1,583 @@
+//! Verifies OFD packages sealed with GB/T 38540 seal signatures and reports in the verifier's
+//! schema (`kind: "seal"`, `sub_filter: "GB/T 38540"`). For each signature: every Reference
+//! digest; dataHash = SM3(Signature.xml); the holder's signature over DER(TBS_Sign); the seal
+//! maker's signature over the seal data; the holder's certificate in the seal's list; the seal's
+//! and the certificates' validity at the signing time; both chains to a trusted root (SM2 with
+//! the fixed ID on every link). Then the package: a file a reader would show (reachable from
+//! OFD.xml) that no signature covers is a problem.
+
+use super::package::{Package, PackageError};
+use crate::pdf::verify::{
+    Changes, Integrity, Kind, Level, Problem, Report, SignatureReport, Signer, Trust, Verdict,
+};
+use crate::pki::gm;
+use crate::pki::ses::{self, ParsedSignature};
+use crate::pki::sm2;
+use base64::Engine;
+use openssl::x509::{X509, X509NameRef};
+use std::collections::BTreeSet;
+use time::OffsetDateTime;
+
+pub const SUB_FILTER: &str = "GB/T 38540";
+
+fn problem(code: &'static str, message: impl Into<String>) -> Problem {
+    Problem {
+        code,
+        message: message.into(),
+    }
+}
+
+fn name_string(n: &X509NameRef) -> String {
+    n.entries()
+        .map(|e| {
+            let key = e.object().nid().short_name().unwrap_or("?");
+            let val = e.data().to_string().unwrap_or_else(|_| "?".into());
+            format!("{key}={val}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Digest of a Reference by its CheckMethod (name or OID; MD5 when absent, as the schema says).
+fn check_digest(method: &str, data: &[u8]) -> Option<Vec<u8>> {
+    use openssl::hash::{MessageDigest, hash};
+    let md = match method.trim().to_ascii_uppercase().as_str() {
+        "SM3" | "1.2.156.10197.1.401" => return Some(sm2::sm3(data).to_vec()),
+        "" | "MD5" | "1.2.840.113549.2.5" => MessageDigest::md5(),
+        "SHA1" | "SHA-1" | "1.3.14.3.2.26" => MessageDigest::sha1(),
+        "SHA256" | "SHA-256" | "2.16.840.1.101.3.4.2.1" => MessageDigest::sha256(),
+        _ => return None,
+    };
+    hash(md, data).ok().map(|d| d.to_vec())
+}
+
+fn ofd_ns(n: &roxmltree::Node<'_, '_>, local: &str) -> bool {
+    n.is_element() && n.tag_name().name() == local
+}
+
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, local: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children().find(|c| ofd_ns(c, local))
+}
+
+fn text_of(n: Option<roxmltree::Node<'_, '_>>) -> Option<String> {
+    n.and_then(|n| n.text()).map(|t| t.trim().to_owned())
+}
+
+/// A chain check on the 国密 side: `leaf` up to a trusted root through `pool`, every signature
+/// SM2-with-SM3 with the fixed ID, CA flags on issuers, then validity at `at` on every link. The
+/// path comes first: without one, the answer is "untrusted" whatever the dates say.
+fn chain(
+    leaf: &X509,
+    pool: &[X509],
+    trust: &[X509],
+    at: OffsetDateTime,
+) -> Result<(), (Trust, Problem)> {
+    let is_trusted = |c: &X509| {
+        let der = c.to_der().ok();
+        trust.iter().any(|t| t.to_der().ok() == der)
+    };
+    let mut path = vec![leaf.clone()];
+    while !is_trusted(path.last().expect("not empty")) {
+        if path.len() > 8 {
+            return Err((Trust::InvalidChain, problem("invalid_chain", "证书链过长")));
+        }
+        let current = path.last().expect("not empty");
+        let der = current.to_der().unwrap_or_default();
+        let issuer = trust
+            .iter()
+            .chain(pool.iter())
+            .find(|c| {
+                c.subject_name().to_der().ok() == current.issuer_name().to_der().ok()
+                    && c.public_key()
+                        .and_then(|k| k.public_key_to_der())
+                        .is_ok_and(|spki| gm::signed_by(&der, &spki))
+            })
+            .cloned();
+        let Some(issuer) = issuer else {
+            return Err((
+                Trust::Untrusted,
+                problem(
+                    "untrusted_chain",
+                    format!(
+                        "证书链无法连接到受信任的根证书：{}",
+                        name_string(current.issuer_name())
+                    ),
+                ),
+            ));
+        };
+        let is_ca = issuer
+            .to_der()
+            .ok()
+            .and_then(|d| {
+                x509_parser::parse_x509_certificate(&d)
+                    .ok()
+                    .map(|(_, c)| c.is_ca())
+            })
+            .unwrap_or(false);
+        if !is_ca {
+            return Err((
+                Trust::InvalidChain,
+                problem("invalid_chain", "签发者不是证书颁发机构"),
+            ));
+        }
+        path.push(issuer);
+    }
+    let at_asn1 = openssl::asn1::Asn1Time::from_unix(at.unix_timestamp())
+        .map_err(|_| (Trust::Unknown, problem("malformed", "时间无效")))?;
+    for c in &path {
+        if c.not_before() > at_asn1 || c.not_after() < at_asn1 {
+            return Err((
+                Trust::Expired,
+                problem(
+                    "certificate_expired",
+                    format!(
+                        "证书在签章时不在有效期内：{}",
+                        name_string(c.subject_name())
+                    ),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Paths reachable from OFD.xml that a reader would show or use: the document, its pages,
+/// templates, resources, annotations, attachments, custom tags, signature lists.
+fn reachable(pkg: &Package, doc_root: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut queue = vec![doc_root.to_owned()];
+    while let Some(path) = queue.pop() {
+        if out.len() > 10_000 || !out.insert(path.clone()) {
+            continue;
+        }
+        let Some(bytes) = pkg.file(&path) else {
+            continue;
+        };
+        if !path.ends_with(".xml") {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        let Ok(doc) = super::package::parse_xml(text) else {
+            continue;
+        };
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let base = doc
+            .root_element()
+            .attribute("BaseLoc")
+            .map(|b| super::package::join(dir, b))
+            .unwrap_or_else(|| dir.to_owned());
+        for n in doc.descendants().filter(|n| n.is_element()) {
+            let mut refs: Vec<String> = ["BaseLoc", "FileRef"]
+                .iter()
+                .filter_map(|a| n.attribute(*a))
+                .map(str::to_owned)
+                .collect();
+            let name = n.tag_name().name();
+            if matches!(
+                name,
+                "PublicRes"
+                    | "DocumentRes"
+                    | "Annotations"
+                    | "Attachments"
+                    | "CustomTags"
+                    | "Extensions"
+                    | "FontFile"
+                    | "MediaFile"
+                    | "FileLoc"
+                    | "Signatures"
+                    | "BaseLoc"
+                    | "Outlines"
+            ) && let Some(t) = n.text()
+            {
+                refs.push(t.trim().to_owned());
+            }
+            for r in refs {
+                if r.is_empty() {
+                    continue;
+                }
+                let from = if matches!(name, "MultiMedia" | "MediaFile" | "Font" | "FontFile") {
+                    &base
+                } else {
+                    dir
+                };
+                queue.push(super::package::join(from, &r));
+            }
+        }
+    }
+    out
+}
+
+/// Verifies an OFD package. `Err` when it is not a readable package at all.
+pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Report, PackageError> {
+    let pkg = Package::open(bytes)?;
+    let sha256 = crate::audit::hex(&openssl::sha::sha256(bytes));
+    let mut report = Report {
+        sha256,
+        size: bytes.len() as u64,
+        revisions: 1,
+        signatures: vec![],
+        verdict: Verdict::Indeterminate,
+        problems: vec![],
+    };
+    let ofd_xml = pkg
+        .text("OFD.xml")
+        .ok_or_else(|| PackageError("OFD.xml 缺失".into()))?;
+    let ofd =
+        super::package::parse_xml(ofd_xml).map_err(|e| PackageError(format!("OFD.xml: {e}")))?;
+    let body = ofd
+        .descendants()
+        .find(|n| ofd_ns(n, "DocBody"))
+        .ok_or_else(|| PackageError("OFD.xml 没有 DocBody".into()))?;
+    let doc_root = text_of(child(body, "DocRoot"))
+        .map(|r| super::package::join("", &r))
+        .ok_or_else(|| PackageError("OFD.xml 没有 DocRoot".into()))?;
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    let mut signature_files: BTreeSet<String> = BTreeSet::new();
+    match text_of(child(body, "Signatures")) {
+        None => report
+            .problems
+            .push(problem("unsigned", "文件没有任何签章")),
+        Some(list_loc) => {
+            let list_path = super::package::join("", &list_loc);
+            signature_files.insert(list_path.clone());
+            let list_dir = list_path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_owned())
+                .unwrap_or_default();
+            let list_text = pkg.text(&list_path).unwrap_or("");
+            match super::package::parse_xml(list_text) {
+                Err(e) => report
+                    .problems
+                    .push(problem("malformed", format!("签章列表无法读取：{e}"))),
+                Ok(list) => {
+                    for s in list
+                        .root_element()
+                        .children()
+                        .filter(|n| ofd_ns(n, "Signature"))
+                    {
+                        let id = s.attribute("ID").unwrap_or("?").to_owned();
+                        let kind = s.attribute("Type").unwrap_or("Seal");
+                        let Some(loc) = s.attribute("BaseLoc") else {
+                            continue;
+                        };
+                        let path = super::package::join(&list_dir, loc);
+                        signature_files.insert(path.clone());
+                        let r = verify_one(
+                            &pkg,
+                            &id,
+                            kind,
+                            &path,
+                            trust,
+                            now,
+                            &mut covered,
+                            &mut signature_files,
+                        );
+                        report.signatures.push(r);
+                    }
+                }
+            }
+        }
+    }
+    if report.signatures.is_empty() && !report.problems.iter().any(|p| p.code == "unsigned") {
+        report
+            .problems
+            .push(problem("unsigned", "文件没有任何签章"));
+    }
+    // What a reader would show that no signature protects.
+    let shown = reachable(&pkg, &doc_root);
+    let uncovered: Vec<&String> = shown
+        .iter()
+        .filter(|p| pkg.file(p).is_some() && !covered.contains(*p) && !signature_files.contains(*p))
+        .collect();
+    if !covered.contains("OFD.xml") && !report.signatures.is_empty() {
+        report
+            .problems
+            .push(problem("uncovered_file", "OFD.xml 不在签章保护范围内"));
+    }
+    for p in uncovered {
+        report.problems.push(problem(
+            "uncovered_file",
+            format!("阅读器会显示的文件 /{p} 不在任何签章的保护范围内"),
+        ));
+    }
+    let unused: Vec<&String> = pkg
+        .names()
+        .filter(|p| !covered.contains(*p) && !signature_files.contains(*p) && !shown.contains(*p))
+        .collect();
+    if !unused.is_empty() {
+        // Not shown by a reader: reported, not a failure.
+        report.problems.push(problem(
+            "unprotected_unused_file",
+            format!(
+                "{} 个未被引用的文件不在保护范围内（阅读器不显示）",
+                unused.len()
+            ),
+        ));
+    }
+    let any_invalid = report
+        .signatures
+        .iter()
+        .any(|s| s.verdict == Verdict::Invalid);
+    let all_valid = !report.signatures.is_empty()
+        && report
+            .signatures
+            .iter()
+            .all(|s| s.verdict == Verdict::Valid);
+    let doc_problem = report
+        .problems
+        .iter()
+        .any(|p| p.code == "uncovered_file" || p.code == "malformed");
+    report.verdict = if any_invalid || doc_problem {
+        Verdict::Invalid
+    } else if all_valid {
+        Verdict::Valid
+    } else {
+        Verdict::Indeterminate
+    };
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_one(
+    pkg: &Package,
+    id: &str,
+    kind: &str,
+    path: &str,
+    trust: &[X509],
+    now: OffsetDateTime,
+    covered: &mut BTreeSet<String>,
+    signature_files: &mut BTreeSet<String>,
+) -> SignatureReport {
+    let mut r = SignatureReport {
+        field: format!("{id}:/{path}"),
+        sub_filter: SUB_FILTER.into(),
+        kind: Kind::Seal,
+        signer: None,
+        signing_time: None,
+        signing_time_source: None,
+        revision: 1,
+        covers_whole_document: false,
+        integrity: Integrity::Unknown,
+        trust: Trust::Unknown,
+        changes_after: Changes::None,
+        level: Level::None,
+        verdict: Verdict::Indeterminate,
+        problems: vec![],
+    };
+    let broken = |r: &mut SignatureReport, code: &'static str, msg: String| {
+        r.integrity = Integrity::Broken;
+        r.problems.push(problem(code, msg));
+    };
+    let Some(sig_xml) = pkg.file(path) else {
+        broken(&mut r, "malformed", format!("签章描述文件 /{path} 缺失"));
+        r.verdict = Verdict::Invalid;
+        return r;
+    };
+    let Some(doc) = std::str::from_utf8(sig_xml)
+        .ok()
+        .and_then(|t| super::package::parse_xml(t).ok())
+    else {
+        broken(&mut r, "malformed", "签章描述文件无法读取".into());
+        r.verdict = Verdict::Invalid;
+        return r;
+    };
+    let dir = path
+        .rsplit_once('/')
+        .map(|(d, _)| d.to_owned())
+        .unwrap_or_default();
+    let root = doc.root_element();
+    let info = child(root, "SignedInfo");
+    let refs = info.and_then(|i| child(i, "References"));
+    let method = refs
+        .and_then(|r| r.attribute("CheckMethod"))
+        .unwrap_or("MD5")
+        .to_owned();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut mismatches = 0;
+    let mut count = 0;
+    for reference in refs
+        .into_iter()
+        .flat_map(|r| r.children())
+        .filter(|n| ofd_ns(n, "Reference"))
+    {
+        count += 1;
+        let file = super::package::join("", reference.attribute("FileRef").unwrap_or(""));
+        let want = text_of(child(reference, "CheckValue")).and_then(|v| b64.decode(v).ok());
+        let got = pkg.file(&file).and_then(|b| check_digest(&method, b));
+        match (want, got) {
+            (Some(w), Some(g)) if w == g => {
+                covered.insert(file);
+            }
+            (_, None) if pkg.file(&file).is_some() => {
+                mismatches += 1;
+                r.problems.push(problem(
+                    "unknown_check_method",
+                    format!("不支持的摘要算法 {method}"),
+                ));
+            }
+            _ => {
+                mismatches += 1;
+                r.problems.push(problem(
+                    "reference_mismatch",
+                    format!("文件 /{file} 与签章时的摘要不一致或已缺失"),
+                ));
+            }
+        }
+    }
+    if count == 0 {
+        r.problems
+            .push(problem("reference_mismatch", "签章没有保护任何文件"));
+        mismatches += 1;
+    }
+    let value_loc = text_of(child(root, "SignedValue")).unwrap_or_default();
+    let value_path = super::package::join(&dir, &value_loc);
+    signature_files.insert(value_path.clone());
+    if kind != "Seal" {
+        r.problems.push(problem(
+            "unsupported_signature_type",
+            "Type=Sign 的数字签名暂不核验",
+        ));
+        r.verdict = Verdict::Indeterminate;
+        return r;
+    }
+    let parsed: ParsedSignature = match pkg.file(&value_path).map(ses::parse_signature) {
+        Some(Ok(p)) => p,
+        _ => {
+            broken(
+                &mut r,
+                "malformed",
+                "签章值 SignedValue.dat 无法解析".into(),
+            );
+            r.verdict = Verdict::Invalid;
+            return r;
+        }
+    };
+    let signer = X509::from_der(&parsed.signer_cert).ok();
+    if let Some(c) = &signer {
+        r.signer = Some(Signer {
+            subject: name_string(c.subject_name()),
+            issuer: name_string(c.issuer_name()),
+            serial: c
+                .serial_number()
+                .to_bn()
+                .ok()
+                .and_then(|b| b.to_hex_str().ok().map(|h| h.to_string()))
+                .unwrap_or_default(),
+        });
+    }
+    let at = parsed.time.unwrap_or(now);
+    r.signing_time = parsed.time.map(rfc3339);
+    r.signing_time_source = parsed.time.map(|_| "seal");
+    let data_ok = parsed.data_hash == sm2::sm3(sig_xml);
+    if !data_ok {
+        broken(
+            &mut r,
+            "data_hash_mismatch",
+            "签章原文杂凑值与签章描述文件不一致".into(),
+        );
+    }
+    if parsed.property_info.trim_start_matches('/') != path {
+        r.problems.push(problem(
+            "property_info_mismatch",
+            format!("签章原文属性 {} 不是本签章描述文件", parsed.property_info),
+        ));
+    }
+    let sig_ok = parsed.algorithm == sm2::OID_SM2_SM3
+        && ses::cert_signed(&parsed.signer_cert, &parsed.signed_part, &parsed.signature);
+    if !sig_ok {
+        broken(&mut r, "signature_invalid", "签章人的签名值无效".into());
+    }
+    let seal_ok = parsed.seal.algorithm == sm2::OID_SM2_SM3
+        && ses::cert_signed(
+            &parsed.seal.maker_cert,
+            &parsed.seal.signed_part,
+            &parsed.seal.signature,
+        );
+    if !seal_ok {
+        broken(
+            &mut r,
+            "seal_signature_invalid",
+            "电子印章的制章者签名无效".into(),
+        );
+    }
+    if !ses::allows(&parsed.seal, &parsed.signer_cert) {
+        broken(
+            &mut r,
+            "signer_not_in_seal",
+            "签章人证书不在电子印章的证书列表中".into(),
+        );
+    }
+    match (parsed.seal.valid_from, parsed.seal.valid_to) {
+        (Some(a), Some(b)) if a <= at && at <= b => {}
+        _ => r
+            .problems
+            .push(problem("seal_expired", "签章时电子印章不在有效期内")),
+    }
+    if mismatches == 0 && data_ok && sig_ok && seal_ok && r.integrity != Integrity::Broken {
+        r.integrity = Integrity::Intact;
+    } else {
+        r.integrity = Integrity::Broken;
+    }
+    // Every file but the signature's own value is covered: the whole document.
+    r.covers_whole_document = pkg
+        .names()
+        .all(|n| covered.contains(n) || *n == value_path || *n == path);
+    // Chains: the holder's and the seal maker's, with the CA certificates the package carries.
+    let pool: Vec<X509> = pkg
+        .file(&super::package::join(&dir, "CACerts.der"))
+        .map(|b| {
+            let mut out = vec![];
+            let mut rd = crate::pki::der::Reader::new(b);
+            if let Ok(seq) = rd.read_tag(crate::pki::der::tag::SEQUENCE) {
+                let mut c = seq.children();
+                while let Ok(t) = c.read() {
+                    if let Ok(x) = X509::from_der(t.raw) {
+                        out.push(x);
+                    }
+                    if out.len() > 16 {
+                        break;
+                    }
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
+    let maker = X509::from_der(&parsed.seal.maker_cert).ok();
+    r.trust = match (&signer, &maker) {
+        (Some(s), Some(m)) => {
+            match chain(s, &pool, trust, at).and_then(|_| chain(m, &pool, trust, at)) {
+                Ok(()) => Trust::Trusted,
+                Err((t, p)) => {
+                    r.problems.push(p);
+                    t
+                }
+            }
+        }
+        _ => {
+            r.problems.push(problem("malformed", "证书无法解析"));
+            Trust::Unknown
+        }
+    };
+    let seal_in_time = !r.problems.iter().any(|p| p.code == "seal_expired");
+    r.verdict = if r.integrity == Integrity::Broken
+        || matches!(
+            r.trust,
+            Trust::Revoked | Trust::InvalidChain | Trust::Expired
+        )
+        || !seal_in_time
+    {
+        Verdict::Invalid
+    } else if r.trust == Trust::Trusted && r.integrity == Integrity::Intact {
+        Verdict::Valid
+    } else {
+        Verdict::Indeterminate
+    };
+    r
+}

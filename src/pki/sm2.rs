@@ -1,0 +1,268 @@
+//! 国密 signatures: SM2 with SM3 (GB/T 32918, GM/T 0009) through the system's OpenSSL.
+//!
+//! OpenSSL 3.0 signs SM2 with an *empty* distinguishing ID unless told otherwise, and the Rust
+//! bindings have no call to tell it, so every SM2 operation here computes
+//! `e = SM3(Z ‖ M)` itself, with `Z` over the one ID every other implementation uses
+//! (`DISTID`), and signs or verifies `e` directly. That is what BouncyCastle, GmSSL, gmssl and
+//! sm-crypto do, and what `openssl dgst -sm3 -sigopt distid:1234567812345678` accepts.
+
+use super::der::{self, Reader, tag};
+use super::{PkiError, PkiResult};
+use openssl::hash::{MessageDigest, hash};
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::pkey_ctx::PkeyCtx;
+use openssl::symm::Cipher;
+
+/// The SM2 distinguishing ID (GM/T 0009 default), fixed here and nowhere else.
+pub const DISTID: &[u8] = b"1234567812345678";
+/// The SM2 curve (namedCurve of every SM2 public key) and the SM2 algorithm.
+pub const OID_SM2: &str = "1.2.156.10197.1.301";
+pub const OID_SM3: &str = "1.2.156.10197.1.401";
+/// SM2-with-SM3: certificates, CRLs, seals and OFD signatures.
+pub const OID_SM2_SM3: &str = "1.2.156.10197.1.501";
+
+// Curve parameters (GB/T 32918.5), as they enter Z.
+const A: &str = "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC";
+const B: &str = "28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93";
+const GX: &str = "32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7";
+const GY: &str = "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0";
+
+/// The curve order n, to check signature values are in range before OpenSSL sees them.
+const N: &str = "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123";
+
+fn unhex(s: &str) -> Vec<u8> {
+    super::ca::decode_hex(s).expect("constant hex")
+}
+
+pub fn sm3(data: &[u8]) -> [u8; 32] {
+    let d = hash(MessageDigest::sm3(), data).expect("SM3 is built into OpenSSL 3");
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&d);
+    out
+}
+
+/// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ Gx ‖ Gy ‖ x ‖ y) for the public point (x ‖ y).
+pub fn z(xy: &[u8; 64]) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(2 + DISTID.len() + 6 * 32);
+    buf.extend_from_slice(&((DISTID.len() * 8) as u16).to_be_bytes());
+    buf.extend_from_slice(DISTID);
+    for c in [A, B, GX, GY] {
+        buf.extend_from_slice(&unhex(c));
+    }
+    buf.extend_from_slice(xy);
+    sm3(&buf)
+}
+
+/// e = SM3(Z ‖ M): what an SM2 signature signs.
+pub fn digest(xy: &[u8; 64], message: &[u8]) -> [u8; 32] {
+    let z = z(xy);
+    let mut buf = Vec::with_capacity(32 + message.len());
+    buf.extend_from_slice(&z);
+    buf.extend_from_slice(message);
+    sm3(&buf)
+}
+
+/// The public point (x ‖ y) of an SM2 SubjectPublicKeyInfo: id-ecPublicKey (or SM2) on the SM2
+/// curve, an uncompressed point. `None` for anything else.
+pub fn spki_point(spki: &[u8]) -> Option<[u8; 64]> {
+    let mut outer = Reader::new(spki);
+    let seq = outer.read_tag(tag::SEQUENCE).ok()?;
+    let mut r = seq.children();
+    let alg = r.read_tag(tag::SEQUENCE).ok()?;
+    let mut a = alg.children();
+    let kind = der::oid_to_string(a.read_tag(tag::OID).ok()?.content)?;
+    let params = a.read().ok();
+    let curve_ok = match kind.as_str() {
+        "1.2.840.10045.2.1" => {
+            params
+                .and_then(|p| (p.tag == tag::OID).then(|| der::oid_to_string(p.content)))
+                .flatten()
+                .as_deref()
+                == Some(OID_SM2)
+        }
+        k => k == OID_SM2,
+    };
+    if !curve_ok {
+        return None;
+    }
+    let bits = r.read_tag(tag::BIT_STRING).ok()?;
+    let point = bits.content.get(1..)?;
+    if bits.content[0] != 0 || point.len() != 65 || point[0] != 4 {
+        return None;
+    }
+    let mut xy = [0u8; 64];
+    xy.copy_from_slice(&point[1..]);
+    Some(xy)
+}
+
+/// An SM2 private key held in process memory.
+pub struct Sm2Key {
+    pkey: PKey<Private>,
+    spki: Vec<u8>,
+    xy: [u8; 64],
+}
+
+impl std::fmt::Debug for Sm2Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private part.
+        write!(f, "Sm2Key({})", crate::audit::hex(&self.xy[..8]))
+    }
+}
+
+impl Sm2Key {
+    pub fn generate() -> PkiResult<Sm2Key> {
+        let mut ctx = PkeyCtx::new_id(Id::SM2)?;
+        ctx.keygen_init()?;
+        Sm2Key::from_pkey(ctx.keygen()?)
+    }
+
+    fn from_pkey(pkey: PKey<Private>) -> PkiResult<Sm2Key> {
+        let spki = pkey.public_key_to_der()?;
+        let xy = spki_point(&spki).ok_or_else(|| PkiError::Build("not an SM2 key".into()))?;
+        Ok(Sm2Key { pkey, spki, xy })
+    }
+
+    /// Encrypted PKCS#8 (PBES2, AES-256) under the key-encryption key, as software keys are kept.
+    pub fn to_encrypted_pkcs8(&self, kek: &[u8]) -> PkiResult<Vec<u8>> {
+        Ok(self
+            .pkey
+            .private_key_to_pkcs8_passphrase(Cipher::aes_256_cbc(), kek)?)
+    }
+
+    pub fn from_encrypted_pkcs8(der: &[u8], kek: &[u8]) -> PkiResult<Sm2Key> {
+        let pkey = PKey::private_key_from_pkcs8_passphrase(der, kek)?;
+        Sm2Key::from_pkey(pkey)
+    }
+
+    /// The SubjectPublicKeyInfo, DER.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    pub fn point(&self) -> &[u8; 64] {
+        &self.xy
+    }
+
+    /// SM2 signature over `message` (e = SM3(Z ‖ M) with `DISTID`), DER SEQUENCE { r, s }.
+    pub fn sign(&self, message: &[u8]) -> PkiResult<Vec<u8>> {
+        let e = digest(&self.xy, message);
+        let mut ctx = PkeyCtx::new(&self.pkey)?;
+        ctx.sign_init()?;
+        let mut sig = Vec::with_capacity(72);
+        ctx.sign_to_vec(&e, &mut sig)?;
+        Ok(sig)
+    }
+}
+
+/// A signature as DER SEQUENCE { r, s }, from DER or from the raw 64-byte r ‖ s some producers
+/// write. `None` when it is neither, or r or s is out of range.
+pub fn signature_der(sig: &[u8]) -> Option<Vec<u8>> {
+    let n = unhex(N);
+    let in_range = |v: &[u8]| {
+        let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        !v.is_empty() && (v.len() < 32 || (v.len() == 32 && v.as_slice() < n.as_slice()))
+    };
+    if sig.len() == 64 {
+        let (r, s) = sig.split_at(32);
+        if !in_range(r) || !in_range(s) {
+            return None;
+        }
+        return Some(der::sequence(&[
+            der::integer_unsigned(r),
+            der::integer_unsigned(s),
+        ]));
+    }
+    let mut outer = Reader::new(sig);
+    let seq = outer.read_tag(tag::SEQUENCE).ok()?;
+    if !outer.is_empty() {
+        return None;
+    }
+    let mut r = seq.children();
+    let a = r.read_tag(tag::INTEGER).ok()?;
+    let b = r.read_tag(tag::INTEGER).ok()?;
+    if !r.is_empty() || !in_range(a.content) || !in_range(b.content) {
+        return None;
+    }
+    // Re-encoded, so a non-minimal encoding cannot reach OpenSSL's strict parser as "valid".
+    Some(der::sequence(&[
+        der::integer_unsigned(a.content),
+        der::integer_unsigned(b.content),
+    ]))
+}
+
+/// Verifies an SM2 signature (DER or raw r ‖ s) over `message` with an SM2 public key given as
+/// its SubjectPublicKeyInfo.
+pub fn verify(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    let Some(xy) = spki_point(spki) else {
+        return false;
+    };
+    let Some(sig) = signature_der(sig) else {
+        return false;
+    };
+    let e = digest(&xy, message);
+    let Ok(pkey) = PKey::<Public>::public_key_from_der(spki) else {
+        return false;
+    };
+    let run = || -> Result<bool, openssl::error::ErrorStack> {
+        let mut ctx = PkeyCtx::new(&pkey)?;
+        ctx.verify_init()?;
+        ctx.verify(&e, &sig)
+    };
+    run().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let k = Sm2Key::generate().unwrap();
+        let sig = k.sign(b"hello SM2").unwrap();
+        assert!(verify(k.public_key_der(), b"hello SM2", &sig));
+        assert!(!verify(k.public_key_der(), b"hello SM3", &sig));
+        let mut bad = sig.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(!verify(k.public_key_der(), b"hello SM2", &bad));
+        // Raw r ‖ s is accepted too.
+        let mut r = Reader::new(&sig);
+        let seq = r.read_tag(tag::SEQUENCE).unwrap();
+        let mut c = seq.children();
+        let mut raw = Vec::new();
+        for _ in 0..2 {
+            let i = c.read_tag(tag::INTEGER).unwrap().content;
+            let i: Vec<u8> = i.iter().copied().skip_while(|b| *b == 0).collect();
+            raw.extend(std::iter::repeat_n(0u8, 32 - i.len()));
+            raw.extend(i);
+        }
+        assert_eq!(raw.len(), 64);
+        assert!(verify(k.public_key_der(), b"hello SM2", &raw));
+    }
+
+    #[test]
+    fn keys_round_trip_encrypted() {
+        let k = Sm2Key::generate().unwrap();
+        let enc = k.to_encrypted_pkcs8(b"kek").unwrap();
+        let back = Sm2Key::from_encrypted_pkcs8(&enc, b"kek").unwrap();
+        assert_eq!(back.public_key_der(), k.public_key_der());
+        assert!(Sm2Key::from_encrypted_pkcs8(&enc, b"other").is_err());
+        let sig = back.sign(b"m").unwrap();
+        assert!(verify(k.public_key_der(), b"m", &sig));
+    }
+
+    #[test]
+    fn garbage_never_verifies() {
+        let k = Sm2Key::generate().unwrap();
+        for junk in [
+            &b""[..],
+            b"\x30\x00",
+            &[0u8; 64],
+            &[0xffu8; 64],
+            b"\x30\x06\x02\x01\x01\x02\x01",
+        ] {
+            assert!(!verify(k.public_key_der(), b"m", junk));
+        }
+        assert!(!verify(b"not a key", b"m", &k.sign(b"m").unwrap()));
+    }
+}

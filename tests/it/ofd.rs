@@ -1,0 +1,337 @@
+//! 国密: SM2 certificates checked by OpenSSL link by link, the registration certificate as a
+//! sealed OFD package checked by the independent checker in ../shared/gm, our verifier on our
+//! package, on another implementation's sample, and on tampered and hostile copies.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use virtual_window::ofd::package::Package;
+use virtual_window::ofd::verify::verify;
+use virtual_window::ofd::write::{self, CertificateContent, Stamp};
+use virtual_window::pdf::verify::{Integrity, Trust, Verdict};
+use virtual_window::pki::gm::GmHierarchy;
+use virtual_window::pki::ses::{self, SealPicture, SealSpec};
+
+fn shared(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/gm")
+        .join(p)
+}
+
+struct Made {
+    h: GmHierarchy,
+    ofd: Vec<u8>,
+}
+
+fn make() -> Made {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let h = GmHierarchy::create(now).unwrap();
+    let holder = h
+        .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+        .unwrap();
+    let spec = SealSpec {
+        vendor: "VIRTUALWINDOW".into(),
+        es_id: "441900000000000001".into(),
+        seal_type: 3,
+        name: "东莞市不动产登记中心不动产登记专用章".into(),
+        signer_certs: vec![holder.cert_der.clone()],
+        created: now,
+        valid_from: now - time::Duration::minutes(1),
+        valid_to: now + time::Duration::days(365),
+        picture: SealPicture {
+            kind: "SVG".into(),
+            data: write::seal_svg("东莞市不动产登记中心", "不动产登记专用章"),
+            width_mm: 40,
+            height_mm: 40,
+        },
+    };
+    let seal = ses::make_seal(&spec, &h.seal_maker).unwrap();
+    let content = CertificateContent {
+        title: "不动产登记证明".into(),
+        certificate_no: "粤(2026)东莞市不动产证明第0001234号".into(),
+        rows: vec![
+            ("证明权利或事项".into(), "预告登记（预购商品房买卖）".into()),
+            ("权利人（申请人）".into(), "张伟".into()),
+            ("坐落".into(), "东莞市松山湖云境花园1栋1单元1801".into()),
+            ("其他".into(), "合同编号 YS-2026-000123；备案号 BA-2026-000045；总价款人民币 2,350,000.00 元；建筑面积 98.76 平方米".into()),
+        ],
+        authority: "东莞市不动产登记中心".into(),
+        recorded_on: "2026-12-04".into(),
+        verify_url: "http://127.0.0.1:8080/c/20260001234".into(),
+        data: vec![
+            ("证明号".into(), "粤(2026)东莞市不动产证明第0001234号".into()),
+            ("权利人".into(), "张伟".into()),
+        ],
+    };
+    let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
+    let ofd = write::seal_package(
+        files,
+        &Stamp {
+            seal: &seal,
+            signer: &holder,
+            chain: vec![h.centre_ca.cert_der.clone()],
+        },
+        now,
+        (130.0, 150.0, 40.0, 40.0),
+    )
+    .unwrap();
+    Made { h, ofd }
+}
+
+fn root(m: &Made) -> Vec<openssl::x509::X509> {
+    vec![openssl::x509::X509::from_der(&m.h.root.cert_der).unwrap()]
+}
+
+fn rewrite(ofd: &[u8], f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) -> Vec<u8> {
+    let mut files = Package::open(ofd).unwrap().into_files();
+    f(&mut files);
+    write::zip_files(&files).unwrap()
+}
+
+fn codes(r: &virtual_window::pdf::verify::Report) -> Vec<&'static str> {
+    r.problems
+        .iter()
+        .chain(r.signatures.iter().flat_map(|s| s.problems.iter()))
+        .map(|p| p.code)
+        .collect()
+}
+
+#[test]
+fn our_sealed_certificate_verifies_here_and_in_the_independent_checker() {
+    let m = make();
+    let r = verify(&m.ofd, &root(&m), OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(r.verdict, Verdict::Valid, "{:?}", codes(&r));
+    assert_eq!(r.signatures.len(), 1);
+    let s = &r.signatures[0];
+    assert_eq!(s.sub_filter, "GB/T 38540");
+    assert_eq!(
+        serde_json::to_value(s).unwrap()["kind"],
+        serde_json::json!("seal")
+    );
+    assert_eq!(s.integrity, Integrity::Intact);
+    assert_eq!(s.trust, Trust::Trusted);
+    assert!(s.covers_whole_document);
+
+    // Without the root: intact but not trusted.
+    let r = verify(&m.ofd, &[], OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(r.signatures[0].integrity, Integrity::Intact);
+    assert_eq!(r.signatures[0].trust, Trust::Untrusted);
+    assert_ne!(r.verdict, Verdict::Valid);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certificate.ofd");
+    std::fs::write(&path, &m.ofd).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(shared("ofd_ses_check.py"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+}
+
+#[test]
+fn every_kind_of_tampering_fails_with_its_code() {
+    let m = make();
+    let trust = root(&m);
+    let now = OffsetDateTime::now_utc();
+    let names: Vec<String> = Package::open(&m.ofd).unwrap().names().cloned().collect();
+    // Any file of the package changed (the signature's value aside: its own case below).
+    for name in names.iter().filter(|n| !n.ends_with("SignedValue.dat")) {
+        let bad = rewrite(&m.ofd, |f| {
+            f.get_mut(name).unwrap().extend_from_slice(b" ");
+        });
+        let r = verify(&bad, &trust, now).unwrap();
+        assert_eq!(
+            r.verdict,
+            Verdict::Invalid,
+            "{name} changed: {:?}",
+            codes(&r)
+        );
+        let c = codes(&r);
+        if name.ends_with("Signature.xml") && !name.ends_with("Signatures.xml") {
+            assert!(c.contains(&"data_hash_mismatch"), "{name}: {c:?}");
+        } else {
+            assert!(c.contains(&"reference_mismatch"), "{name}: {c:?}");
+        }
+    }
+    // One bit of the holder's signature, and one of the seal maker's.
+    let value = "Doc_0/Signs/Sign_0/SignedValue.dat";
+    let v = Package::open(&m.ofd).unwrap().file(value).unwrap().to_vec();
+    let last = v.len() - 1;
+    let bad = rewrite(&m.ofd, |f| f.get_mut(value).unwrap()[last] ^= 1);
+    let r = verify(&bad, &trust, now).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(codes(&r).contains(&"signature_invalid"), "{:?}", codes(&r));
+    // The seal's picture (inside the seal data the maker signed).
+    let pic = v.windows(4).position(|w| w == b"<svg").unwrap();
+    let bad = rewrite(&m.ofd, |f| f.get_mut(value).unwrap()[pic + 1] ^= 1);
+    let c = codes(&verify(&bad, &trust, now).unwrap());
+    assert!(c.contains(&"seal_signature_invalid"), "{c:?}");
+    // A page added that no signature covers.
+    let bad = rewrite(&m.ofd, |f| {
+        let doc = String::from_utf8(f["Doc_0/Document.xml"].clone()).unwrap();
+        f.insert(
+            "Doc_0/Document.xml".into(),
+            doc.replace(
+                "</ofd:Pages>",
+                "<ofd:Page ID=\"99\" BaseLoc=\"Pages/Page_1/Content.xml\"/></ofd:Pages>",
+            )
+            .into_bytes(),
+        );
+        f.insert(
+            "Doc_0/Pages/Page_1/Content.xml".into(),
+            b"<ofd:Page xmlns:ofd=\"http://www.ofdspec.org/2016\"/>".to_vec(),
+        );
+    });
+    let r = verify(&bad, &trust, now).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(codes(&r).contains(&"uncovered_file"), "{:?}", codes(&r));
+    // Verified at a time after the seal's validity.
+    let r = verify(&m.ofd, &trust, now + time::Duration::days(3650)).unwrap();
+    assert_eq!(
+        r.verdict,
+        Verdict::Valid,
+        "the signing time counts, not now"
+    );
+}
+
+#[test]
+fn the_other_implementations_sample_is_intact_and_untrusted() {
+    let bytes = std::fs::read(shared("samples/SESV4SignDoc.ofd")).unwrap();
+    let r = verify(&bytes, &[], OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(r.signatures.len(), 1, "{:?}", codes(&r));
+    let s = &r.signatures[0];
+    assert_eq!(s.integrity, Integrity::Intact, "{:?}", s.problems);
+    assert_eq!(s.trust, Trust::Untrusted);
+    // Its seal was valid 2020-04-22 to 2022-04-22 and used in 2026: said, and not valid.
+    assert!(codes(&r).contains(&"seal_expired"), "{:?}", codes(&r));
+    assert_ne!(r.verdict, Verdict::Valid);
+    // Tampered: a page changed, the signature description changed.
+    for (name, code) in [
+        ("Doc_0/Pages/Page_0/Content.xml", "reference_mismatch"),
+        ("Doc_0/Signs/Sign_0/Signature.xml", "data_hash_mismatch"),
+    ] {
+        let bad = rewrite(&bytes, |f| f.get_mut(name).unwrap().push(b' '));
+        let r = verify(&bad, &[], OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert!(codes(&r).contains(&code), "{name}: {:?}", codes(&r));
+    }
+}
+
+#[test]
+fn hostile_packages_are_refused_without_panic() {
+    use std::io::Write;
+    let zip_of = |entries: &[(&str, &[u8])]| {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (n, b) in entries {
+            z.start_file(*n, opts).unwrap();
+            z.write_all(b).unwrap();
+        }
+        z.finish().unwrap().into_inner()
+    };
+    let now = OffsetDateTime::now_utc();
+    // `../` names, absolute names.
+    assert!(verify(&zip_of(&[("../evil.xml", b"x")]), &[], now).is_err());
+    assert!(verify(&zip_of(&[("/etc/passwd", b"x")]), &[], now).is_err());
+    // A zip bomb: 17 MiB of zeros in one entry (beyond the per-file limit).
+    let bomb = vec![0u8; 17 * 1024 * 1024];
+    assert!(verify(&zip_of(&[("OFD.xml", &bomb)]), &[], now).is_err());
+    // Entity expansion and deep nesting in OFD.xml: unreadable, not expanded.
+    let billion = b"<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x \"xxxxxxxx\"><!ENTITY y \"&x;&x;&x;&x;&x;&x;&x;&x;\">]><a>&y;</a>";
+    assert!(verify(&zip_of(&[("OFD.xml", billion)]), &[], now).is_err());
+    let deep = "<a>".repeat(100_000) + &"</a>".repeat(100_000);
+    assert!(verify(&zip_of(&[("OFD.xml", deep.as_bytes())]), &[], now).is_err());
+    // Duplicate names: the zip crate refuses them, or we do.
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    z.start_file("OFD.xml", opts).unwrap();
+    z.write_all(b"<a/>").unwrap();
+    if z.start_file("OFD.xml", opts).is_ok() {
+        z.write_all(b"<b/>").unwrap();
+        let dup = z.finish().unwrap().into_inner();
+        assert!(verify(&dup, &[], now).is_err());
+    }
+    // Mutations of our own package never panic, and never verify.
+    let m = make();
+    let trust = root(&m);
+    let mut seed = 0x1234_5678u64;
+    for _ in 0..300 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut bad = m.ofd.clone();
+        let i = (seed as usize) % bad.len();
+        bad[i] ^= 1 << (seed % 8);
+        if bad == m.ofd {
+            continue;
+        }
+        if let Ok(r) = verify(&bad, &trust, now)
+            && r.verdict == Verdict::Valid
+        {
+            // Only the ZIP container changed (a time or an attribute in a header): the files,
+            // which are what the seal protects, must be exactly the original ones.
+            assert_eq!(
+                Package::open(&bad).unwrap().into_files(),
+                Package::open(&m.ofd).unwrap().into_files(),
+                "a flipped bit at {i} changed a file and passed"
+            );
+        }
+    }
+}
+
+#[test]
+fn sm2_certificates_verify_with_openssl_link_by_link() {
+    let m = make();
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, der: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, virtual_window::pki::ca::pem("CERTIFICATE", der)).unwrap();
+        p
+    };
+    let root = w("root.pem", &m.h.root.cert_der);
+    let centre = w("centre.pem", &m.h.centre_ca.cert_der);
+    let maker = w("maker.pem", &m.h.seal_maker.cert_der);
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (ok, text) = run(&[
+        &os("verify"),
+        &os("-vfyopt"),
+        &os("distid:1234567812345678"),
+        &os("-CAfile"),
+        root.as_os_str(),
+        centre.as_os_str(),
+    ]);
+    assert!(ok && text.contains("OK"), "{text}");
+    let (ok, text) = run(&[
+        &os("verify"),
+        &os("-vfyopt"),
+        &os("distid:1234567812345678"),
+        &os("-partial_chain"),
+        &os("-CAfile"),
+        centre.as_os_str(),
+        maker.as_os_str(),
+    ]);
+    assert!(ok && text.contains("OK"), "{text}");
+    // Without the ID (OpenSSL 3.0's empty default) the same link fails: the ID is really used.
+    let (ok, _) = run(&[
+        &os("verify"),
+        &os("-CAfile"),
+        root.as_os_str(),
+        centre.as_os_str(),
+    ]);
+    assert!(!ok);
+}
