@@ -1511,7 +1511,10 @@ macro_rules! impl_audit_batch {
                 // Exactly the rows read: an entry numbered earlier but committed after the
                 // read is still pending and goes into the next pass.
                 let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-                let sql = format!("DELETE FROM audit_pending WHERE id IN ({})", marks.join(", "));
+                let sql = format!(
+                    "DELETE FROM audit_pending WHERE id IN ({})",
+                    marks.join(", ")
+                );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for id in &ids {
                     q = q.bind(id);

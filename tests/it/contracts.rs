@@ -1588,7 +1588,12 @@ async fn registration_side_exits_and_the_entry(db: Db) {
             .as_str(),
         "filed"
     );
-    let events = app.services.store.chained_audit_events(0, 100_000).await.unwrap();
+    let events = app
+        .services
+        .store
+        .chained_audit_events(0, 100_000)
+        .await
+        .unwrap();
     assert_eq!(
         events
             .iter()

@@ -310,7 +310,12 @@ async fn administrators_register_staff_identities(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!((name.as_str(), id.as_str()), ("陈晓明", number.as_str()));
-    let events = app.services.store.chained_audit_events(0, 100_000).await.unwrap();
+    let events = app
+        .services
+        .store
+        .chained_audit_events(0, 100_000)
+        .await
+        .unwrap();
     let e = events
         .iter()
         .find(|e| e.action == "user.identity_set")

@@ -590,7 +590,12 @@ async fn reg_state(app: &TestApp, id: &str) -> (RegistrationState, UnitStatus) {
 
 async fn reg_footprint(app: &TestApp, id: &str) -> String {
     let r = app.services.store.registration(id).await.unwrap().unwrap();
-    let audit = app.services.store.chained_audit_events(0, 1_000_000).await.unwrap();
+    let audit = app
+        .services
+        .store
+        .chained_audit_events(0, 1_000_000)
+        .await
+        .unwrap();
     format!(
         "{:?} {} {} {} {:?}",
         r.state(),

@@ -114,7 +114,12 @@ async fn buyers_sign_up_and_in_with_their_phone(db: Db) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["field"], "phone");
     // Audited, and the number is nowhere in the clear: not in the audit log, not in the rows.
-    let events = app.services.store.chained_audit_events(0, 100_000).await.unwrap();
+    let events = app
+        .services
+        .store
+        .chained_audit_events(0, 100_000)
+        .await
+        .unwrap();
     assert!(events.len() > before);
     assert!(events.iter().any(|e| e.action == "user.signup"));
     for e in &events {

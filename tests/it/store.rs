@@ -301,7 +301,11 @@ async fn audit_entries_are_chained_by_the_writer_and_after_a_crash(db: Db) {
     until_chained(store.as_ref()).await;
     let chained = store.audit_events(0, 100).await.unwrap();
     let actions: Vec<&str> = chained.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["left.pending", "after.restart"], "in commit order");
+    assert_eq!(
+        actions,
+        ["left.pending", "after.restart"],
+        "in commit order"
+    );
     match audit::verify_chain(store.as_ref()).await.unwrap() {
         ChainCheck::Intact { entries, .. } => assert_eq!(entries, 2),
         broken => panic!("{broken:?}"),
