@@ -197,6 +197,8 @@ fn declared() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         (Public, routes!(verify::verify)),
         (Roles(ADMIN), routes!(pki::list)),
         (Roles(ADMIN), routes!(pki::revoke)),
+        (Roles(ADMIN), routes!(pki::seals)),
+        (Roles(ADMIN), routes!(pki::revoke_seal)),
     ]
 }
 

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod contracts;
 pub mod documents;
 pub mod error;
+pub mod gm;
 pub mod identity;
 pub mod inventory;
 pub mod listing;

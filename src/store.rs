@@ -510,6 +510,8 @@ pub struct Registration {
     pub recorder_id: Option<String>,
     pub certificate_no: Option<String>,
     pub certificate_sha256: Option<String>,
+    /// The same certificate as a sealed OFD package (国密 seal).
+    pub certificate_ofd_sha256: Option<String>,
     pub certificate_status: Option<CertificateStatus>,
     /// JSON list of the material hashes the application relies on.
     pub materials: String,
@@ -651,6 +653,24 @@ pub struct IdempotencyTag {
 }
 
 /// A certificate of this installation's PKI with the reference to its private key.
+/// A GB/T 38540 electronic seal (电子印章) kept by its esID.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EsSeal {
+    pub es_id: String,
+    pub name: String,
+    pub seal_type: i32,
+    /// The pki_objects name of the certificate and SM2 key allowed to use it.
+    pub holder: String,
+    pub organisation_id: Option<String>,
+    /// DER SESeal, signed by the seal maker.
+    pub seal_der: Vec<u8>,
+    pub valid_from: OffsetDateTime,
+    pub valid_to: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+}
+
 #[derive(Clone, sqlx::FromRow)]
 pub struct PkiObject {
     /// `root`, an issuing CA's name, `tsa`, `centre-seal` or `seal-<organisation id>`.
@@ -857,6 +877,21 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     async fn insert_pki_object(&self, o: &PkiObject) -> StoreResult<bool>;
     /// Stores all of them or none (false: one of the names exists already).
     async fn insert_pki_objects(&self, objects: &[PkiObject]) -> StoreResult<bool>;
+    /// Stores a GB/T 38540 seal unless its holder has a live one already (false: the other
+    /// instance's is kept).
+    async fn insert_es_seal(&self, seal: &EsSeal) -> StoreResult<bool>;
+    /// The holder's live (not revoked) seal.
+    async fn live_es_seal(&self, holder: &str) -> StoreResult<Option<EsSeal>>;
+    async fn es_seal(&self, es_id: &str) -> StoreResult<Option<EsSeal>>;
+    /// Newest first.
+    async fn es_seals(&self, limit: i64) -> StoreResult<Vec<EsSeal>>;
+    /// Revokes a live seal; false when there is none by that esID or it is revoked already.
+    async fn revoke_es_seal(
+        &self,
+        es_id: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> StoreResult<bool>;
     async fn complete_idempotency_key(
         &self,
         scope: &str,

@@ -5,6 +5,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath};
 use crate::services::Caller;
+use crate::services::gm::{self, SealView};
 use crate::services::pki::{self, CertificateView, RevocationReason};
 use axum::Json;
 use axum::extract::State;
@@ -18,7 +19,7 @@ fn strip<'a>(file: &'a str, ext: &str) -> Result<&'a str, ApiError> {
 }
 
 #[utoipa::path(get, path = "/pki/ca/{file}", tag = "pki",
-    params(("file" = String, Path, description = "`root.pem`, `people-ca.pem`, `organisations-ca.pem` or `timestamping-ca.pem`")),
+    params(("file" = String, Path, description = "`root.pem`, `people-ca.pem`, `organisations-ca.pem` or `timestamping-ca.pem`; on the 国密 side `sm2-root.pem`, `sm2-people-ca.pem`, `sm2-organisations-ca.pem`, `sm2-centre-ca.pem`")),
     responses((status = 200, description = "The CA certificate, PEM", content_type = "application/x-pem-file"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn ca_certificate(
@@ -103,5 +104,42 @@ pub async fn timestamp(
     Ok((
         [(header::CONTENT_TYPE, "application/timestamp-reply")],
         reply,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/pki/seals", tag = "pki", security(("bearer" = [])),
+    responses((status = 200, description = "The GB/T 38540 electronic seals (电子印章) kept by this installation, newest first", body = [SealView]),
+              (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn seals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SealView>>> {
+    Ok(Json(gm::list_seals(&state.services, &caller).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealRevokeRequest {
+    /// Why (kept in the audit trail), at most 200 characters.
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/pki/seals/{es_id}/revoke", tag = "pki", security(("bearer" = [])),
+    params(("es_id" = String, Path, description = "The seal's esID")),
+    request_body = SealRevokeRequest,
+    responses(
+        (status = 200, description = "Revoked: signatures made with it afterwards are invalid; its holder gets a new seal on next use", body = SealView),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`seal_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn revoke_seal(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(es_id): ApiPath<String>,
+    ApiJson(req): ApiJson<SealRevokeRequest>,
+) -> ApiResult<Json<SealView>> {
+    Ok(Json(
+        gm::revoke_seal(&state.services, &caller, &es_id, &req.reason).await?,
     ))
 }

@@ -146,17 +146,59 @@ pub async fn record(
     step(state, caller, id, RegistrationStep::Record, req).await
 }
 
+/// Which form of the certificate.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateFormat {
+    /// PDF with the centre's PAdES seal (P-256).
+    #[default]
+    Pdf,
+    /// OFD package with the centre's GB/T 38540 seal (SM2/SM3).
+    Ofd,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CertificateParams {
+    /// `pdf` (default) or `ofd`.
+    #[serde(default)]
+    pub format: CertificateFormat,
+}
+
 #[utoipa::path(get, path = "/api/v1/registrations/{id}/certificate", tag = "registrations", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, description = "The sealed electronic registration certificate", content_type = "application/pdf"),
+    params(("id" = String, Path), CertificateParams),
+    responses((status = 200, description = "The sealed electronic registration certificate: a PDF (PAdES seal) or, with `format=ofd`, an OFD package (GB/T 38540 seal, SM2)", content(
+                  (Vec<u8> = "application/pdf"), (Vec<u8> = "application/ofd"))),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn certificate(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CertificateParams>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    let pdf = registrations::certificate_pdf(&state.services, &caller, &id).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], pdf))
+    let (bytes, kind, name) = match q.format {
+        CertificateFormat::Pdf => (
+            registrations::certificate_pdf(&state.services, &caller, &id).await?,
+            "application/pdf",
+            "certificate.pdf",
+        ),
+        CertificateFormat::Ofd => (
+            registrations::certificate_ofd(&state.services, &caller, &id).await?,
+            "application/ofd",
+            "certificate.ofd",
+        ),
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, kind.to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    ))
 }
 
 #[utoipa::path(get, path = "/c/{number}", tag = "registrations",

@@ -216,6 +216,17 @@ fn reachable(pkg: &Package, doc_root: &str) -> BTreeSet<String> {
 
 /// Verifies an OFD package. `Err` when it is not a readable package at all.
 pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Report, PackageError> {
+    verify_with_seals(bytes, trust, now).map(|(r, _)| r)
+}
+
+/// As `verify`, also giving each signature's seal esID (in the report's order; empty when the
+/// seal could not be read), so a service that keeps seals can say which were revoked.
+pub fn verify_with_seals(
+    bytes: &[u8],
+    trust: &[X509],
+    now: OffsetDateTime,
+) -> Result<(Report, Vec<String>), PackageError> {
+    let mut es_ids = Vec::new();
     let pkg = Package::open(bytes)?;
     let sha256 = crate::audit::hex(&openssl::sha::sha256(bytes));
     let mut report = Report {
@@ -269,7 +280,7 @@ pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Repor
                         };
                         let path = super::package::join(&list_dir, loc);
                         signature_files.insert(path.clone());
-                        let r = verify_one(
+                        let (r, es_id) = verify_one(
                             &pkg,
                             &id,
                             kind,
@@ -280,6 +291,7 @@ pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Repor
                             &mut signature_files,
                         );
                         report.signatures.push(r);
+                        es_ids.push(es_id);
                     }
                 }
             }
@@ -341,7 +353,7 @@ pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Repor
     } else {
         Verdict::Indeterminate
     };
-    Ok(report)
+    Ok((report, es_ids))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -354,7 +366,7 @@ fn verify_one(
     now: OffsetDateTime,
     covered: &mut BTreeSet<String>,
     signature_files: &mut BTreeSet<String>,
-) -> SignatureReport {
+) -> (SignatureReport, String) {
     let mut r = SignatureReport {
         field: format!("{id}:/{path}"),
         sub_filter: SUB_FILTER.into(),
@@ -378,7 +390,7 @@ fn verify_one(
     let Some(sig_xml) = pkg.file(path) else {
         broken(&mut r, "malformed", format!("签章描述文件 /{path} 缺失"));
         r.verdict = Verdict::Invalid;
-        return r;
+        return (r, String::new());
     };
     let Some(doc) = std::str::from_utf8(sig_xml)
         .ok()
@@ -386,7 +398,7 @@ fn verify_one(
     else {
         broken(&mut r, "malformed", "签章描述文件无法读取".into());
         r.verdict = Verdict::Invalid;
-        return r;
+        return (r, String::new());
     };
     let dir = path
         .rsplit_once('/')
@@ -445,7 +457,7 @@ fn verify_one(
             "Type=Sign 的数字签名暂不核验",
         ));
         r.verdict = Verdict::Indeterminate;
-        return r;
+        return (r, String::new());
     }
     let parsed: ParsedSignature = match pkg.file(&value_path).map(ses::parse_signature) {
         Some(Ok(p)) => p,
@@ -456,9 +468,10 @@ fn verify_one(
                 "签章值 SignedValue.dat 无法解析".into(),
             );
             r.verdict = Verdict::Invalid;
-            return r;
+            return (r, String::new());
         }
     };
+    let es_id = parsed.seal.es_id.clone();
     let signer = X509::from_der(&parsed.signer_cert).ok();
     if let Some(c) = &signer {
         r.signer = Some(Signer {
@@ -579,5 +592,5 @@ fn verify_one(
     } else {
         Verdict::Indeterminate
     };
-    r
+    (r, es_id)
 }

@@ -592,6 +592,17 @@ pub fn render_filing_record(
     )
 }
 
+/// The public status page a certificate's QR code points at.
+pub fn certificate_url(public_url: &str, certificate_no: &str) -> String {
+    format!(
+        "{public_url}/c/{}",
+        certificate_no
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+    )
+}
+
 pub fn render_registration_certificate(
     font: &Font,
     d: &RegistrationCertificateData,
@@ -604,13 +615,7 @@ pub fn render_registration_certificate(
     values.insert("recorded_on".into(), d.recorded_on.clone());
     values.insert(
         "verify_url".into(),
-        format!(
-            "{public_url}/c/{}",
-            d.certificate_no
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect::<String>()
-        ),
+        certificate_url(public_url, &d.certificate_no),
     );
     let rows = vec![
         vec!["证明权利或事项".into(), d.matter.clone()],

@@ -30,6 +30,8 @@ type MadeCrl = ([u8; 32], OffsetDateTime, Arc<Vec<u8>>);
 pub struct PkiState {
     pub profiles: Profiles,
     pub hierarchy: Hierarchy,
+    /// The 国密 (SM2) hierarchy beside it (services::gm).
+    pub gm: crate::pki::gm::GmHierarchy,
     /// Where the public CA certificates are also written for tools (`root.pem` for `verify`);
     /// nothing is read back from there.
     pub dir: PathBuf,
@@ -274,10 +276,15 @@ impl PkiState {
                 let _ = std::fs::write(dir.join(format!("{}.pem", a.name)), a.cert_pem());
             }
         }
+        let gm = super::gm::open_hierarchy(store, custody.kek()).await?;
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join("root-sm2.pem"), gm.root.cert_pem());
+        }
         Ok((
             PkiState {
                 profiles,
                 hierarchy,
+                gm,
                 dir,
                 crl_base,
                 crl_validity: time::Duration::hours(cfg.pki.crl_validity_hours.max(1) as i64),
@@ -290,6 +297,11 @@ impl PkiState {
             },
             created,
         ))
+    }
+
+    /// The key-encryption key software keys are kept under.
+    pub(crate) fn kek(&self) -> &[u8] {
+        self.custody.kek()
     }
 
     /// A unit or seal already loaded in this instance.
@@ -488,6 +500,11 @@ pub async fn organisation_seal(
     org: &crate::store::Organisation,
 ) -> Result<Arc<Unit>, Error> {
     let name = format!("seal-{}", org.id);
+    if let Some(u) = s.pki.loaded(&name) {
+        return Ok(u);
+    }
+    // First use in this instance: the organisation's GB/T 38540 seal (SM2) exists too.
+    super::gm::organisation_seal(s, org).await?;
     if let Some(u) = s.pki.unit(s.store.as_ref(), &name).await? {
         return Ok(u);
     }
@@ -768,6 +785,16 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
 
 /// A CA certificate, PEM.
 pub fn ca_certificate(s: &Services, ca_name: &str) -> Result<String, Error> {
+    // The 国密 hierarchy's CAs: sm2-root, sm2-people-ca, sm2-organisations-ca, sm2-centre-ca.
+    if let Some(a) = s
+        .pki
+        .gm
+        .authorities()
+        .into_iter()
+        .find(|a| a.name == ca_name && (a.name.ends_with("-ca") || a.name == "sm2-root"))
+    {
+        return Ok(a.cert_pem());
+    }
     s.pki
         .hierarchy
         .authority(ca_name)

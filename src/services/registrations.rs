@@ -28,6 +28,9 @@ pub struct RegistrationView {
     pub status_label: String,
     pub acceptance_no: Option<String>,
     pub certificate_no: Option<String>,
+    /// Whether the certificate is also issued as a sealed OFD package
+    /// (`GET /api/v1/registrations/{id}/certificate?format=ofd`).
+    pub certificate_ofd: bool,
     pub certificate_status: Option<CertificateStatus>,
     /// The stored materials (SHA-256) the case relies on.
     pub materials: Vec<String>,
@@ -240,6 +243,7 @@ fn view(r: &Registration, actions: Vec<ActionView>) -> RegistrationView {
         status_label: r.state().label(),
         acceptance_no: r.acceptance_no.clone(),
         certificate_no: r.certificate_no.clone(),
+        certificate_ofd: r.certificate_ofd_sha256.is_some(),
         certificate_status: r.certificate_status,
         materials: serde_json::from_str(&r.materials).unwrap_or_default(),
         opinions: serde_json::from_str(&r.opinions).unwrap_or_default(),
@@ -300,6 +304,7 @@ pub async fn apply(
         recorder_id: None,
         certificate_no: None,
         certificate_sha256: None,
+        certificate_ofd_sha256: None,
         certificate_status: None,
         // The filed contract is already among the materials: referenced, not uploaded again.
         materials: serde_json::json!([document]).to_string(),
@@ -497,12 +502,48 @@ async fn issue_certificate(
     .await?;
     let sha = super::contracts::hex(&openssl::sha::sha256(&sealed));
     super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
+    // The same certificate as an OFD package under the centre's GB/T 38540 seal (SM2).
+    let ofd = super::gm::seal_certificate(
+        s,
+        &crate::ofd::write::CertificateContent {
+            title: "不动产登记证明".into(),
+            certificate_no: data.certificate_no.clone(),
+            rows: vec![
+                ("证明权利或事项".into(), data.matter.clone()),
+                ("权利人（申请人）".into(), data.right_holder.clone()),
+                ("义务人".into(), data.obligor.clone()),
+                ("坐落".into(), data.location.clone()),
+                ("不动产单元号".into(), data.unit_number.clone()),
+                ("其他".into(), data.other.clone()),
+                ("附记".into(), data.notes.clone()),
+            ],
+            authority: data.authority.clone(),
+            recorded_on: data.recorded_on.clone(),
+            verify_url: super::documents::certificate_url(&public, &data.certificate_no),
+            data: vec![
+                ("证明号".into(), data.certificate_no.clone()),
+                ("证明权利或事项".into(), data.matter.clone()),
+                ("权利人".into(), data.right_holder.clone()),
+                ("义务人".into(), data.obligor.clone()),
+                ("坐落".into(), data.location.clone()),
+                ("不动产单元号".into(), data.unit_number.clone()),
+                ("登簿日期".into(), data.recorded_on.clone()),
+                ("登记机构".into(), data.authority.clone()),
+                ("PDF证明SHA-256".into(), sha.clone()),
+            ],
+        },
+        now,
+    )
+    .await?;
+    let ofd_sha = super::contracts::hex(&openssl::sha::sha256(&ofd));
+    super::materials::put(s, &ofd_sha, "application/ofd", &ofd, now).await?;
     // The advance notice lapses its legal period after ownership registration became possible,
     // taken as the agreed delivery date.
     let lapse = time::Duration::days(s.config.workflow.advance_notice_lapse_days as i64);
     let lapses_on = super::contracts::delivery_date(&contract).unwrap_or(local.date()) + lapse;
     let mut m = RegistrationMove::new(&r.id, r.state(), r.state(), &r.opinions, now);
     m.certificate = Some((&certificate_no, &sha, lapses_on));
+    m.certificate_ofd = Some(&ofd_sha);
     m.certificate_status = Some(CertificateStatus::Valid);
     commit(
         s,
@@ -513,6 +554,17 @@ async fn issue_certificate(
         serde_json::json!({"certificate_no": certificate_no}),
     )
     .await
+}
+
+/// The certificate as a sealed OFD package, for the applicant and the centre.
+pub async fn certificate_ofd(s: &Services, caller: &Caller, id: &str) -> Result<Vec<u8>, Error> {
+    let (r, _) = visible(s, caller, id).await?;
+    let sha = r
+        .certificate_ofd_sha256
+        .ok_or_else(|| Error::not_found("该登记证明的 OFD 版本"))?;
+    Ok(super::materials::get(s, &sha)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("material missing"))?)
 }
 
 /// The certificate's PDF, for the applicant and the centre.
@@ -540,6 +592,8 @@ pub struct PublicCertificate {
     pub issued_at: OffsetDateTime,
     /// SHA-256 of the certificate PDF: a copy can be checked against it.
     pub document_sha256: String,
+    /// SHA-256 of the certificate's OFD package (GB/T 38540 seal), when one was issued.
+    pub ofd_sha256: Option<String>,
 }
 
 pub async fn public_status(s: &Services, digits: &str) -> Result<PublicCertificate, Error> {
@@ -574,6 +628,7 @@ pub async fn public_status(s: &Services, digits: &str) -> Result<PublicCertifica
         unit_number: unit.unit_number,
         issued_at: r.updated_at,
         document_sha256: r.certificate_sha256.unwrap_or_default(),
+        ofd_sha256: r.certificate_ofd_sha256,
     })
 }
 

@@ -101,6 +101,8 @@ pub struct RegistrationMove<'a> {
     pub materials: Option<&'a str>,
     /// Number, SHA-256 of the sealed PDF, and when the advance notice lapses.
     pub certificate: Option<(&'a str, &'a str, Date)>,
+    /// SHA-256 of the sealed OFD package of the certificate.
+    pub certificate_ofd: Option<&'a str>,
     pub certificate_status: Option<CertificateStatus>,
     /// The contract's unit moves from → to in the same transaction (or nothing happens).
     pub unit: Option<(UnitStatus, UnitStatus)>,
@@ -127,6 +129,7 @@ impl<'a> RegistrationMove<'a> {
             hold_reasons: None,
             materials: None,
             certificate: None,
+            certificate_ofd: None,
             certificate_status: None,
             unit: None,
             effect: None,
@@ -763,7 +766,7 @@ macro_rules! impl_case_store {
                 ) -> StoreResult<bool> {
                     let mut tx = Self::begin(&self.pool).await?;
                     let sql = format!(
-                        "INSERT INTO registrations ({REGISTRATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                        "INSERT INTO registrations ({REGISTRATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                     );
                     let res = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&r.id)
@@ -777,6 +780,7 @@ macro_rules! impl_case_store {
                         .bind(&r.recorder_id)
                         .bind(&r.certificate_no)
                         .bind(&r.certificate_sha256)
+                        .bind(&r.certificate_ofd_sha256)
                         .bind(r.certificate_status)
                         .bind(&r.materials)
                         .bind(&r.opinions)
@@ -848,6 +852,9 @@ macro_rules! impl_case_store {
                             ", certificate_no = ?, certificate_sha256 = ?, lapses_on = ?",
                             [text(no), text(sha), Arg::Date(lapses)],
                         );
+                    }
+                    if let Some(sha) = m.certificate_ofd {
+                        sql.push(", certificate_ofd_sha256 = ?", [text(sha)]);
                     }
                     if let Some(c) = m.certificate_status {
                         sql.push(", certificate_status = ?", [text(c.as_str())]);

@@ -33,7 +33,7 @@ pub(crate) const CERT_COLS: &str = "serial, issuer, profile, subject, organisati
 pub(crate) const IDV_COLS: &str = "id, user_id, purpose, provider, provider_ref, subject_name, id_pseudonym, status, liveness_passed, similarity, threshold, evidence_digest, created_at, completed_at, event_cert_serial, identity_matched, failure";
 pub(crate) const CONTRACT_COLS: &str = "id, contract_no, unit_id, developer_id, status, live, version, terms, drafter_id, confirmer_id, created_at, updated_at, document_sha256, filing_no, returned_reasons, cancellation, snapshot, filing_checks";
 pub(crate) const SIGNATURE_COLS: &str = "id, contract_id, contract_version, field, kind, signer_user_id, certificate_serial, signed_at, document_before, document_after, evidence";
-pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_status, materials, opinions, created_at, updated_at, hold, hold_reasons, entry_status, lapses_on";
+pub(crate) const REGISTRATION_COLS: &str = "id, contract_id, applicant_id, status, acceptance_no, acceptor_id, first_reviewer_id, second_reviewer_id, recorder_id, certificate_no, certificate_sha256, certificate_ofd_sha256, certificate_status, materials, opinions, created_at, updated_at, hold, hold_reasons, entry_status, lapses_on";
 pub(crate) const CODE_COLS: &str = "id, user_id, verification_id, purpose, document_sha256, code_hash, attempts, created_at, expires_at, used_at";
 pub(crate) const OUTBOX_COLS: &str = "seq, event_id, object_kind, object_id, status, occurred_at, attempts, next_attempt_at, lease_until, delivered_at, dead_at, last_error";
 pub(crate) const UNIT_COLS: &str = "id, project_id, building_id, permit_id, room_no, floor, unit_number, use_type, gross_area, internal_area, shared_area, storey_height_mm, filed_price_fen, status, seized, mortgaged, objection, manual_hold, version, updated_at";
@@ -722,6 +722,66 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn insert_es_seal(&self, e: &$crate::store::EsSeal) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "INSERT INTO es_seals (es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL) ON CONFLICT DO NOTHING",
+                )
+                .bind(&e.es_id)
+                .bind(&e.name)
+                .bind(e.seal_type)
+                .bind(&e.holder)
+                .bind(&e.organisation_id)
+                .bind(&e.seal_der)
+                .bind(e.valid_from)
+                .bind(e.valid_to)
+                .bind(e.created_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn live_es_seal(&self, holder: &str) -> $crate::store::StoreResult<Option<$crate::store::EsSeal>> {
+                Ok(sqlx::query_as(
+                    "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals WHERE holder = $1 AND revoked_at IS NULL",
+                )
+                .bind(holder)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn es_seal(&self, es_id: &str) -> $crate::store::StoreResult<Option<$crate::store::EsSeal>> {
+                Ok(sqlx::query_as(
+                    "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals WHERE es_id = $1",
+                )
+                .bind(es_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn es_seals(&self, limit: i64) -> $crate::store::StoreResult<Vec<$crate::store::EsSeal>> {
+                Ok(sqlx::query_as(
+                    "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals ORDER BY created_at DESC, es_id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn revoke_es_seal(&self, es_id: &str, at: time::OffsetDateTime, reason: &str) -> $crate::store::StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE es_seals SET revoked_at = $1, revocation_reason = $2 WHERE es_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(reason)
+                .bind(es_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
             }
 
             async fn next_crl_number(&self, ca: &str, floor: i64) -> $crate::store::StoreResult<i64> {

@@ -260,6 +260,7 @@ pub struct CertificateView {
     pub unit_number: String,
     pub issued_at: String,
     pub sha256: String,
+    pub ofd_sha256: Option<String>,
 }
 
 impl CertificateView {
@@ -274,6 +275,7 @@ impl CertificateView {
             unit_number: c.unit_number,
             issued_at: local(c.issued_at),
             sha256: c.document_sha256,
+            ofd_sha256: c.ofd_sha256,
         }
     }
 }
@@ -358,10 +360,10 @@ async fn verify_upload(
         return Err(ctx.fail(Error::invalid(vec![FieldError::new(
             "file",
             "required",
-            "请选择要核验的 PDF 文件。",
+            "请选择要核验的 PDF 或 OFD 文件。",
         )])));
     };
-    let report = services::verification::verify_pdf(&ctx.services, bytes)
+    let report = services::verification::verify_upload(&ctx.services, bytes)
         .await
         .map_err(|e| ctx.fail(e))?;
     Ok(page(Verify {

@@ -23,6 +23,7 @@ where
         .route("/registrations/{id}", get(case))
         .route("/registrations/{id}/act/{action}", post(act))
         .route("/registrations/{id}/certificate", get(certificate))
+        .route("/registrations/{id}/certificate.ofd", get(certificate_ofd))
         .route("/materials", get(materials).post(upload))
         .route("/materials/{sha}", get(material))
 }
@@ -291,6 +292,29 @@ async fn act(ctx: Ctx, Path((id, action)): Path<(String, String)>, form: PageFor
         }
         Err(e) => Err(ctx.fail(e)),
     }
+}
+
+/// The certificate as an OFD package (GB/T 38540 seal, SM2).
+async fn certificate_ofd(ctx: Ctx, Path(id): Path<String>) -> PageResult {
+    let caller = ctx.caller()?.clone();
+    let ofd = svc::certificate_ofd(&ctx.services, &caller, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let mut res = ofd.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/ofd"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"certificate.ofd\""),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
 }
 
 async fn certificate(ctx: Ctx, Path(id): Path<String>) -> PageResult {

@@ -2166,6 +2166,130 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         "{report:#?}"
     );
     assert_eq!(report.signatures[0].field, "centre-seal");
+
+    // The same certificate as an OFD package under the centre's GB/T 38540 seal (SM2).
+    let ofd = app
+        .send(
+            axum::http::Request::builder()
+                .uri(format!(
+                    "/api/v1/registrations/{reg}/certificate?format=ofd"
+                ))
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(ofd.status, StatusCode::OK, "{}", ofd.text);
+    assert_eq!(ofd.headers["content-type"], "application/ofd");
+    assert!(ofd.bytes.starts_with(b"PK\x03\x04"));
+    // Not for someone else's case.
+    let other = app.token("buyer-li").await;
+    let r = app
+        .get(
+            &format!("/api/v1/registrations/{reg}/certificate?format=ofd"),
+            Some(&other),
+        )
+        .await;
+    assert!(
+        r.status == StatusCode::NOT_FOUND || r.status == StatusCode::FORBIDDEN,
+        "{}",
+        r.status
+    );
+    // Anyone may verify it: valid, one seal, trusted to the SM2 root.
+    let v = app
+        .send(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/verify")
+                .header("content-type", "application/ofd")
+                .body(axum::body::Body::from(ofd.bytes.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text);
+    assert_eq!(v.body["verdict"], "valid", "{}", v.text);
+    assert_eq!(v.body["signatures"][0]["kind"], "seal");
+    assert_eq!(v.body["signatures"][0]["sub_filter"], "GB/T 38540");
+    assert_eq!(v.body["signatures"][0]["trust"], "trusted");
+    // Declared as OFD but a PDF: refused by its bytes.
+    let v = app
+        .send(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/verify")
+                .header("content-type", "application/ofd")
+                .body(axum::body::Body::from(pdf.bytes.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v.code(), "not_an_ofd");
+    // The seals: the developer's 合同专用章 and the centre's 不动产登记专用章, for admins only.
+    let admin = app.token("admin").await;
+    let seals = app.get("/api/v1/pki/seals", Some(&admin)).await;
+    assert_eq!(seals.status, StatusCode::OK, "{}", seals.text);
+    let names: Vec<&str> = seals
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("不动产登记专用章")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.ends_with("合同专用章")), "{names:?}");
+    assert_eq!(
+        app.get("/api/v1/pki/seals", Some(&token)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let centre_seal = seals
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"].as_str().unwrap().ends_with("不动产登记专用章"))
+        .unwrap()["es_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/pki/seals/{centre_seal}/revoke");
+    assert_eq!(
+        app.post(&path, Some(&token), json!({"reason": "测试"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app
+        .post(&path, Some(&admin), json!({"reason": "印章信息变更"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["revoked_at"].is_string());
+    assert_eq!(
+        app.post(&path, Some(&admin), json!({"reason": "again"}))
+            .await
+            .code(),
+        "seal_revoked"
+    );
+    // Revoked after it sealed the certificate: the certificate stays valid.
+    let v = app
+        .send(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/verify")
+                .header("content-type", "application/ofd")
+                .body(axum::body::Body::from(ofd.bytes.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(v.body["verdict"], "valid", "{}", v.text);
+    // The next certificate gets a new seal for the centre (the revoked one is never used again).
+    let next = virtual_window::services::gm::centre_seal(&app.services)
+        .await
+        .unwrap();
+    assert_ne!(next.seal.es_id, centre_seal);
+
     // Its public page (the QR code's link) shows it valid, without personal data.
     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
     let r = app.get(&format!("/c/{digits}"), None).await;
@@ -2226,6 +2350,7 @@ async fn four_eyes_hold_against_a_person_with_two_duties(db: Db) {
         recorder_id: None,
         certificate_no: None,
         certificate_sha256: None,
+        certificate_ofd_sha256: None,
         certificate_status: None,
         materials: "[]".into(),
         opinions: "[]".into(),

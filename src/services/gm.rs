@@ -1,0 +1,337 @@
+//! The 国密 side of the service: the SM2 hierarchy kept in the database beside the P-256 one,
+//! GB/T 38540 seals (the developers' 合同专用章, the centre's 不动产登记专用章) made on first use
+//! and kept by esID, and the registration certificate as an OFD package sealed by the centre.
+
+use super::{Caller, Error, Services};
+use crate::domain::Role;
+use crate::pki::gm::{GmAuthority, GmHierarchy};
+use crate::pki::ses::{self, SealPicture, SealSpec};
+use crate::pki::sm2::Sm2Key;
+use crate::store::{EsSeal, PkiObject, Store};
+use anyhow::Context;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Names of the hierarchy's rows in `pki_objects`.
+const NAMES: [&str; 6] = [
+    "sm2-root",
+    "sm2-people-ca",
+    "sm2-organisations-ca",
+    "sm2-centre-ca",
+    "sm2-seal-maker",
+    "sm2-tsa",
+];
+/// SM2 keys are software keys (SoftHSM2 has no SM2 mechanism; docs/pki.md).
+const KEY_KIND: &str = "sm2-software";
+pub const CENTRE_HOLDER: &str = "sm2-centre-seal";
+const VENDOR: &str = "VIRTUALWINDOW";
+/// 印章类型: the samples use 3 for an organisation's special-purpose seal.
+const SEAL_TYPE: i32 = 3;
+
+fn row(a: &GmAuthority, kek: &[u8]) -> anyhow::Result<PkiObject> {
+    Ok(PkiObject {
+        name: a.name.clone(),
+        cert_der: a.cert_der.clone(),
+        key_kind: KEY_KIND.into(),
+        key_label: None,
+        key_pem: Some(a.key.to_encrypted_pkcs8(kek)?),
+        created_at: OffsetDateTime::now_utc(),
+    })
+}
+
+fn authority(o: PkiObject, kek: &[u8]) -> anyhow::Result<GmAuthority> {
+    anyhow::ensure!(o.key_kind == KEY_KIND, "{}: not an SM2 key", o.name);
+    let key = Sm2Key::from_encrypted_pkcs8(o.key_pem.as_deref().context("no key")?, kek)
+        .with_context(|| format!("opening {}'s SM2 key", o.name))?;
+    anyhow::ensure!(
+        crate::pki::sm2::spki_point(key.public_key_der())
+            == openssl::x509::X509::from_der(&o.cert_der)
+                .ok()
+                .and_then(|c| c.public_key().ok()?.public_key_to_der().ok())
+                .and_then(|spki| crate::pki::sm2::spki_point(&spki)),
+        "{}: the key does not match the certificate",
+        o.name
+    );
+    Ok(GmAuthority {
+        name: o.name,
+        cert_der: o.cert_der,
+        key,
+    })
+}
+
+/// Loads the SM2 hierarchy, making it first when the database has none (an installation from
+/// before issue 16 gets one on its first start). Of two instances making it at once, one is kept.
+pub async fn open_hierarchy(store: &dyn Store, kek: &[u8]) -> anyhow::Result<GmHierarchy> {
+    if store.pki_object(NAMES[0]).await?.is_none() {
+        let h = GmHierarchy::create(OffsetDateTime::now_utc())?;
+        let rows = h
+            .authorities()
+            .iter()
+            .map(|a| row(a, kek))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if store.insert_pki_objects(&rows).await? {
+            tracing::info!("created the SM2 (国密) hierarchy");
+        }
+    }
+    let mut loaded = Vec::new();
+    for n in NAMES {
+        let o = store
+            .pki_object(n)
+            .await?
+            .with_context(|| format!("the SM2 authority `{n}` is missing from the database"))?;
+        loaded.push(authority(o, kek)?);
+    }
+    let mut it = loaded.into_iter();
+    let mut next = || it.next().expect("six authorities");
+    Ok(GmHierarchy {
+        root: next(),
+        people_ca: next(),
+        organisations_ca: next(),
+        centre_ca: next(),
+        seal_maker: next(),
+        tsa: next(),
+    })
+}
+
+/// A holder's certificate and key with its live seal.
+pub struct Holder {
+    pub signer: GmAuthority,
+    pub seal: EsSeal,
+}
+
+fn es_id() -> String {
+    // 4419 (Dongguan's area code) and 14 random digits.
+    let mut b = [0u8; 8];
+    openssl::rand::rand_bytes(&mut b).expect("the system RNG works");
+    format!("4419{:014}", u64::from_be_bytes(b) % 100_000_000_000_000)
+}
+
+/// The holder's live seal, made (certificate, key, seal data) when there is none.
+async fn holder(
+    s: &Services,
+    name: &str,
+    organisation: &str,
+    purpose: &str,
+    organisation_id: Option<String>,
+) -> Result<Holder, Error> {
+    let kek = s.pki.kek();
+    let store = s.store.as_ref();
+    let gm = &s.pki.gm;
+    let now = OffsetDateTime::now_utc();
+    let signer = match store.pki_object(name).await? {
+        Some(o) => authority(o, kek)?,
+        None => {
+            let a = gm
+                .issue_signer(
+                    organisation_id.is_none(),
+                    organisation,
+                    &format!("{organisation}{purpose}"),
+                    now,
+                    3,
+                )
+                .map_err(anyhow::Error::from)?;
+            let a = GmAuthority {
+                name: name.to_owned(),
+                ..a
+            };
+            if !store.insert_pki_object(&row(&a, kek)?).await? {
+                // Another instance made it first: use that one.
+                let o = store.pki_object(name).await?.context("holder vanished")?;
+                authority(o, kek)?
+            } else {
+                a
+            }
+        }
+    };
+    if let Some(seal) = store.live_es_seal(name).await? {
+        return Ok(Holder { signer, seal });
+    }
+    let cert_end = x509_parser::parse_x509_certificate(&signer.cert_der)
+        .map(|(_, c)| c.validity().not_after.to_datetime())
+        .unwrap_or(now);
+    // A seal's validity ends no later than its certificate's (国办发〔2025〕33号).
+    let valid_to = cert_end.min(now + time::Duration::days(365 * 2));
+    let spec = SealSpec {
+        vendor: VENDOR.into(),
+        es_id: es_id(),
+        seal_type: SEAL_TYPE as i64,
+        name: format!("{organisation}{purpose}"),
+        signer_certs: vec![signer.cert_der.clone()],
+        created: now,
+        valid_from: now - time::Duration::minutes(5),
+        valid_to,
+        picture: SealPicture {
+            kind: "SVG".into(),
+            data: crate::ofd::write::seal_svg(organisation, purpose),
+            width_mm: 40,
+            height_mm: 40,
+        },
+    };
+    let seal_der = ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?;
+    let seal = EsSeal {
+        es_id: spec.es_id.clone(),
+        name: spec.name.clone(),
+        seal_type: SEAL_TYPE,
+        holder: name.to_owned(),
+        organisation_id,
+        seal_der,
+        valid_from: spec.valid_from,
+        valid_to: spec.valid_to,
+        created_at: now,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    if store.insert_es_seal(&seal).await? {
+        super::audit(
+            s,
+            None,
+            "seal.made",
+            ("es_seal", &seal.es_id),
+            None,
+            serde_json::json!({"name": seal.name, "holder": name}),
+        )
+        .await?;
+        return Ok(Holder { signer, seal });
+    }
+    let seal = store
+        .live_es_seal(name)
+        .await?
+        .context("the other instance's seal vanished")?;
+    Ok(Holder { signer, seal })
+}
+
+/// The centre's 不动产登记专用章.
+pub async fn centre_seal(s: &Services) -> Result<Holder, Error> {
+    holder(
+        s,
+        CENTRE_HOLDER,
+        super::contracts::CENTRE,
+        "不动产登记专用章",
+        None,
+    )
+    .await
+}
+
+/// A developer's 合同专用章 (made beside its P-256 seal certificate).
+pub async fn organisation_seal(
+    s: &Services,
+    org: &crate::store::Organisation,
+) -> Result<Holder, Error> {
+    holder(
+        s,
+        &format!("sm2-seal-{}", org.id),
+        &org.name,
+        "合同专用章",
+        Some(org.id.clone()),
+    )
+    .await
+}
+
+/// The sealed OFD package of a registration certificate.
+pub async fn seal_certificate(
+    s: &Services,
+    content: &crate::ofd::write::CertificateContent,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, Error> {
+    let h = centre_seal(s).await?;
+    let chain = vec![s.pki.gm.centre_ca.cert_der.clone()];
+    let mut doc_id = [0u8; 16];
+    openssl::rand::rand_bytes(&mut doc_id).map_err(anyhow::Error::from)?;
+    let files = crate::ofd::write::package_files(content, &crate::audit::hex(&doc_id), now);
+    let seal = h.seal.seal_der.clone();
+    Ok(s.documents
+        .run_here(move || {
+            crate::ofd::write::seal_package(
+                files,
+                &crate::ofd::write::Stamp {
+                    seal: &seal,
+                    signer: &h.signer,
+                    chain,
+                },
+                now,
+                (130.0, 150.0, 40.0, 40.0),
+            )
+        })
+        .await?
+        .map_err(anyhow::Error::from)?)
+}
+
+/// A seal as administrators see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SealView {
+    pub es_id: String,
+    pub name: String,
+    pub seal_type: i32,
+    pub organisation_id: Option<String>,
+    /// `GB/T 38540` (V4).
+    pub format: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_to: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+    /// SM3 of the seal data, hexadecimal.
+    pub sm3: String,
+}
+
+fn view(e: EsSeal) -> SealView {
+    SealView {
+        sm3: crate::audit::hex(&crate::pki::sm2::sm3(&e.seal_der)),
+        es_id: e.es_id,
+        name: e.name,
+        seal_type: e.seal_type,
+        organisation_id: e.organisation_id,
+        format: "GB/T 38540",
+        valid_from: e.valid_from,
+        valid_to: e.valid_to,
+        revoked_at: e.revoked_at,
+        revocation_reason: e.revocation_reason,
+    }
+}
+
+pub async fn list_seals(s: &Services, caller: &Caller) -> Result<Vec<SealView>, Error> {
+    if !caller.is(Role::Admin) {
+        return Err(Error::forbidden("只有管理员可以查看电子印章。"));
+    }
+    Ok(s.store.es_seals(500).await?.into_iter().map(view).collect())
+}
+
+pub async fn revoke_seal(
+    s: &Services,
+    caller: &Caller,
+    es_id: &str,
+    reason: &str,
+) -> Result<SealView, Error> {
+    if !caller.is(Role::Admin) {
+        return Err(Error::forbidden("只有管理员可以撤销电子印章。"));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Error::invalid(vec![super::error::FieldError::new(
+            "reason",
+            "required",
+            "请填写撤销原因（不超过200字）。",
+        )]));
+    }
+    let now = OffsetDateTime::now_utc();
+    if !s.store.revoke_es_seal(es_id, now, reason).await? {
+        return Err(match s.store.es_seal(es_id).await? {
+            None => Error::not_found("该电子印章"),
+            Some(_) => Error::conflict("seal_revoked", "该电子印章已撤销。"),
+        });
+    }
+    super::audit(
+        s,
+        Some(caller),
+        "seal.revoked",
+        ("es_seal", es_id),
+        None,
+        serde_json::json!({"reason": reason}),
+    )
+    .await?;
+    let e = s.store.es_seal(es_id).await?.context("seal vanished")?;
+    Ok(view(e))
+}
