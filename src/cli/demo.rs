@@ -466,6 +466,14 @@ async fn flow(
         )
         .await?;
     write("certificate.pdf", &certificate)?;
+    // The same certificate as an OFD package under the centre's GB/T 38540 seal (SM2/SM3).
+    let ofd = c
+        .bytes(
+            &format!("/api/v1/registrations/{reg_id}/certificate?format=ofd"),
+            &zhang,
+        )
+        .await?;
+    write("certificate.ofd", &ofd)?;
     let number = last["certificate_no"].as_str().unwrap_or("").to_owned();
     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
     let public = c
@@ -587,6 +595,22 @@ pub async fn run(
         }
         verdicts.insert(file.into(), serde_json::to_value(&r)?);
     }
+    {
+        // The OFD against the 国密 root.
+        let bytes = std::fs::read(out.join("certificate.ofd"))?;
+        let sm2_root = openssl::x509::X509::from_der(&services.pki.gm.root.cert_der)?;
+        let r = crate::ofd::verify::verify(&bytes, &[sm2_root], time::OffsetDateTime::now_utc())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "    核验 certificate.ofd: {:?}，{} 个国密电子签章",
+            r.verdict,
+            r.signatures.len()
+        );
+        if r.verdict != Verdict::Valid {
+            bail!("certificate.ofd does not verify: {:?}", r.problems);
+        }
+        verdicts.insert("certificate.ofd".into(), serde_json::to_value(&r)?);
+    }
     let chain = crate::audit::verify_chain(services.store.as_ref()).await?;
     step(&mut n, &format!("审计日志哈希链校验：{chain:?}"));
     if !matches!(chain, crate::audit::ChainCheck::Intact { .. }) {
@@ -655,13 +679,14 @@ pub async fn run(
         throughput = json!({"flows": more, "concurrency": workers, "seconds": secs, "flows_per_second": per_sec, "cpu_ms_per_flow": cpu_ms, "database": services.store.backend().as_str()});
     }
     std::fs::write(out.join("root.pem"), services.pki.hierarchy.root.cert_pem())?;
+    std::fs::write(out.join("root-sm2.pem"), services.pki.gm.root.cert_pem())?;
     let summary = json!({
         "contract_id": id,
         "filing_no": done.filing_no,
         "registration_id": reg_id,
         "certificate_no": number,
         "certificate_status": done.certificate_status,
-        "files": ["contract-confirmed.pdf", "contract-filed.pdf", "certificate.pdf", "root.pem"],
+        "files": ["contract-confirmed.pdf", "contract-filed.pdf", "certificate.pdf", "certificate.ofd", "root.pem", "root-sm2.pem"],
         "verification": verdicts,
         "throughput": throughput,
     });
@@ -670,7 +695,7 @@ pub async fn run(
         serde_json::to_vec_pretty(&summary)?,
     )?;
     println!(
-        "Wrote the PDFs, the root certificate and summary.json to {}",
+        "Wrote the PDFs, the OFD certificate, the root certificates (root.pem, root-sm2.pem) and summary.json to {}",
         out.display()
     );
     Ok(())

@@ -508,6 +508,34 @@ fn the_demo_runs_the_whole_flow_and_its_pdfs_validate_elsewhere() {
     assert_eq!(summary["certificate_status"], "valid");
     assert_eq!(summary["throughput"]["flows"], 3);
     assert_eq!(summary["throughput"]["concurrency"], 2);
+    // The OFD certificate: the independent checker, and our verifier against the 国密 root.
+    let ofd = out.join("certificate.ofd");
+    let o = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/gm/ofd_ses_check.py"))
+        .arg(&ofd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = Command::new(BIN)
+        .args(["verify", "--json", "--trust"])
+        .arg(out.join("root-sm2.pem"))
+        .arg(&ofd)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(o.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["verdict"], "valid");
+    assert_eq!(report["signatures"][0]["kind"], "seal");
+    assert_eq!(report["signatures"][0]["verdict"], "valid");
+    // Against the P-256 root only: not trusted (exit 2, indeterminate).
+    let o = Command::new(BIN)
+        .args(["verify", "--json", "--trust"])
+        .arg(out.join("root.pem"))
+        .arg(&ofd)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
     let root = out.join("root.pem");
     let Some(pyhanko) = crate::pdf::signing::pyhanko() else {
         return;
