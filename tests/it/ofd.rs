@@ -335,3 +335,70 @@ fn sm2_certificates_verify_with_openssl_link_by_link() {
     ]);
     assert!(!ok);
 }
+
+/// Our SM2 signatures (a plain message, and the seal signature over DER(TBS_Sign) in our OFD)
+/// verify with PyPI gmssl 3.2.2 and npm sm-crypto 0.5.8, both with the ID 1234567812345678;
+/// a changed message does not.
+#[test]
+fn sm2_signatures_verify_with_gmssl_and_sm_crypto() {
+    let python = std::env::var("VW_PYTHON").ok();
+    let node_path = std::env::var("VW_NODE_PATH").ok();
+    let (Some(python), Some(node_path)) = (python, node_path) else {
+        assert!(
+            std::env::var("VW_REQUIRE_GM_TOOLS").as_deref() != Ok("1"),
+            "VW_PYTHON and VW_NODE_PATH must be set (scripts/test installs gmssl and sm-crypto)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = virtual_window::pki::sm2::Sm2Key::generate().unwrap();
+    let m = make();
+    let p = virtual_window::pki::ses::parse_signature(
+        Package::open(&m.ofd)
+            .unwrap()
+            .file("Doc_0/Signs/Sign_0/SignedValue.dat")
+            .unwrap(),
+    )
+    .unwrap();
+    let signer_spki = openssl::x509::X509::from_der(&p.signer_cert)
+        .unwrap()
+        .public_key()
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let message = "国密 SM2 签名 cross-check".as_bytes().to_vec();
+    let cases = [
+        (key.public_key_der().to_vec(), key.sign(&message).unwrap(), message.clone()),
+        (signer_spki, p.signature.clone(), p.signed_part.clone()),
+    ];
+    for (i, (spki, sig, msg)) in cases.iter().enumerate() {
+        let pubkey = dir.path().join(format!("pub{i}.pem"));
+        std::fs::write(&pubkey, virtual_window::pki::ca::pem("PUBLIC KEY", spki)).unwrap();
+        let sig_path = dir.path().join(format!("sig{i}.der"));
+        std::fs::write(&sig_path, sig).unwrap();
+        for (msg, expect) in [(msg.clone(), "True"), ([msg.as_slice(), b"x"].concat(), "False")] {
+            let msg_path = dir.path().join(format!("msg{i}.bin"));
+            std::fs::write(&msg_path, &msg).unwrap();
+            let out = std::process::Command::new(&python)
+                .arg(shared("gmssl_verify.py"))
+                .args([&pubkey, &sig_path, &msg_path])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(text.contains(&format!("verify_with_sm3: {expect}")), "gmssl case {i}: {text}");
+            let out = std::process::Command::new("node")
+                .arg(shared("smcrypto_verify.js"))
+                .args([&pubkey, &sig_path, &msg_path])
+                .env("NODE_PATH", &node_path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(
+                text.contains(&format!("doVerifySignature: {}", expect.to_lowercase())),
+                "sm-crypto case {i}: {text}"
+            );
+        }
+    }
+}
