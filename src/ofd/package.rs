@@ -65,7 +65,7 @@ impl Package {
             if f.size() > MAX_ENTRY {
                 return Err(bad(format!("文件 {name} 过大")));
             }
-            let mut data = Vec::new();
+            let mut data = Vec::with_capacity(f.size().min(MAX_ENTRY) as usize);
             // The declared size is not trusted: read at most one byte more than allowed.
             (&mut f)
                 .take(MAX_ENTRY + 1)

@@ -14,7 +14,7 @@ use crate::pki::gm;
 use crate::pki::ses::{self, ParsedSignature};
 use crate::pki::sm2;
 use base64::Engine;
-use openssl::x509::{X509, X509NameRef};
+use openssl::x509::X509;
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
@@ -25,17 +25,6 @@ fn problem(code: &'static str, message: impl Into<String>) -> Problem {
         code,
         message: message.into(),
     }
-}
-
-fn name_string(n: &X509NameRef) -> String {
-    n.entries()
-        .map(|e| {
-            let key = e.object().nid().short_name().unwrap_or("?");
-            let val = e.data().to_string().unwrap_or_else(|_| "?".into());
-            format!("{key}={val}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -68,77 +57,87 @@ fn text_of(n: Option<roxmltree::Node<'_, '_>>) -> Option<String> {
     n.and_then(|n| n.text()).map(|t| t.trim().to_owned())
 }
 
+/// What the chain walk needs of a certificate, read once (x509-parser; OpenSSL's X.509 decoding
+/// cost more than the signatures).
+struct Cert<'a> {
+    der: &'a [u8],
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    spki: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+    is_ca: bool,
+    name: String,
+}
+
+fn cert(der: &[u8]) -> Option<Cert<'_>> {
+    let (rest, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Cert {
+        der,
+        subject: c.subject().as_raw().to_vec(),
+        issuer: c.issuer().as_raw().to_vec(),
+        spki: c.public_key().raw.to_vec(),
+        not_before: c.validity().not_before.timestamp(),
+        not_after: c.validity().not_after.timestamp(),
+        is_ca: c.is_ca(),
+        name: c.subject().to_string(),
+    })
+}
+
 /// A chain check on the 国密 side: `leaf` up to a trusted root through `pool`, every signature
 /// SM2-with-SM3 with the fixed ID, CA flags on issuers, then validity at `at` on every link. The
 /// path comes first: without one, the answer is "untrusted" whatever the dates say.
 fn chain(
-    leaf: &X509,
-    pool: &[X509],
-    trust: &[X509],
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    trust: &[Vec<u8>],
     at: OffsetDateTime,
 ) -> Result<(), (Trust, Problem)> {
-    let is_trusted = |c: &X509| {
-        let der = c.to_der().ok();
-        trust.iter().any(|t| t.to_der().ok() == der)
-    };
-    let mut path = vec![leaf.clone()];
-    while !is_trusted(path.last().expect("not empty")) {
+    let malformed = || (Trust::Unknown, problem("malformed", "证书无法解析"));
+    let trusted: Vec<Cert<'_>> = trust.iter().filter_map(|d| cert(d)).collect();
+    let others: Vec<Cert<'_>> = pool.iter().filter_map(|d| cert(d)).collect();
+    let mut path = vec![cert(leaf).ok_or_else(malformed)?];
+    loop {
+        let current = path.last().expect("not empty");
+        if trusted.iter().any(|t| t.der == current.der) {
+            break;
+        }
         if path.len() > 8 {
             return Err((Trust::InvalidChain, problem("invalid_chain", "证书链过长")));
         }
-        let current = path.last().expect("not empty");
-        let der = current.to_der().unwrap_or_default();
-        let issuer = trust
+        let Some(issuer) = trusted
             .iter()
-            .chain(pool.iter())
-            .find(|c| {
-                c.subject_name().to_der().ok() == current.issuer_name().to_der().ok()
-                    && c.public_key()
-                        .and_then(|k| k.public_key_to_der())
-                        .is_ok_and(|spki| gm::signed_by(&der, &spki))
-            })
-            .cloned();
-        let Some(issuer) = issuer else {
+            .chain(others.iter())
+            .find(|c| c.subject == current.issuer && gm::signed_by(current.der, &c.spki))
+        else {
             return Err((
                 Trust::Untrusted,
                 problem(
                     "untrusted_chain",
-                    format!(
-                        "证书链无法连接到受信任的根证书：{}",
-                        name_string(current.issuer_name())
-                    ),
+                    format!("证书链无法连接到受信任的根证书：{}", current.name),
                 ),
             ));
         };
-        let is_ca = issuer
-            .to_der()
-            .ok()
-            .and_then(|d| {
-                x509_parser::parse_x509_certificate(&d)
-                    .ok()
-                    .map(|(_, c)| c.is_ca())
-            })
-            .unwrap_or(false);
-        if !is_ca {
+        if !issuer.is_ca {
             return Err((
                 Trust::InvalidChain,
                 problem("invalid_chain", "签发者不是证书颁发机构"),
             ));
         }
+        let issuer = cert(issuer.der).ok_or_else(malformed)?;
         path.push(issuer);
     }
-    let at_asn1 = openssl::asn1::Asn1Time::from_unix(at.unix_timestamp())
-        .map_err(|_| (Trust::Unknown, problem("malformed", "时间无效")))?;
+    let at = at.unix_timestamp();
     for c in &path {
-        if c.not_before() > at_asn1 || c.not_after() < at_asn1 {
+        if c.not_before > at || c.not_after < at {
             return Err((
                 Trust::Expired,
                 problem(
                     "certificate_expired",
-                    format!(
-                        "证书在签章时不在有效期内：{}",
-                        name_string(c.subject_name())
-                    ),
+                    format!("证书在签章时不在有效期内：{}", c.name),
                 ),
             ));
         }
@@ -227,6 +226,8 @@ pub fn verify_with_seals(
     now: OffsetDateTime,
 ) -> Result<(Report, Vec<String>), PackageError> {
     let mut es_ids = Vec::new();
+    let trust: Vec<Vec<u8>> = trust.iter().filter_map(|t| t.to_der().ok()).collect();
+    let trust = trust.as_slice();
     let pkg = Package::open(bytes)?;
     let sha256 = crate::audit::hex(&openssl::sha::sha256(bytes));
     let mut report = Report {
@@ -362,7 +363,7 @@ fn verify_one(
     id: &str,
     kind: &str,
     path: &str,
-    trust: &[X509],
+    trust: &[Vec<u8>],
     now: OffsetDateTime,
     covered: &mut BTreeSet<String>,
     signature_files: &mut BTreeSet<String>,
@@ -472,17 +473,11 @@ fn verify_one(
         }
     };
     let es_id = parsed.seal.es_id.clone();
-    let signer = X509::from_der(&parsed.signer_cert).ok();
-    if let Some(c) = &signer {
+    if let Ok((_, c)) = x509_parser::parse_x509_certificate(&parsed.signer_cert) {
         r.signer = Some(Signer {
-            subject: name_string(c.subject_name()),
-            issuer: name_string(c.issuer_name()),
-            serial: c
-                .serial_number()
-                .to_bn()
-                .ok()
-                .and_then(|b| b.to_hex_str().ok().map(|h| h.to_string()))
-                .unwrap_or_default(),
+            subject: c.subject().to_string(),
+            issuer: c.issuer().to_string(),
+            serial: crate::audit::hex(c.raw_serial()).to_uppercase(),
         });
     }
     let at = parsed.time.unwrap_or(now);
@@ -507,12 +502,7 @@ fn verify_one(
     if !sig_ok {
         broken(&mut r, "signature_invalid", "签章人的签名值无效".into());
     }
-    let seal_ok = parsed.seal.algorithm == sm2::OID_SM2_SM3
-        && ses::cert_signed(
-            &parsed.seal.maker_cert,
-            &parsed.seal.signed_part,
-            &parsed.seal.signature,
-        );
+    let seal_ok = ses::seal_signed(&parsed.seal);
     if !seal_ok {
         broken(
             &mut r,
@@ -543,7 +533,7 @@ fn verify_one(
         .names()
         .all(|n| covered.contains(n) || *n == value_path || *n == path);
     // Chains: the holder's and the seal maker's, with the CA certificates the package carries.
-    let pool: Vec<X509> = pkg
+    let pool: Vec<Vec<u8>> = pkg
         .file(&super::package::join(&dir, "CACerts.der"))
         .map(|b| {
             let mut out = vec![];
@@ -551,9 +541,7 @@ fn verify_one(
             if let Ok(seq) = rd.read_tag(crate::pki::der::tag::SEQUENCE) {
                 let mut c = seq.children();
                 while let Ok(t) = c.read() {
-                    if let Ok(x) = X509::from_der(t.raw) {
-                        out.push(x);
-                    }
+                    out.push(t.raw.to_vec());
                     if out.len() > 16 {
                         break;
                     }
@@ -562,20 +550,13 @@ fn verify_one(
             out
         })
         .unwrap_or_default();
-    let maker = X509::from_der(&parsed.seal.maker_cert).ok();
-    r.trust = match (&signer, &maker) {
-        (Some(s), Some(m)) => {
-            match chain(s, &pool, trust, at).and_then(|_| chain(m, &pool, trust, at)) {
-                Ok(()) => Trust::Trusted,
-                Err((t, p)) => {
-                    r.problems.push(p);
-                    t
-                }
-            }
-        }
-        _ => {
-            r.problems.push(problem("malformed", "证书无法解析"));
-            Trust::Unknown
+    r.trust = match chain(&parsed.signer_cert, &pool, trust, at)
+        .and_then(|_| chain(&parsed.seal.maker_cert, &pool, trust, at))
+    {
+        Ok(()) => Trust::Trusted,
+        Err((t, p)) => {
+            r.problems.push(p);
+            t
         }
     };
     let seal_in_time = !r.problems.iter().any(|p| p.code == "seal_expired");

@@ -397,13 +397,41 @@ pub fn parse_signature(bytes: &[u8]) -> PkiResult<ParsedSignature> {
 
 /// Whether an SM2 signature by the key of the certificate `cert_der` over `message` is valid.
 pub fn cert_signed(cert_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let Ok(cert) = openssl::x509::X509::from_der(cert_der) else {
-        return false;
-    };
-    let Ok(spki) = cert.public_key().and_then(|k| k.public_key_to_der()) else {
-        return false;
-    };
-    sm2::verify(&spki, message, signature)
+    // The SPKI's bytes as they stand in the certificate (a pure-Rust parse; OpenSSL's X.509
+    // decoding is the slower part of a verification).
+    match x509_parser::parse_x509_certificate(cert_der) {
+        Ok((_, c)) => sm2::verify(c.public_key().raw, message, signature),
+        Err(_) => false,
+    }
+}
+
+/// Whether the seal maker's signature on a seal is valid. Remembered by SHA-256 of the seal
+/// data, signature and maker certificate: every document sealed with one seal carries the same
+/// seal data, so this SM2 verification is made once per seal, not once per document.
+pub fn seal_signed(seal: &ParsedSeal) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<[u8; 32], bool>>> = OnceLock::new();
+    let mut h = openssl::sha::Sha256::new();
+    for part in [&seal.signed_part, &seal.signature, &seal.maker_cert] {
+        h.update(&(part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(seal.algorithm.as_bytes());
+    let k = h.finish();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.lock().ok().and_then(|m| m.get(&k).copied()) {
+        return v;
+    }
+    let v = seal.algorithm == OID_SM2_SM3
+        && cert_signed(&seal.maker_cert, &seal.signed_part, &seal.signature);
+    if let Ok(mut m) = seen.lock() {
+        if m.len() >= 4096 {
+            m.clear();
+        }
+        m.insert(k, v);
+    }
+    v
 }
 
 /// Whether `cert_der` is among those the seal lets use it (by certificate or by digest).

@@ -34,21 +34,62 @@ fn unhex(s: &str) -> Vec<u8> {
     super::ca::decode_hex(s).expect("constant hex")
 }
 
+/// SM3 with the algorithm fetched once: OpenSSL 3.0 otherwise looks the provider's
+/// implementation up again on every digest, which cost more than the hashing of a small file.
 pub fn sm3(data: &[u8]) -> [u8; 32] {
-    let d = hash(MessageDigest::sm3(), data).expect("SM3 is built into OpenSSL 3");
+    use std::sync::OnceLock;
+    static MD: OnceLock<Option<openssl::md::Md>> = OnceLock::new();
     let mut out = [0u8; 32];
+    if let Some(md) = MD.get_or_init(|| openssl::md::Md::fetch(None, "SM3", None).ok())
+        && let Ok(mut ctx) = openssl::md_ctx::MdCtx::new()
+        && ctx.digest_init(md).is_ok()
+        && ctx.digest_update(data).is_ok()
+        && ctx.digest_final(&mut out).is_ok()
+    {
+        return out;
+    }
+    let d = hash(MessageDigest::sm3(), data).expect("SM3 is built into OpenSSL 3");
     out.copy_from_slice(&d);
     out
 }
 
+/// The public key of an SPKI, decoded once: OpenSSL 3.0's decoders take longer than an SM2
+/// verification's arithmetic, and the same few keys (a centre's seal, its CAs) come again and
+/// again. Bounded: cleared when full.
+fn public_key(spki: &[u8]) -> Option<PKey<Public>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static KEYS: OnceLock<Mutex<HashMap<Vec<u8>, PKey<Public>>>> = OnceLock::new();
+    let keys = KEYS.get_or_init(Default::default);
+    if let Some(k) = keys.lock().ok().and_then(|m| m.get(spki).cloned()) {
+        return Some(k);
+    }
+    let k = PKey::<Public>::public_key_from_der(spki).ok()?;
+    if let Ok(mut m) = keys.lock() {
+        if m.len() >= 1024 {
+            m.clear();
+        }
+        m.insert(spki.to_vec(), k.clone());
+    }
+    Some(k)
+}
+
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ Gx ‖ Gy ‖ x ‖ y) for the public point (x ‖ y).
 pub fn z(xy: &[u8; 64]) -> [u8; 32] {
-    let mut buf = Vec::with_capacity(2 + DISTID.len() + 6 * 32);
-    buf.extend_from_slice(&((DISTID.len() * 8) as u16).to_be_bytes());
-    buf.extend_from_slice(DISTID);
-    for c in [A, B, GX, GY] {
-        buf.extend_from_slice(&unhex(c));
-    }
+    use std::sync::OnceLock;
+    // ENTL ‖ ID ‖ a ‖ b ‖ Gx ‖ Gy: the same for every key.
+    static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+    let prefix = PREFIX.get_or_init(|| {
+        let mut p = Vec::with_capacity(2 + DISTID.len() + 4 * 32);
+        p.extend_from_slice(&((DISTID.len() * 8) as u16).to_be_bytes());
+        p.extend_from_slice(DISTID);
+        for c in [A, B, GX, GY] {
+            p.extend_from_slice(&unhex(c));
+        }
+        p
+    });
+    let mut buf = Vec::with_capacity(prefix.len() + 64);
+    buf.extend_from_slice(prefix);
     buf.extend_from_slice(xy);
     sm3(&buf)
 }
@@ -200,7 +241,7 @@ pub fn verify(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
         return false;
     };
     let e = digest(&xy, message);
-    let Ok(pkey) = PKey::<Public>::public_key_from_der(spki) else {
+    let Some(pkey) = public_key(spki) else {
         return false;
     };
     let run = || -> Result<bool, openssl::error::ErrorStack> {

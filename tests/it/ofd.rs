@@ -368,7 +368,11 @@ fn sm2_signatures_verify_with_gmssl_and_sm_crypto() {
         .unwrap();
     let message = "国密 SM2 签名 cross-check".as_bytes().to_vec();
     let cases = [
-        (key.public_key_der().to_vec(), key.sign(&message).unwrap(), message.clone()),
+        (
+            key.public_key_der().to_vec(),
+            key.sign(&message).unwrap(),
+            message.clone(),
+        ),
         (signer_spki, p.signature.clone(), p.signed_part.clone()),
     ];
     for (i, (spki, sig, msg)) in cases.iter().enumerate() {
@@ -376,7 +380,10 @@ fn sm2_signatures_verify_with_gmssl_and_sm_crypto() {
         std::fs::write(&pubkey, virtual_window::pki::ca::pem("PUBLIC KEY", spki)).unwrap();
         let sig_path = dir.path().join(format!("sig{i}.der"));
         std::fs::write(&sig_path, sig).unwrap();
-        for (msg, expect) in [(msg.clone(), "True"), ([msg.as_slice(), b"x"].concat(), "False")] {
+        for (msg, expect) in [
+            (msg.clone(), "True"),
+            ([msg.as_slice(), b"x"].concat(), "False"),
+        ] {
             let msg_path = dir.path().join(format!("msg{i}.bin"));
             std::fs::write(&msg_path, &msg).unwrap();
             let out = std::process::Command::new(&python)
@@ -386,7 +393,10 @@ fn sm2_signatures_verify_with_gmssl_and_sm_crypto() {
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned()
                 + &String::from_utf8_lossy(&out.stderr);
-            assert!(text.contains(&format!("verify_with_sm3: {expect}")), "gmssl case {i}: {text}");
+            assert!(
+                text.contains(&format!("verify_with_sm3: {expect}")),
+                "gmssl case {i}: {text}"
+            );
             let out = std::process::Command::new("node")
                 .arg(shared("smcrypto_verify.js"))
                 .args([&pubkey, &sig_path, &msg_path])

@@ -1,0 +1,114 @@
+//! 国密: sealing the registration certificate as an OFD package (GB/T 38540 seal, SM2) and
+//! verifying it, beside the SM2 primitive itself (`openssl speed sm2` in scripts/bench is the
+//! physical limit). `cargo bench --bench ofd`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use openssl::x509::X509;
+use time::OffsetDateTime;
+use virtual_window::ofd::write::{self, CertificateContent, Stamp};
+use virtual_window::pdf::verify::Verdict;
+use virtual_window::pki::gm::GmHierarchy;
+use virtual_window::pki::ses::{self, SealPicture, SealSpec};
+
+fn content() -> CertificateContent {
+    let rows = [
+        ("证明权利或事项", "预告登记（预购商品房买卖）"),
+        ("权利人（申请人）", "张伟、李娜"),
+        ("义务人", "东莞市云境置业有限公司"),
+        ("坐落", "东莞市松山湖高新区云境花园1栋1单元1801"),
+        ("不动产单元号", "441900001001GB00001F00011801"),
+        (
+            "其他",
+            "合同编号 YS-2026-000123；备案号 BA-2026-000045；总价款人民币 2,350,000.00 元；建筑面积 98.76 平方米",
+        ),
+        ("附记", "受理号 SL-2026-000321"),
+    ];
+    CertificateContent {
+        title: "不动产登记证明".into(),
+        certificate_no: "粤(2026)东莞市不动产证明第0001234号".into(),
+        rows: rows
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        authority: "东莞市不动产登记中心".into(),
+        recorded_on: "2026-12-04".into(),
+        verify_url: "https://window.example.cn/c/20260001234".into(),
+        data: rows
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    }
+}
+
+fn ofd(c: &mut Criterion) {
+    let now = OffsetDateTime::now_utc();
+    let h = GmHierarchy::create(now).unwrap();
+    let holder = h
+        .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+        .unwrap();
+    let spec = SealSpec {
+        vendor: "VIRTUALWINDOW".into(),
+        es_id: "441900000000000001".into(),
+        seal_type: 3,
+        name: "东莞市不动产登记中心不动产登记专用章".into(),
+        signer_certs: vec![holder.cert_der.clone()],
+        created: now,
+        valid_from: now - time::Duration::minutes(1),
+        valid_to: now + time::Duration::days(365),
+        picture: SealPicture {
+            kind: "SVG".into(),
+            data: write::seal_svg("东莞市不动产登记中心", "不动产登记专用章"),
+            width_mm: 40,
+            height_mm: 40,
+        },
+    };
+    let seal = ses::make_seal(&spec, &h.seal_maker).unwrap();
+    let content = content();
+    let stamp = Stamp {
+        seal: &seal,
+        signer: &holder,
+        chain: vec![h.centre_ca.cert_der.clone()],
+    };
+    let make = || {
+        let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
+        write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+    };
+    let package = make();
+    let trust = vec![X509::from_der(&h.root.cert_der).unwrap()];
+    assert_eq!(
+        virtual_window::ofd::verify::verify(&package, &trust, now)
+            .unwrap()
+            .verdict,
+        Verdict::Valid
+    );
+    eprintln!("certificate.ofd: {} bytes", package.len());
+    let mut g = c.benchmark_group("ofd");
+    g.bench_function(
+        "seal certificate (write + SM3 references + SM2 seal signature)",
+        |b| b.iter(make),
+    );
+    g.bench_function(
+        "verify certificate (references, 2 SM2 signatures, chains)",
+        |b| b.iter(|| virtual_window::ofd::verify::verify(&package, &trust, now).unwrap()),
+    );
+    g.finish();
+    let key = virtual_window::pki::sm2::Sm2Key::generate().unwrap();
+    let sig = key.sign(b"tbs").unwrap();
+    let mut g = c.benchmark_group("sm2");
+    g.bench_function("sign (SM3(Z||M) + OpenSSL SM2)", |b| {
+        b.iter(|| key.sign(b"tbs").unwrap())
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| {
+            assert!(virtual_window::pki::sm2::verify(
+                key.public_key_der(),
+                b"tbs",
+                &sig
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ofd);
+criterion_main!(benches);
