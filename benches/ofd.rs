@@ -68,6 +68,7 @@ fn ofd(c: &mut Criterion) {
         seal: &seal,
         signer: &holder,
         chain: vec![h.centre_ca.cert_der.clone()],
+        tsa: Some(&h.tsa),
     };
     let make = || {
         let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cms;
 pub mod der;
 pub mod gm;
+pub mod gm_tsa;
 pub mod keys;
 pub mod names;
 pub mod pkcs11;

@@ -695,6 +695,7 @@ pub const PAGES: &[(&str, &str, PageAccess)] = {
         ("GET", "/registrations/{id}", SignedIn),
         ("POST", "/registrations/{id}/act/{action}", SignedIn),
         ("GET", "/registrations/{id}/certificate", SignedIn),
+        ("GET", "/registrations/{id}/certificate.ofd", SignedIn),
         ("GET", "/materials", SignedIn),
         ("POST", "/materials", SignedIn),
         ("GET", "/materials/{sha}", SignedIn),

@@ -480,9 +480,35 @@ fn verify_one(
             serial: crate::audit::hex(c.raw_serial()).to_uppercase(),
         });
     }
-    let at = parsed.time.unwrap_or(now);
-    r.signing_time = parsed.time.map(rfc3339);
-    r.signing_time_source = parsed.time.map(|_| "seal");
+    // A time stamp over the signature value, when present, gives the trusted signing time.
+    let mut stamped: Option<crate::pki::gm_tsa::Checked> = None;
+    if let Some(token) = &parsed.timestamp {
+        match crate::pki::gm_tsa::check(token, &sm2::sm3(&parsed.signature)) {
+            Ok(c) => stamped = Some(c),
+            Err(e) => {
+                broken(
+                    &mut r,
+                    "timestamp_invalid",
+                    format!("签章中的时间戳无效：{e}"),
+                );
+            }
+        }
+    }
+    let at = stamped
+        .as_ref()
+        .map(|c| c.time)
+        .or(parsed.time)
+        .unwrap_or(now);
+    r.signing_time = stamped
+        .as_ref()
+        .map(|c| c.time)
+        .or(parsed.time)
+        .map(rfc3339);
+    r.signing_time_source = if stamped.is_some() {
+        Some("timestamp")
+    } else {
+        parsed.time.map(|_| "seal")
+    };
     let data_ok = parsed.data_hash == sm2::sm3(sig_xml);
     if !data_ok {
         broken(
@@ -550,6 +576,15 @@ fn verify_one(
             out
         })
         .unwrap_or_default();
+    if let Some(c) = &stamped {
+        r.level = Level::BT;
+        if let Err((_, p)) = chain(&c.tsa_cert, &pool, trust, c.time) {
+            r.problems.push(problem(
+                "timestamp_untrusted",
+                format!("时间戳单位的证书不可信：{}", p.message),
+            ));
+        }
+    }
     r.trust = match chain(&parsed.signer_cert, &pool, trust, at)
         .and_then(|_| chain(&parsed.seal.maker_cert, &pool, trust, at))
     {
@@ -568,7 +603,10 @@ fn verify_one(
         || !seal_in_time
     {
         Verdict::Invalid
-    } else if r.trust == Trust::Trusted && r.integrity == Integrity::Intact {
+    } else if r.trust == Trust::Trusted
+        && r.integrity == Integrity::Intact
+        && !r.problems.iter().any(|p| p.code == "timestamp_untrusted")
+    {
         Verdict::Valid
     } else {
         Verdict::Indeterminate

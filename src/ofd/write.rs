@@ -32,6 +32,8 @@ pub struct Stamp<'a> {
     /// The issuing CA certificates of the signer and the seal maker (below the root), carried
     /// in the package so a verifier that trusts only the root can build the chains.
     pub chain: Vec<Vec<u8>>,
+    /// The SM2 time-stamping unit: with it, the seal signature carries a time-stamp token.
+    pub tsa: Option<&'a GmAuthority>,
 }
 
 pub const NS: &str = "http://www.ofdspec.org/2016";
@@ -339,6 +341,7 @@ pub fn seal_package(
         at,
         &sm2::sm3(&sig_xml),
         &format!("/{sig_xml_path}"),
+        stamp.tsa,
     )?;
     files.insert(sig_xml_path, sig_xml);
     files.insert(value_path, value);

@@ -99,13 +99,15 @@ pub fn make_seal(spec: &SealSpec, maker: &GmAuthority) -> PkiResult<Vec<u8>> {
 }
 
 /// A V4 SES_Signature over a document whose digest is `data_hash` (for OFD: SM3 of
-/// Signature.xml), made by `signer` with `seal` (a DER SESeal).
+/// Signature.xml), made by `signer` with `seal` (a DER SESeal); with `tsa`, an SM2 time-stamp
+/// token over SM3 of the signature value in `timeStamp [0]` (EXPLICIT, as ofdrw writes it).
 pub fn sign(
     seal: &[u8],
     signer: &GmAuthority,
     at: OffsetDateTime,
     data_hash: &[u8],
     property_info: &str,
+    tsa: Option<&GmAuthority>,
 ) -> PkiResult<Vec<u8>> {
     let tbs = der::sequence(&[
         der::integer(4),
@@ -115,12 +117,17 @@ pub fn sign(
         ia5(property_info),
     ]);
     let sig = signer.key.sign(&tbs)?;
-    Ok(der::sequence(&[
+    let mut parts = vec![
         tbs,
         der::octet_string(&signer.cert_der),
         der::oid_lit(OID_SM2_SM3),
         bits(&sig),
-    ]))
+    ];
+    if let Some(tsa) = tsa {
+        let token = super::gm_tsa::token(tsa, &sm2::sm3(&sig), at)?;
+        parts.push(der::tlv(tag::ctx(0), &bits(&token)));
+    }
+    Ok(der::sequence(&parts))
 }
 
 /// How a seal names the certificates allowed to use it.
@@ -487,6 +494,7 @@ mod tests {
             now,
             &hash,
             "/Doc_0/Signs/Sign_0/Signature.xml",
+            Some(&h.tsa),
         )
         .unwrap();
         let p = parse_signature(&sig).unwrap();

@@ -240,6 +240,7 @@ pub async fn seal_certificate(
     openssl::rand::rand_bytes(&mut doc_id).map_err(anyhow::Error::from)?;
     let files = crate::ofd::write::package_files(content, &crate::audit::hex(&doc_id), now);
     let seal = h.seal.seal_der.clone();
+    let tsa = s.pki.clone();
     Ok(s.documents
         .run_here(move || {
             crate::ofd::write::seal_package(
@@ -248,6 +249,7 @@ pub async fn seal_certificate(
                     seal: &seal,
                     signer: &h.signer,
                     chain,
+                    tsa: Some(&tsa.gm.tsa),
                 },
                 now,
                 (130.0, 150.0, 40.0, 40.0),

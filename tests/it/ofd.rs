@@ -70,6 +70,7 @@ fn make() -> Made {
             seal: &seal,
             signer: &holder,
             chain: vec![h.centre_ca.cert_der.clone()],
+            tsa: Some(&h.tsa),
         },
         now,
         (130.0, 150.0, 40.0, 40.0),
@@ -111,6 +112,9 @@ fn our_sealed_certificate_verifies_here_and_in_the_independent_checker() {
     assert_eq!(s.integrity, Integrity::Intact);
     assert_eq!(s.trust, Trust::Trusted);
     assert!(s.covers_whole_document);
+    // Time-stamped by the SM2 time-stamping unit: the trusted signing time comes from it.
+    assert_eq!(s.signing_time_source, Some("timestamp"));
+    assert_eq!(serde_json::to_value(s).unwrap()["level"], "B-T");
 
     // Without the root: intact but not trusted.
     let r = verify(&m.ofd, &[], OffsetDateTime::now_utc()).unwrap();
@@ -159,11 +163,23 @@ fn every_kind_of_tampering_fails_with_its_code() {
     // One bit of the holder's signature, and one of the seal maker's.
     let value = "Doc_0/Signs/Sign_0/SignedValue.dat";
     let v = Package::open(&m.ofd).unwrap().file(value).unwrap().to_vec();
+    let parsed = ses::parse_signature(&v).unwrap();
+    let at = v
+        .windows(parsed.signature.len())
+        .position(|w| w == parsed.signature.as_slice())
+        .unwrap()
+        + parsed.signature.len()
+        - 1;
+    let bad = rewrite(&m.ofd, |f| f.get_mut(value).unwrap()[at] ^= 1);
+    let r = verify(&bad, &trust, now).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert!(codes(&r).contains(&"signature_invalid"), "{:?}", codes(&r));
+    // One bit of the time-stamp token (the last bytes: the unit's signature).
     let last = v.len() - 1;
     let bad = rewrite(&m.ofd, |f| f.get_mut(value).unwrap()[last] ^= 1);
     let r = verify(&bad, &trust, now).unwrap();
     assert_eq!(r.verdict, Verdict::Invalid);
-    assert!(codes(&r).contains(&"signature_invalid"), "{:?}", codes(&r));
+    assert!(codes(&r).contains(&"timestamp_invalid"), "{:?}", codes(&r));
     // The seal's picture (inside the seal data the maker signed).
     let pic = v.windows(4).position(|w| w == b"<svg").unwrap();
     let bad = rewrite(&m.ofd, |f| f.get_mut(value).unwrap()[pic + 1] ^= 1);
