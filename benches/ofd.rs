@@ -75,6 +75,16 @@ fn ofd(c: &mut Criterion) {
         write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
     };
     let package = make();
+    let bare = {
+        let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
+        let stamp = Stamp {
+            seal: &seal,
+            signer: &holder,
+            chain: vec![h.centre_ca.cert_der.clone()],
+            tsa: None,
+        };
+        write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+    };
     let trust = vec![X509::from_der(&h.root.cert_der).unwrap()];
     assert_eq!(
         virtual_window::ofd::verify::verify(&package, &trust, now)
@@ -85,13 +95,28 @@ fn ofd(c: &mut Criterion) {
     eprintln!("certificate.ofd: {} bytes", package.len());
     let mut g = c.benchmark_group("ofd");
     g.bench_function(
-        "seal certificate (write + SM3 references + SM2 seal signature)",
+        "seal certificate (write, SM3 references, SM2 seal signature, SM2 time stamp)",
         |b| b.iter(make),
     );
     g.bench_function(
-        "verify certificate (references, 2 SM2 signatures, chains)",
+        "verify certificate (references, signature, seal, time stamp, chains)",
         |b| b.iter(|| virtual_window::ofd::verify::verify(&package, &trust, now).unwrap()),
     );
+    g.bench_function("seal certificate without the time stamp", |b| {
+        b.iter(|| {
+            let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
+            let stamp = Stamp {
+                seal: &seal,
+                signer: &holder,
+                chain: vec![h.centre_ca.cert_der.clone()],
+                tsa: None,
+            };
+            write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+        })
+    });
+    g.bench_function("verify certificate without the time stamp", |b| {
+        b.iter(|| virtual_window::ofd::verify::verify(&bare, &trust, now).unwrap())
+    });
     g.finish();
     let key = virtual_window::pki::sm2::Sm2Key::generate().unwrap();
     let sig = key.sign(b"tbs").unwrap();
