@@ -218,13 +218,22 @@ pub fn verify(bytes: &[u8], trust: &[X509], now: OffsetDateTime) -> Result<Repor
     verify_with_seals(bytes, trust, now).map(|(r, _)| r)
 }
 
-/// As `verify`, also giving each signature's seal esID (in the report's order; empty when the
-/// seal could not be read), so a service that keeps seals can say which were revoked.
+/// What a service that keeps seals and certificates needs to check their revocation.
+#[derive(Debug, Clone, Default)]
+pub struct SealFacts {
+    /// Empty when the seal could not be read.
+    pub es_id: String,
+    /// The holder's, the seal maker's and the time-stamping unit's certificates (DER).
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// As `verify`, also giving each signature's seal esID and certificates (in the report's order),
+/// so a service that keeps seals and certificates can say which were revoked.
 pub fn verify_with_seals(
     bytes: &[u8],
     trust: &[X509],
     now: OffsetDateTime,
-) -> Result<(Report, Vec<String>), PackageError> {
+) -> Result<(Report, Vec<SealFacts>), PackageError> {
     let mut es_ids = Vec::new();
     let trust: Vec<Vec<u8>> = trust.iter().filter_map(|t| t.to_der().ok()).collect();
     let trust = trust.as_slice();
@@ -281,7 +290,7 @@ pub fn verify_with_seals(
                         };
                         let path = super::package::join(&list_dir, loc);
                         signature_files.insert(path.clone());
-                        let (r, es_id) = verify_one(
+                        let (r, facts) = verify_one(
                             &pkg,
                             &id,
                             kind,
@@ -292,7 +301,7 @@ pub fn verify_with_seals(
                             &mut signature_files,
                         );
                         report.signatures.push(r);
-                        es_ids.push(es_id);
+                        es_ids.push(facts);
                     }
                 }
             }
@@ -367,7 +376,7 @@ fn verify_one(
     now: OffsetDateTime,
     covered: &mut BTreeSet<String>,
     signature_files: &mut BTreeSet<String>,
-) -> (SignatureReport, String) {
+) -> (SignatureReport, SealFacts) {
     let mut r = SignatureReport {
         field: format!("{id}:/{path}"),
         sub_filter: SUB_FILTER.into(),
@@ -391,7 +400,7 @@ fn verify_one(
     let Some(sig_xml) = pkg.file(path) else {
         broken(&mut r, "malformed", format!("签章描述文件 /{path} 缺失"));
         r.verdict = Verdict::Invalid;
-        return (r, String::new());
+        return (r, SealFacts::default());
     };
     let Some(doc) = std::str::from_utf8(sig_xml)
         .ok()
@@ -399,7 +408,7 @@ fn verify_one(
     else {
         broken(&mut r, "malformed", "签章描述文件无法读取".into());
         r.verdict = Verdict::Invalid;
-        return (r, String::new());
+        return (r, SealFacts::default());
     };
     let dir = path
         .rsplit_once('/')
@@ -458,7 +467,7 @@ fn verify_one(
             "Type=Sign 的数字签名暂不核验",
         ));
         r.verdict = Verdict::Indeterminate;
-        return (r, String::new());
+        return (r, SealFacts::default());
     }
     let parsed: ParsedSignature = match pkg.file(&value_path).map(ses::parse_signature) {
         Some(Ok(p)) => p,
@@ -469,7 +478,7 @@ fn verify_one(
                 "签章值 SignedValue.dat 无法解析".into(),
             );
             r.verdict = Verdict::Invalid;
-            return (r, String::new());
+            return (r, SealFacts::default());
         }
     };
     let es_id = parsed.seal.es_id.clone();
@@ -611,5 +620,15 @@ fn verify_one(
     } else {
         Verdict::Indeterminate
     };
-    (r, es_id)
+    let mut certificates = vec![parsed.signer_cert.clone(), parsed.seal.maker_cert.clone()];
+    if let Some(c) = stamped {
+        certificates.push(c.tsa_cert);
+    }
+    (
+        r,
+        SealFacts {
+            es_id,
+            certificates,
+        },
+    )
 }

@@ -60,6 +60,40 @@ fn authority(o: PkiObject, kek: &[u8]) -> anyhow::Result<GmAuthority> {
     })
 }
 
+/// The certificate log's row for an SM2 certificate (listed and revoked like the others).
+fn log_row(
+    der: &[u8],
+    issuer: &str,
+    profile: &str,
+    organisation_id: Option<String>,
+) -> anyhow::Result<crate::store::CertificateRecord> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).context("an SM2 certificate")?;
+    Ok(crate::store::CertificateRecord {
+        serial: crate::pki::names::hex(c.raw_serial()),
+        issuer: issuer.into(),
+        profile: profile.into(),
+        subject: c.subject().to_string(),
+        organisation_id,
+        verification_id: None,
+        not_before: c.validity().not_before.to_datetime(),
+        not_after: c.validity().not_after.to_datetime(),
+        der: der.to_vec(),
+        revoked_at: None,
+        revocation_reason: None,
+        created_at: OffsetDateTime::now_utc(),
+    })
+}
+
+/// Which SM2 CA issued each of the hierarchy's certificates, and its profile in the log.
+const ISSUED_BY: [(&str, &str); 6] = [
+    ("sm2-root", "sm2-root"),
+    ("sm2-root", "sm2-ca"),
+    ("sm2-root", "sm2-ca"),
+    ("sm2-root", "sm2-ca"),
+    ("sm2-centre-ca", "sm2-seal-maker"),
+    ("sm2-centre-ca", "sm2-timestamping"),
+];
+
 /// Loads the SM2 hierarchy, making it first when the database has none (an installation from
 /// before issue 16 gets one on its first start). Of two instances making it at once, one is kept.
 pub async fn open_hierarchy(store: &dyn Store, kek: &[u8]) -> anyhow::Result<GmHierarchy> {
@@ -71,6 +105,11 @@ pub async fn open_hierarchy(store: &dyn Store, kek: &[u8]) -> anyhow::Result<GmH
             .map(|a| row(a, kek))
             .collect::<anyhow::Result<Vec<_>>>()?;
         if store.insert_pki_objects(&rows).await? {
+            for (a, (issuer, profile)) in h.authorities().iter().zip(ISSUED_BY) {
+                store
+                    .insert_certificate(&log_row(&a.cert_der, issuer, profile, None)?)
+                    .await?;
+            }
             tracing::info!("created the SM2 (国密) hierarchy");
         }
     }
@@ -110,7 +149,7 @@ fn es_id() -> String {
 /// The holder's live seal, made (certificate, key, seal data) when there is none.
 async fn holder(
     s: &Services,
-    name: &str,
+    base: &str,
     organisation: &str,
     purpose: &str,
     organisation_id: Option<String>,
@@ -119,6 +158,23 @@ async fn holder(
     let store = s.store.as_ref();
     let gm = &s.pki.gm;
     let now = OffsetDateTime::now_utc();
+    // A holder whose certificate was revoked is replaced: `base`, then `base-2`, `base-3`, …
+    // (each with its own key, certificate and seal).
+    let mut generation = 1;
+    let name = loop {
+        let name = if generation == 1 {
+            base.to_owned()
+        } else {
+            format!("{base}-{generation}")
+        };
+        match store.pki_object(&name).await? {
+            Some(o) if revoked_at(s, &o.cert_der).await?.is_some() && generation < 100 => {
+                generation += 1;
+            }
+            _ => break name,
+        }
+    };
+    let name = name.as_str();
     let signer = match store.pki_object(name).await? {
         Some(o) => authority(o, kek)?,
         None => {
@@ -140,6 +196,19 @@ async fn holder(
                 let o = store.pki_object(name).await?.context("holder vanished")?;
                 authority(o, kek)?
             } else {
+                let issuer = if organisation_id.is_none() {
+                    "sm2-centre-ca"
+                } else {
+                    "sm2-organisations-ca"
+                };
+                store
+                    .insert_certificate(&log_row(
+                        &a.cert_der,
+                        issuer,
+                        "sm2-seal",
+                        organisation_id.clone(),
+                    )?)
+                    .await?;
                 a
             }
         }
@@ -336,4 +405,47 @@ pub async fn revoke_seal(
     .await?;
     let e = s.store.es_seal(es_id).await?.context("seal vanished")?;
     Ok(view(e))
+}
+
+/// The current CRL of an SM2 CA (`sm2-root`, `sm2-people-ca`, `sm2-organisations-ca`,
+/// `sm2-centre-ca`), SM2-with-SM3, numbered by the database like the others.
+pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
+    let gm = &s.pki.gm;
+    let ca = [&gm.root, &gm.people_ca, &gm.organisations_ca, &gm.centre_ca]
+        .into_iter()
+        .find(|a| a.name == ca_name)
+        .ok_or_else(|| Error::not_found("该证书签发机构"))?;
+    let revoked: Vec<crate::pki::gm::GmRevoked> = s
+        .store
+        .revoked_certificates(ca_name)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            Some(crate::pki::gm::GmRevoked {
+                serial: crate::pki::ca::decode_hex(&c.serial)?,
+                at: c.revoked_at?,
+            })
+        })
+        .collect();
+    let now = OffsetDateTime::now_utc();
+    let number = s
+        .store
+        .next_crl_number(ca_name, now.unix_timestamp())
+        .await?;
+    Ok(
+        crate::pki::gm::crl(ca, number as u64, &revoked, now, now + s.pki.crl_validity)
+            .map_err(anyhow::Error::from)?,
+    )
+}
+
+/// When this installation revoked the certificate (matched by serial and bytes), if it did.
+pub async fn revoked_at(s: &Services, cert_der: &[u8]) -> Result<Option<OffsetDateTime>, Error> {
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return Ok(None);
+    };
+    let serial = crate::pki::names::hex(c.raw_serial());
+    Ok(match s.store.certificate(&serial).await? {
+        Some(rec) if rec.der == cert_der => rec.revoked_at,
+        _ => None,
+    })
 }

@@ -691,7 +691,9 @@ pub async fn revoke(
         .certificate(&serial)
         .await?
         .ok_or_else(|| Error::not_found("该证书"))?;
-    if cert.issuer == "root" && cert.profile == "root" {
+    if (cert.issuer == "root" && cert.profile == "root")
+        || (cert.issuer == "sm2-root" && cert.profile == "sm2-root")
+    {
         return Err(Error::conflict(
             "cannot_revoke_root",
             "根证书不能通过吊销列表吊销，只能更换信任锚。",
@@ -729,6 +731,9 @@ pub async fn revoke(
 
 /// The current CRL of an issuing CA (or of the root, for the issuing CAs), DER.
 pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
+    if ca_name.starts_with("sm2-") {
+        return super::gm::crl(s, ca_name).await;
+    }
     let ca = s
         .pki
         .hierarchy

@@ -35,14 +35,10 @@ pub async fn verify_upload(s: &Services, bytes: Bytes) -> Result<Report, Error> 
         message: format!("上传的文件不是可读的 OFD：{}", e.0),
         fields: vec![],
     })?;
-    // A seal this installation revoked before the signing time makes that signature invalid.
-    for (sig, es_id) in report.signatures.iter_mut().zip(es_ids) {
-        if es_id.is_empty() {
-            continue;
-        }
-        let Some(seal) = s.store.es_seal(&es_id).await? else {
-            continue;
-        };
+    // A seal or a certificate this installation revoked before the signing time makes that
+    // signature invalid (the service's own revocation records; outside packages' certificates
+    // are not found there).
+    for (sig, facts) in report.signatures.iter_mut().zip(es_ids) {
         let signed_at = sig
             .signing_time
             .as_deref()
@@ -50,13 +46,29 @@ pub async fn verify_upload(s: &Services, bytes: Bytes) -> Result<Report, Error> 
                 time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             })
             .unwrap_or_else(time::OffsetDateTime::now_utc);
-        if let Some(revoked) = seal.revoked_at
-            && revoked <= signed_at
+        let mut revoked: Vec<verify::Problem> = vec![];
+        if !facts.es_id.is_empty()
+            && let Some(seal) = s.store.es_seal(&facts.es_id).await?
+            && seal.revoked_at.is_some_and(|at| at <= signed_at)
         {
-            sig.problems.push(verify::Problem {
+            revoked.push(verify::Problem {
                 code: "seal_revoked",
-                message: format!("电子印章 {es_id} 在签章前已被撤销"),
+                message: format!("电子印章 {} 在签章前已被撤销", facts.es_id),
             });
+        }
+        for cert in &facts.certificates {
+            if super::gm::revoked_at(s, cert)
+                .await?
+                .is_some_and(|at| at <= signed_at)
+            {
+                revoked.push(verify::Problem {
+                    code: "certificate_revoked",
+                    message: "签章所用的证书在签章前已被吊销".into(),
+                });
+            }
+        }
+        if !revoked.is_empty() {
+            sig.problems.extend(revoked);
             sig.trust = Trust::Revoked;
             sig.verdict = Verdict::Invalid;
             report.verdict = Verdict::Invalid;

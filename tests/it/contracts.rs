@@ -2289,6 +2289,112 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         .await
         .unwrap();
     assert_ne!(next.seal.es_id, centre_seal);
+    // The SM2 certificates are in the certificate log; revoking the centre's seal certificate
+    // puts it on the SM2 centre CA's CRL (signed SM2-with-SM3), leaves the certificate sealed
+    // before valid, and the next seal comes with a new holder certificate.
+    let certs = app.get("/api/v1/pki/certificates", Some(&admin)).await;
+    let holder = certs
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["profile"] == "sm2-seal" && c["issuer"] == "sm2-centre-ca")
+        .unwrap_or_else(|| panic!("{}", certs.text))["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/pki/certificates/{holder}/revoke"),
+            Some(&admin),
+            json!({"reason": "key_compromise"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let crl = app.get("/pki/crl/sm2-centre-ca.crl", None).await;
+    assert_eq!(crl.status, StatusCode::OK);
+    let parsed = openssl::x509::X509Crl::from_der(&crl.bytes).unwrap();
+    let listed: Vec<String> = parsed
+        .get_revoked()
+        .map(|v| {
+            v.iter()
+                .map(|x| virtual_window::audit::hex(&x.serial_number().to_bn().unwrap().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        listed.iter().any(|x| holder.ends_with(x.as_str())),
+        "{listed:?} {holder}"
+    );
+    assert!(virtual_window::pki::gm::signed_by(
+        &crl.bytes,
+        app.services.pki.gm.centre_ca.key.public_key_der()
+    ));
+    let v = app
+        .send(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/verify")
+                .header("content-type", "application/ofd")
+                .body(axum::body::Body::from(ofd.bytes.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        v.body["verdict"], "valid",
+        "revoked after sealing: {}",
+        v.text
+    );
+    let after = virtual_window::services::gm::centre_seal(&app.services)
+        .await
+        .unwrap();
+    assert_ne!(after.signer.cert_der, next.signer.cert_der);
+    assert_ne!(after.seal.es_id, next.seal.es_id);
+    // A package sealed after the revocation with the revoked certificate (and the revoked seal)
+    // is invalid: certificate_revoked, seal_revoked.
+    let files = virtual_window::ofd::package::Package::open(&ofd.bytes)
+        .unwrap()
+        .into_files()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("Doc_0/Signs"))
+        .collect();
+    // The first seal (revoked above) and its holder's certificate (revoked now).
+    let first_seal = app
+        .services
+        .store
+        .es_seal(&centre_seal)
+        .await
+        .unwrap()
+        .unwrap()
+        .seal_der;
+    let late = virtual_window::ofd::write::seal_package(
+        files,
+        &virtual_window::ofd::write::Stamp {
+            seal: &first_seal,
+            signer: &next.signer,
+            chain: vec![app.services.pki.gm.centre_ca.cert_der.clone()],
+            tsa: None,
+        },
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
+        (130.0, 150.0, 40.0, 40.0),
+    )
+    .unwrap();
+    let v = app
+        .send(
+            axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/verify")
+                .header("content-type", "application/ofd")
+                .body(axum::body::Body::from(late))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(v.body["verdict"], "invalid", "{}", v.text);
+    let codes = v.body["signatures"][0]["problems"].to_string();
+    assert!(
+        codes.contains("certificate_revoked") && codes.contains("seal_revoked"),
+        "{codes}"
+    );
 
     // Its public page (the QR code's link) shows it valid, without personal data.
     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
