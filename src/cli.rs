@@ -370,6 +370,17 @@ async fn pki(action: PkiCommand, cfg: Config) -> anyhow::Result<ExitCode> {
                     svc::fingerprint(&a.cert_der)
                 );
             }
+            // The 国密 side: the SM2 hierarchy beside it (docs/pki.md).
+            for a in services.pki.gm.authorities() {
+                let x = openssl::x509::X509::from_der(&a.cert_der)?;
+                println!(
+                    "{:<20} valid until {}  SHA-256 {}  (SM2)",
+                    a.name,
+                    x.not_after(),
+                    svc::fingerprint(&a.cert_der)
+                );
+            }
+            println!("SM2 seals: {}", services.store.es_seals(1000).await?.len());
             println!("root fingerprint: {}", svc::root_fingerprint(&services));
             println!(
                 "certificates in the log: {}",

@@ -519,6 +519,138 @@ mod tests {
         ));
     }
 
+    fn utc(t: OffsetDateTime) -> Vec<u8> {
+        let s = format!(
+            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+            t.year() % 100,
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        der::tlv(UTC_TIME, s.as_bytes())
+    }
+
+    /// GM/T 0031-2014 ("V1"): the maker signs SEQUENCE { sealInfo, cert, algorithm }, the
+    /// signer's certificate and algorithm sit inside TBS_Sign, times are UTCTime.
+    #[test]
+    fn version_1_seals_parse_and_verify() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let h = GmHierarchy::create(now).unwrap();
+        let holder = h
+            .issue_signer(false, "东莞市云境置业有限公司", "合同专用章", now, 2)
+            .unwrap();
+        let info = der::sequence(&[
+            der::sequence(&[ia5("ES"), der::integer(1), ia5("OLDVENDOR")]),
+            ia5("V1-0001"),
+            der::sequence(&[
+                der::integer(1),
+                der::tlv(UTF8, "合同专用章".as_bytes()),
+                der::sequence(&[der::octet_string(&holder.cert_der)]),
+                utc(now),
+                utc(now),
+                utc(now + time::Duration::days(30)),
+            ]),
+            der::sequence(&[
+                ia5("PNG"),
+                der::octet_string(b"png"),
+                der::integer(40),
+                der::integer(40),
+            ]),
+        ]);
+        let maker_alg = der::oid_lit(OID_SM2_SM3);
+        let to_sign = der::sequence(&[
+            info.clone(),
+            der::octet_string(&h.seal_maker.cert_der),
+            maker_alg.clone(),
+        ]);
+        let seal = der::sequence(&[
+            info,
+            der::sequence(&[
+                der::octet_string(&h.seal_maker.cert_der),
+                maker_alg.clone(),
+                bits(&h.seal_maker.key.sign(&to_sign).unwrap()),
+            ]),
+        ]);
+        let tbs = der::sequence(&[
+            der::integer(1),
+            seal,
+            bits(&utc(now)),
+            bits(&sm2::sm3(b"doc")),
+            ia5("/Doc_0/Signs/Sign_0/Signature.xml"),
+            der::octet_string(&holder.cert_der),
+            maker_alg,
+        ]);
+        let sig = der::sequence(&[tbs.clone(), bits(&holder.key.sign(&tbs).unwrap())]);
+        let p = parse_signature(&sig).unwrap();
+        assert_eq!((p.version, p.seal.version), (1, 1));
+        assert_eq!(p.seal.name, "合同专用章");
+        assert_eq!(p.seal.valid_to, Some(now + time::Duration::days(30)));
+        assert_eq!(p.signer_cert, holder.cert_der);
+        assert!(allows(&p.seal, &holder.cert_der));
+        assert!(cert_signed(&p.signer_cert, &p.signed_part, &p.signature));
+        assert!(seal_signed(&p.seal));
+    }
+
+    /// GM/T 0031-2025 ("V5"): header version 5 and an optional time stamp after the seal's
+    /// signature; a certificate list by digest.
+    #[test]
+    fn version_5_seals_and_digest_lists_parse() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let h = GmHierarchy::create(now).unwrap();
+        let holder = h
+            .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+            .unwrap();
+        let info = der::sequence(&[
+            der::sequence(&[ia5("ES"), der::integer(5), ia5("V5VENDOR")]),
+            ia5("V5-0001"),
+            der::sequence(&[
+                der::integer(3),
+                der::tlv(UTF8, "不动产登记专用章".as_bytes()),
+                der::integer(2),
+                der::sequence(&[der::sequence(&[
+                    der::tlv(PRINTABLE, b"SM3"),
+                    der::octet_string(&sm2::sm3(&holder.cert_der)),
+                ])]),
+                der::generalized_time(now),
+                der::generalized_time(now),
+                der::generalized_time(now + time::Duration::days(30)),
+            ]),
+            der::sequence(&[
+                ia5("SVG"),
+                der::octet_string(b"<svg/>"),
+                der::integer(40),
+                der::integer(40),
+            ]),
+        ]);
+        let seal_sig = h.seal_maker.key.sign(&info).unwrap();
+        let token = super::super::gm_tsa::token(&h.tsa, &sm2::sm3(&seal_sig), now).unwrap();
+        let seal = der::sequence(&[
+            info,
+            der::octet_string(&h.seal_maker.cert_der),
+            der::oid_lit(OID_SM2_SM3),
+            bits(&seal_sig),
+            der::tlv(tag::ctx(0), &bits(&token)),
+        ]);
+        let sig = sign(
+            &seal,
+            &holder,
+            now,
+            &sm2::sm3(b"doc"),
+            "/Doc_0/Signs/Sign_0/Signature.xml",
+            None,
+        )
+        .unwrap();
+        let p = parse_signature(&sig).unwrap();
+        assert_eq!(p.seal.version, 5);
+        assert!(matches!(p.seal.cert_list, CertList::Digests(_)));
+        assert!(allows(&p.seal, &holder.cert_der));
+        assert!(!allows(&p.seal, &h.tsa.cert_der));
+        assert!(seal_signed(&p.seal));
+        assert!(cert_signed(&p.signer_cert, &p.signed_part, &p.signature));
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for junk in [

@@ -1871,7 +1871,10 @@ async fn first_seals_at_once_issue_one_organisation_seal(db: Db) {
         .into_iter()
         .filter(|c| c.organisation_id.as_deref() == Some(org) && c.revoked_at.is_none())
         .collect();
-    assert_eq!(seals.len(), 1, "the losing issuance is revoked");
+    let (sm2, p256): (Vec<_>, Vec<_>) = seals.iter().partition(|c| c.profile == "sm2-seal");
+    assert_eq!(p256.len(), 1, "the losing issuance is revoked");
+    // Its GB/T 38540 seal's holder certificate (SM2): one kept, only the winner's logged.
+    assert_eq!(sm2.len(), 1, "one SM2 seal holder");
 }
 
 /// An account's uploads are limited per day; the limit names itself and when to come back.
