@@ -63,11 +63,17 @@ fn ofd(c: &mut Criterion) {
         },
     };
     let seal = ses::make_seal(&spec, &h.seal_maker).unwrap();
+    let next = now + time::Duration::days(1);
+    let crls = vec![
+        virtual_window::pki::gm::crl(&h.centre_ca, 1, &[], now, next).unwrap(),
+        virtual_window::pki::gm::crl(&h.root, 1, &[], now, next).unwrap(),
+    ];
     let content = content();
     let stamp = Stamp {
         seal: &seal,
         signer: &holder,
         chain: vec![h.centre_ca.cert_der.clone()],
+        crls: crls.clone(),
         tsa: Some(&h.tsa),
     };
     let make = || {
@@ -81,6 +87,7 @@ fn ofd(c: &mut Criterion) {
             seal: &seal,
             signer: &holder,
             chain: vec![h.centre_ca.cert_der.clone()],
+            crls: crls.clone(),
             tsa: None,
         };
         write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
@@ -109,6 +116,7 @@ fn ofd(c: &mut Criterion) {
                 seal: &seal,
                 signer: &holder,
                 chain: vec![h.centre_ca.cert_der.clone()],
+                crls: crls.clone(),
                 tsa: None,
             };
             write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()

@@ -90,12 +90,16 @@ fn cert(der: &[u8]) -> Option<Cert<'_>> {
 /// A chain check on the 国密 side: `leaf` up to a trusted root through `pool`, every signature
 /// SM2-with-SM3 with the fixed ID, CA flags on issuers, then validity at `at` on every link. The
 /// path comes first: without one, the answer is "untrusted" whatever the dates say.
+/// Revocation comes from `crls` (those the package carries): each certificate below the anchor
+/// is looked up in its issuer's CRL (signed by that issuer); `Ok(true)` when every one was
+/// covered by a CRL, `Ok(false)` when some had none.
 fn chain(
     leaf: &[u8],
     pool: &[Vec<u8>],
     trust: &[Vec<u8>],
+    crls: &[Vec<u8>],
     at: OffsetDateTime,
-) -> Result<(), (Trust, Problem)> {
+) -> Result<bool, (Trust, Problem)> {
     let malformed = || (Trust::Unknown, problem("malformed", "证书无法解析"));
     let trusted: Vec<Cert<'_>> = trust.iter().filter_map(|d| cert(d)).collect();
     let others: Vec<Cert<'_>> = pool.iter().filter_map(|d| cert(d)).collect();
@@ -142,7 +146,46 @@ fn chain(
             ));
         }
     }
-    Ok(())
+    let mut covered = true;
+    for pair in path.windows(2) {
+        let (c, issuer) = (&pair[0], &pair[1]);
+        match revocation(c, issuer, crls) {
+            Some(Some(revoked)) if revoked <= at => {
+                return Err((
+                    Trust::Revoked,
+                    problem(
+                        "certificate_revoked",
+                        format!("证书在签章前已被吊销：{}", c.name),
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => covered = false,
+        }
+    }
+    Ok(covered)
+}
+
+/// `c`'s revocation time according to a CRL of `issuer` among `crls` (signed by it): `None`
+/// when no such CRL is there, `Some(None)` when it is not listed.
+fn revocation(c: &Cert<'_>, issuer: &Cert<'_>, crls: &[Vec<u8>]) -> Option<Option<i64>> {
+    let serial = x509_parser::parse_x509_certificate(c.der)
+        .ok()
+        .map(|(_, x)| x.raw_serial().to_vec())?;
+    for der in crls {
+        let Ok((_, crl)) = x509_parser::parse_x509_crl(der) else {
+            continue;
+        };
+        if crl.issuer().as_raw() != issuer.subject.as_slice() || !gm::signed_by(der, &issuer.spki) {
+            continue;
+        }
+        let listed = crl
+            .iter_revoked_certificates()
+            .find(|r| r.raw_serial() == serial.as_slice())
+            .map(|r| r.revocation_date.timestamp());
+        return Some(listed);
+    }
+    None
 }
 
 /// Paths reachable from OFD.xml that a reader would show or use: the document, its pages,
@@ -585,19 +628,42 @@ fn verify_one(
             out
         })
         .unwrap_or_default();
+    let crls: Vec<Vec<u8>> = pkg
+        .file(&super::package::join(&dir, "CRLs.der"))
+        .map(|b| {
+            let mut out = vec![];
+            let mut rd = crate::pki::der::Reader::new(b);
+            if let Ok(seq) = rd.read_tag(crate::pki::der::tag::SEQUENCE) {
+                let mut c = seq.children();
+                while let Ok(t) = c.read() {
+                    out.push(t.raw.to_vec());
+                    if out.len() > 16 {
+                        break;
+                    }
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
     if let Some(c) = &stamped {
         r.level = Level::BT;
-        if let Err((_, p)) = chain(&c.tsa_cert, &pool, trust, c.time) {
+        if let Err((_, p)) = chain(&c.tsa_cert, &pool, trust, &crls, c.time) {
             r.problems.push(problem(
                 "timestamp_untrusted",
                 format!("时间戳单位的证书不可信：{}", p.message),
             ));
         }
     }
-    r.trust = match chain(&parsed.signer_cert, &pool, trust, at)
-        .and_then(|_| chain(&parsed.seal.maker_cert, &pool, trust, at))
+    r.trust = match chain(&parsed.signer_cert, &pool, trust, &crls, at)
+        .and_then(|a| chain(&parsed.seal.maker_cert, &pool, trust, &crls, at).map(|b| a && b))
     {
-        Ok(()) => Trust::Trusted,
+        Ok(revocation_known) => {
+            // Time-stamped, and revocation known from CRLs in the package: long-term material.
+            if revocation_known && stamped.is_some() {
+                r.level = Level::BLT;
+            }
+            Trust::Trusted
+        }
         Err((t, p)) => {
             r.problems.push(p);
             t

@@ -32,6 +32,8 @@ pub struct Stamp<'a> {
     /// The issuing CA certificates of the signer and the seal maker (below the root), carried
     /// in the package so a verifier that trusts only the root can build the chains.
     pub chain: Vec<Vec<u8>>,
+    /// CRLs covering the certificates above, carried in the package (`CRLS_FILE`).
+    pub crls: Vec<Vec<u8>>,
     /// The SM2 time-stamping unit: with it, the seal signature carries a time-stamp token.
     pub tsa: Option<&'a GmAuthority>,
 }
@@ -42,6 +44,9 @@ pub const DATA_FILE: &str = "Doc_0/Attachs/certificate.xml";
 /// The CA certificates below the root, DER SEQUENCE OF Certificate (our convention; covered by
 /// the References like every other file).
 pub const CHAIN_FILE: &str = "Doc_0/Signs/Sign_0/CACerts.der";
+/// CRLs for the seal's certificates, DER SEQUENCE OF CertificateList (our convention, covered by
+/// the References; the OFD counterpart of a PDF's DSS).
+pub const CRLS_FILE: &str = "Doc_0/Signs/Sign_0/CRLs.der";
 const FONT: &str = "Noto Serif CJK SC";
 
 pub fn xml_escape(s: &str) -> String {
@@ -308,6 +313,9 @@ pub fn seal_package(
     );
     let chain: Vec<Vec<u8>> = stamp.chain.clone();
     files.insert(CHAIN_FILE.into(), crate::pki::der::sequence(&chain));
+    if !stamp.crls.is_empty() {
+        files.insert(CRLS_FILE.into(), crate::pki::der::sequence(&stamp.crls));
+    }
     let b64 = base64::engine::general_purpose::STANDARD;
     // Every file but the signature's own two; Signatures.xml too, so the package is closed to
     // further seals (the certificate is final when the centre seals it).

@@ -305,6 +305,10 @@ pub async fn seal_certificate(
 ) -> Result<Vec<u8>, Error> {
     let h = centre_seal(s).await?;
     let chain = vec![s.pki.gm.centre_ca.cert_der.clone()];
+    // The CRLs that cover every certificate of the seal (the centre CA's for the holder, the
+    // seal maker and the time-stamping unit; the root's for the centre CA), carried in the
+    // package so that any verifier can check revocation at the signing time.
+    let crls = vec![crl(s, "sm2-centre-ca").await?, crl(s, "sm2-root").await?];
     let mut doc_id = [0u8; 16];
     openssl::rand::rand_bytes(&mut doc_id).map_err(anyhow::Error::from)?;
     let files = crate::ofd::write::package_files(content, &crate::audit::hex(&doc_id), now);
@@ -318,6 +322,7 @@ pub async fn seal_certificate(
                     seal: &seal,
                     signer: &h.signer,
                     chain,
+                    crls,
                     tsa: Some(&tsa.gm.tsa),
                 },
                 now,
@@ -428,14 +433,36 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         })
         .collect();
     let now = OffsetDateTime::now_utc();
+    // The same revocations as the CRL this instance made a moment ago: that one again (an SM2
+    // signature and a CRL number saved; every sealed certificate carries these CRLs).
+    let digest = {
+        let mut h = openssl::sha::Sha256::new();
+        for r in &revoked {
+            h.update(&r.serial);
+            h.update(&r.at.unix_timestamp().to_be_bytes());
+        }
+        h.finish()
+    };
+    if let Ok(m) = s.pki.crls.lock()
+        && let Some((d, at, der)) = m.get(ca_name)
+        && *d == digest
+        && now - *at < s.pki.crl_reuse
+    {
+        return Ok(der.as_ref().clone());
+    }
     let number = s
         .store
         .next_crl_number(ca_name, now.unix_timestamp())
         .await?;
-    Ok(
-        crate::pki::gm::crl(ca, number as u64, &revoked, now, now + s.pki.crl_validity)
-            .map_err(anyhow::Error::from)?,
-    )
+    let der = crate::pki::gm::crl(ca, number as u64, &revoked, now, now + s.pki.crl_validity)
+        .map_err(anyhow::Error::from)?;
+    if let Ok(mut m) = s.pki.crls.lock() {
+        m.insert(
+            ca_name.to_owned(),
+            (digest, now, std::sync::Arc::new(der.clone())),
+        );
+    }
+    Ok(der)
 }
 
 /// When this installation revoked the certificate (matched by serial and bytes), if it did.

@@ -37,9 +37,9 @@ pub struct PkiState {
     pub dir: PathBuf,
     pub crl_base: String,
     pub crl_validity: time::Duration,
-    crl_reuse: time::Duration,
+    pub(crate) crl_reuse: time::Duration,
     /// The CRLs this instance made, by CA: (the revocations' digest, made at, DER).
-    crls: std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>,
+    pub(crate) crls: std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>,
     custody: Custody,
     /// The time-stamping unit as the signing paths use it.
     tsa: std::sync::OnceLock<TsaUnit>,

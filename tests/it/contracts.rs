@@ -2376,6 +2376,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
             seal: &first_seal,
             signer: &next.signer,
             chain: vec![app.services.pki.gm.centre_ca.cert_der.clone()],
+            crls: vec![],
             tsa: None,
         },
         time::OffsetDateTime::now_utc() + time::Duration::seconds(1),

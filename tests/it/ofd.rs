@@ -24,11 +24,31 @@ struct Made {
 }
 
 fn make() -> Made {
+    make_with(false)
+}
+
+/// `revoke_holder`: the centre CA's CRL in the package lists the holder's certificate, revoked a
+/// minute before the signing time.
+fn make_with(revoke_holder: bool) -> Made {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let h = GmHierarchy::create(now).unwrap();
     let holder = h
         .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
         .unwrap();
+    let revoked = if revoke_holder {
+        let (_, c) = x509_parser::parse_x509_certificate(&holder.cert_der).unwrap();
+        vec![virtual_window::pki::gm::GmRevoked {
+            serial: c.raw_serial().to_vec(),
+            at: now - time::Duration::minutes(1),
+        }]
+    } else {
+        vec![]
+    };
+    let next = now + time::Duration::days(1);
+    let crls = vec![
+        virtual_window::pki::gm::crl(&h.centre_ca, 1, &revoked, now, next).unwrap(),
+        virtual_window::pki::gm::crl(&h.root, 1, &[], now, next).unwrap(),
+    ];
     let spec = SealSpec {
         vendor: "VIRTUALWINDOW".into(),
         es_id: "441900000000000001".into(),
@@ -70,6 +90,7 @@ fn make() -> Made {
             seal: &seal,
             signer: &holder,
             chain: vec![h.centre_ca.cert_der.clone()],
+            crls: crls.clone(),
             tsa: Some(&h.tsa),
         },
         now,
@@ -112,9 +133,21 @@ fn our_sealed_certificate_verifies_here_and_in_the_independent_checker() {
     assert_eq!(s.integrity, Integrity::Intact);
     assert_eq!(s.trust, Trust::Trusted);
     assert!(s.covers_whole_document);
-    // Time-stamped by the SM2 time-stamping unit: the trusted signing time comes from it.
+    // Time-stamped by the SM2 time-stamping unit: the trusted signing time comes from it; with
+    // the CRLs in the package, revocation is known too.
     assert_eq!(s.signing_time_source, Some("timestamp"));
-    assert_eq!(serde_json::to_value(s).unwrap()["level"], "B-T");
+    assert_eq!(serde_json::to_value(s).unwrap()["level"], "B-LT");
+
+    // The holder's certificate on the centre CA's CRL, revoked before the signing time.
+    let revoked = make_with(true);
+    let r = verify(&revoked.ofd, &root(&revoked), OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(r.signatures[0].trust, Trust::Revoked);
+    assert!(
+        codes(&r).contains(&"certificate_revoked"),
+        "{:?}",
+        codes(&r)
+    );
 
     // Without the root: intact but not trusted.
     let r = verify(&m.ofd, &[], OffsetDateTime::now_utc()).unwrap();
