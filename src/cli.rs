@@ -155,6 +155,8 @@ pub enum PkiCommand {
     /// Show the CAs and the number of certificates issued.
     Show,
     /// Issue an organisation seal certificate; writes `seal.pem` and the encrypted `seal.key.pem`.
+    /// With `--sm2`: an SM2 certificate and a GB/T 38540 seal instead, written as `seal-sm2.pem`,
+    /// the encrypted PKCS#8 `seal-sm2.key.der` and the seal data `seal.esl`.
     Issue {
         /// The company's registered name.
         #[arg(long)]
@@ -171,6 +173,9 @@ pub enum PkiCommand {
         /// Directory for the certificate and key.
         #[arg(long)]
         out: PathBuf,
+        /// 国密: an SM2 certificate from the SM2 organisations' CA and a GB/T 38540 seal.
+        #[arg(long)]
+        sm2: bool,
     },
     /// Revoke a certificate by serial number (hex).
     Revoke {
@@ -393,7 +398,26 @@ async fn pki(action: PkiCommand, cfg: Config) -> anyhow::Result<ExitCode> {
             seal_name,
             seal_image,
             out,
+            sm2,
         } => {
+            if sm2 {
+                let (holder, seal) =
+                    crate::services::gm::issue_external_seal(&services, &organisation, &seal_name)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                std::fs::create_dir_all(&out)?;
+                std::fs::write(out.join("seal-sm2.pem"), holder.cert_pem())?;
+                crate::pki::keys::write_private(
+                    &out.join("seal-sm2.key.der"),
+                    &holder.key.to_encrypted_pkcs8(services.pki.kek())?,
+                )?;
+                std::fs::write(out.join("seal.esl"), &seal.seal_der)?;
+                println!(
+                    "issued SM2 seal {} ({}) for {uscc}, valid until {}",
+                    seal.es_id, seal.name, seal.valid_to
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let image = seal_image.map(std::fs::read).transpose()?;
             let (issued, key) = svc::issue_seal(
                 &services,

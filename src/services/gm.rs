@@ -476,3 +476,71 @@ pub async fn revoked_at(s: &Services, cert_der: &[u8]) -> Result<Option<OffsetDa
         _ => None,
     })
 }
+
+/// A GB/T 38540 seal for an organisation outside the service (`pki issue --sm2`): a new SM2 key
+/// and holder certificate from the organisations' CA, and seal data naming it. The certificate
+/// is logged and the seal kept by esID (listed, revocable); the key is handed back for the
+/// organisation and not kept here.
+pub async fn issue_external_seal(
+    s: &Services,
+    organisation: &str,
+    seal_name: &str,
+) -> Result<(GmAuthority, EsSeal), Error> {
+    let now = OffsetDateTime::now_utc();
+    let gm = &s.pki.gm;
+    let holder = gm
+        .issue_signer(
+            false,
+            organisation,
+            &format!("{organisation}{seal_name}"),
+            now,
+            3,
+        )
+        .map_err(anyhow::Error::from)?;
+    let log = log_row(&holder.cert_der, "sm2-organisations-ca", "sm2-seal", None)?;
+    s.store.insert_certificate(&log).await?;
+    let cert_end = x509_parser::parse_x509_certificate(&holder.cert_der)
+        .map(|(_, c)| c.validity().not_after.to_datetime())
+        .unwrap_or(now);
+    let spec = SealSpec {
+        vendor: VENDOR.into(),
+        es_id: es_id(),
+        seal_type: SEAL_TYPE as i64,
+        name: format!("{organisation}{seal_name}"),
+        signer_certs: vec![holder.cert_der.clone()],
+        created: now,
+        valid_from: now - time::Duration::minutes(5),
+        valid_to: cert_end.min(now + time::Duration::days(365 * 2)),
+        picture: SealPicture {
+            kind: "SVG".into(),
+            data: crate::ofd::write::seal_svg(organisation, seal_name),
+            width_mm: 40,
+            height_mm: 40,
+        },
+    };
+    let seal = EsSeal {
+        es_id: spec.es_id.clone(),
+        name: spec.name.clone(),
+        seal_type: SEAL_TYPE,
+        // Not a pki_objects row: the key stays with the organisation.
+        holder: format!("external:{}", log.serial),
+        organisation_id: None,
+        seal_der: ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?,
+        valid_from: spec.valid_from,
+        valid_to: spec.valid_to,
+        created_at: now,
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    s.store.insert_es_seal(&seal).await?;
+    super::audit(
+        s,
+        None,
+        "seal.made",
+        ("es_seal", &seal.es_id),
+        None,
+        serde_json::json!({"name": seal.name, "holder": seal.holder}),
+    )
+    .await?;
+    Ok((holder, seal))
+}

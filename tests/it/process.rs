@@ -311,6 +311,71 @@ fn pki_commands_init_issue_revoke_and_publish() {
     let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
     assert!(text.contains(&serial.to_uppercase()), "{text}");
     assert!(text.contains("KEY COMPROMISE"), "{text}");
+
+    // The 国密 side: `pki show` lists the SM2 hierarchy; `pki issue --sm2` hands out an SM2
+    // certificate, its encrypted key and a GB/T 38540 seal naming it; revoking that certificate
+    // puts it on the SM2 organisations' CA's CRL, signed SM2-with-SM3.
+    let shown = run(&["pki", "show"]);
+    assert!(
+        shown.contains("sm2-root") && shown.contains("(SM2)"),
+        "{shown}"
+    );
+    let sm2_dir = dir.path().join("seal-sm2");
+    let issued = run(&[
+        "pki",
+        "issue",
+        "--sm2",
+        "--organisation",
+        "东莞市云境置业有限公司",
+        "--uscc",
+        "91441900MA4W0L7N36",
+        "--out",
+        sm2_dir.to_str().unwrap(),
+    ]);
+    assert!(issued.contains("issued SM2 seal 4419"), "{issued}");
+    let cert_pem = std::fs::read(sm2_dir.join("seal-sm2.pem")).unwrap();
+    let cert = openssl::x509::X509::from_pem(&cert_pem).unwrap();
+    let key = virtual_window::pki::sm2::Sm2Key::from_encrypted_pkcs8(
+        &std::fs::read(sm2_dir.join("seal-sm2.key.der")).unwrap(),
+        std::fs::read(dir.path().join("keys/dev-pki-kek"))
+            .unwrap()
+            .trim_ascii(),
+    )
+    .unwrap();
+    assert_eq!(
+        cert.public_key().unwrap().public_key_to_der().unwrap(),
+        key.public_key_der()
+    );
+    let seal_der = std::fs::read(sm2_dir.join("seal.esl")).unwrap();
+    let seal = virtual_window::pki::ses::parse_seal(
+        virtual_window::pki::der::Reader::new(&seal_der)
+            .read()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(virtual_window::pki::ses::allows(
+        &seal,
+        &cert.to_der().unwrap()
+    ));
+    assert!(virtual_window::pki::ses::seal_signed(&seal));
+    let serial = virtual_window::audit::hex(&cert.serial_number().to_bn().unwrap().to_vec());
+    run(&["pki", "revoke", &serial, "--reason", "key_compromise"]);
+    let crl_path = dir.path().join("sm2-org.crl");
+    run(&[
+        "pki",
+        "crl",
+        "sm2-organisations-ca",
+        "--out",
+        crl_path.to_str().unwrap(),
+    ]);
+    let out = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    assert!(text.contains("SM2-WITH-SM3"), "{text}");
+    assert!(text.contains(&serial.to_uppercase()), "{text}");
 }
 
 /// After a whole identity flow through the real binary with debug logging, no ID number appears
