@@ -15,9 +15,6 @@ use super::sm2::{self, OID_SM2_SM3, OID_SM3};
 use super::{PkiError, PkiResult};
 use time::OffsetDateTime;
 
-/// id-kp-timeStamping.
-const ID_KP_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
-
 /// A token stamping the SM3 digest `digest` at `now`.
 pub fn token(tsa: &GmAuthority, digest: &[u8; 32], now: OffsetDateTime) -> PkiResult<Vec<u8>> {
     let mut serial = [0u8; 16];
@@ -163,7 +160,6 @@ pub fn check(token: &[u8], digest: &[u8]) -> PkiResult<Checked> {
     if !eku_ok {
         return Err(bad("the certificate is not for time stamping"));
     }
-    let _ = ID_KP_TIME_STAMPING;
     // TSTInfo: version, policy, imprint, serial, genTime.
     let tst = Reader::new(tst).read_tag(tag::SEQUENCE).map_err(e)?;
     let mut t = tst.children();
