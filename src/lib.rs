@@ -2,8 +2,10 @@
 //! pre-sale contract signed on a phone to the electronic registration certificate.
 //!
 //! Rooms (see docs/architecture.md): `domain` (pure types), `store` (the storage trait with SQLite
-//! and PostgreSQL), `audit` (the hash-chained log), `services` (the workflow), `http` (the JSON
-//! API), `web` (the pages), `cli` (commands), `server` (start-up and shutdown).
+//! and PostgreSQL), `audit` (the hash-chained log), `pki` and `pdf` (libraries: keys,
+//! certificates, signed PDFs), `ofd` (the OFD certificate and its 国密 seal), `services` (the
+//! workflow), `http` (the JSON API), `web` (the pages), `cli` (commands), `server` (start-up and
+//! shutdown).
 
 pub mod audit;
 pub mod cli;

@@ -9,6 +9,7 @@
 use super::package::{Package, PackageError};
 use crate::pdf::verify::{
     Changes, Integrity, Kind, Level, Problem, Report, SignatureReport, Signer, Trust, Verdict,
+    problem, rfc3339,
 };
 use crate::pki::gm;
 use crate::pki::ses::{self, ParsedSignature};
@@ -20,16 +21,22 @@ use time::OffsetDateTime;
 
 pub const SUB_FILTER: &str = "GB/T 38540";
 
-fn problem(code: &'static str, message: impl Into<String>) -> Problem {
-    Problem {
-        code,
-        message: message.into(),
+/// The elements of a DER `SEQUENCE OF` the package carries (CA certificates, CRLs), at most 16;
+/// empty when the file is missing or unreadable.
+fn der_list(pkg: &Package, path: &str) -> Vec<Vec<u8>> {
+    let mut out = vec![];
+    if let Some(b) = pkg.file(path)
+        && let Ok(seq) = crate::pki::der::Reader::new(b).read_tag(crate::pki::der::tag::SEQUENCE)
+    {
+        let mut c = seq.children();
+        while let Ok(t) = c.read() {
+            out.push(t.raw.to_vec());
+            if out.len() > 16 {
+                break;
+            }
+        }
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    out
 }
 
 /// Digest of a Reference by its CheckMethod (name or OID; MD5 when absent, as the schema says).
@@ -281,7 +288,7 @@ pub fn verify_with_seals(
     let trust: Vec<Vec<u8>> = trust.iter().filter_map(|t| t.to_der().ok()).collect();
     let trust = trust.as_slice();
     let pkg = Package::open(bytes)?;
-    let sha256 = crate::audit::hex(&openssl::sha::sha256(bytes));
+    let sha256 = crate::pki::names::hex(&openssl::sha::sha256(bytes));
     let mut report = Report {
         sha256,
         size: bytes.len() as u64,
@@ -529,7 +536,7 @@ fn verify_one(
         r.signer = Some(Signer {
             subject: c.subject().to_string(),
             issuer: c.issuer().to_string(),
-            serial: crate::audit::hex(c.raw_serial()).to_uppercase(),
+            serial: crate::pki::names::hex(c.raw_serial()).to_uppercase(),
         });
     }
     // A time stamp over the signature value, when present, gives the trusted signing time.
@@ -611,40 +618,8 @@ fn verify_one(
         .names()
         .all(|n| covered.contains(n) || *n == value_path || *n == path);
     // Chains: the holder's and the seal maker's, with the CA certificates the package carries.
-    let pool: Vec<Vec<u8>> = pkg
-        .file(&super::package::join(&dir, "CACerts.der"))
-        .map(|b| {
-            let mut out = vec![];
-            let mut rd = crate::pki::der::Reader::new(b);
-            if let Ok(seq) = rd.read_tag(crate::pki::der::tag::SEQUENCE) {
-                let mut c = seq.children();
-                while let Ok(t) = c.read() {
-                    out.push(t.raw.to_vec());
-                    if out.len() > 16 {
-                        break;
-                    }
-                }
-            }
-            out
-        })
-        .unwrap_or_default();
-    let crls: Vec<Vec<u8>> = pkg
-        .file(&super::package::join(&dir, "CRLs.der"))
-        .map(|b| {
-            let mut out = vec![];
-            let mut rd = crate::pki::der::Reader::new(b);
-            if let Ok(seq) = rd.read_tag(crate::pki::der::tag::SEQUENCE) {
-                let mut c = seq.children();
-                while let Ok(t) = c.read() {
-                    out.push(t.raw.to_vec());
-                    if out.len() > 16 {
-                        break;
-                    }
-                }
-            }
-            out
-        })
-        .unwrap_or_default();
+    let pool = der_list(pkg, &super::package::join(&dir, "CACerts.der"));
+    let crls = der_list(pkg, &super::package::join(&dir, "CRLs.der"));
     if let Some(c) = &stamped {
         r.level = Level::BT;
         if let Err((_, p)) = chain(&c.tsa_cert, &pool, trust, &crls, c.time) {

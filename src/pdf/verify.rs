@@ -86,7 +86,7 @@ pub struct Problem {
     pub message: String,
 }
 
-fn problem(code: &'static str, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(code: &'static str, message: impl Into<String>) -> Problem {
     Problem {
         code,
         message: message.into(),
@@ -158,7 +158,7 @@ fn name_string(n: &X509NameRef) -> String {
         .join(", ")
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

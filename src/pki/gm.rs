@@ -68,7 +68,7 @@ impl GmAuthority {
     }
 }
 
-fn time_der(t: OffsetDateTime) -> Vec<u8> {
+pub(crate) fn time_der(t: OffsetDateTime) -> Vec<u8> {
     let t = t.to_offset(time::UtcOffset::UTC);
     // RFC 5280: UTCTime until 2049, GeneralizedTime from 2050.
     if t.year() < 2050 {

@@ -519,17 +519,11 @@ mod tests {
         ));
     }
 
+    /// UTCTime, as V1 seals write their times (before 2050).
     fn utc(t: OffsetDateTime) -> Vec<u8> {
-        let s = format!(
-            "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-            t.year() % 100,
-            t.month() as u8,
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        );
-        der::tlv(UTC_TIME, s.as_bytes())
+        let d = crate::pki::gm::time_der(t);
+        assert_eq!(d[0], UTC_TIME);
+        d
     }
 
     /// GM/T 0031-2014 ("V1"): the maker signs SEQUENCE { sealInfo, cert, algorithm }, the

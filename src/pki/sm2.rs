@@ -146,7 +146,7 @@ pub struct Sm2Key {
 impl std::fmt::Debug for Sm2Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the private part.
-        write!(f, "Sm2Key({})", crate::audit::hex(&self.xy[..8]))
+        write!(f, "Sm2Key({})", super::names::hex(&self.xy[..8]))
     }
 }
 

@@ -216,11 +216,39 @@ async fn holder(
     if let Some(seal) = store.live_es_seal(name).await? {
         return Ok(Holder { signer, seal });
     }
+    let seal = new_seal(
+        gm,
+        &signer,
+        name,
+        organisation,
+        purpose,
+        organisation_id,
+        now,
+    )?;
+    if store_seal(s, &seal).await? {
+        return Ok(Holder { signer, seal });
+    }
+    let seal = store
+        .live_es_seal(name)
+        .await?
+        .context("the other instance's seal vanished")?;
+    Ok(Holder { signer, seal })
+}
+
+/// New seal data for `signer` (named `holder` in `es_seals`), signed by the seal maker: valid
+/// for two years at most and never past the holder certificate (国办发〔2025〕33号).
+fn new_seal(
+    gm: &GmHierarchy,
+    signer: &GmAuthority,
+    holder: &str,
+    organisation: &str,
+    purpose: &str,
+    organisation_id: Option<String>,
+    now: OffsetDateTime,
+) -> Result<EsSeal, Error> {
     let cert_end = x509_parser::parse_x509_certificate(&signer.cert_der)
         .map(|(_, c)| c.validity().not_after.to_datetime())
         .unwrap_or(now);
-    // A seal's validity ends no later than its certificate's (国办发〔2025〕33号).
-    let valid_to = cert_end.min(now + time::Duration::days(365 * 2));
     let spec = SealSpec {
         vendor: VENDOR.into(),
         es_id: es_id(),
@@ -229,7 +257,7 @@ async fn holder(
         signer_certs: vec![signer.cert_der.clone()],
         created: now,
         valid_from: now - time::Duration::minutes(5),
-        valid_to,
+        valid_to: cert_end.min(now + time::Duration::days(365 * 2)),
         picture: SealPicture {
             kind: "SVG".into(),
             data: crate::ofd::write::seal_svg(organisation, purpose),
@@ -237,37 +265,37 @@ async fn holder(
             height_mm: 40,
         },
     };
-    let seal_der = ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?;
-    let seal = EsSeal {
-        es_id: spec.es_id.clone(),
-        name: spec.name.clone(),
+    Ok(EsSeal {
+        seal_der: ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?,
+        es_id: spec.es_id,
+        name: spec.name,
         seal_type: SEAL_TYPE,
-        holder: name.to_owned(),
+        holder: holder.to_owned(),
         organisation_id,
-        seal_der,
         valid_from: spec.valid_from,
         valid_to: spec.valid_to,
         created_at: now,
         revoked_at: None,
         revocation_reason: None,
-    };
-    if store.insert_es_seal(&seal).await? {
-        super::audit(
-            s,
-            None,
-            "seal.made",
-            ("es_seal", &seal.es_id),
-            None,
-            serde_json::json!({"name": seal.name, "holder": name}),
-        )
-        .await?;
-        return Ok(Holder { signer, seal });
+    })
+}
+
+/// Keeps a new seal and audits it; false when its holder has a live seal already (another
+/// instance's is kept).
+async fn store_seal(s: &Services, seal: &EsSeal) -> Result<bool, Error> {
+    if !s.store.insert_es_seal(seal).await? {
+        return Ok(false);
     }
-    let seal = store
-        .live_es_seal(name)
-        .await?
-        .context("the other instance's seal vanished")?;
-    Ok(Holder { signer, seal })
+    super::audit(
+        s,
+        None,
+        "seal.made",
+        ("es_seal", &seal.es_id),
+        None,
+        serde_json::json!({"name": seal.name, "holder": seal.holder}),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The centre's 不动产登记专用章.
@@ -313,7 +341,7 @@ pub async fn seal_certificate(
     openssl::rand::rand_bytes(&mut doc_id).map_err(anyhow::Error::from)?;
     let files = crate::ofd::write::package_files(content, &crate::audit::hex(&doc_id), now);
     let seal = h.seal.seal_der.clone();
-    let tsa = s.pki.clone();
+    let pki = s.pki.clone();
     Ok(s.documents
         .run_here(move || {
             crate::ofd::write::seal_package(
@@ -323,7 +351,7 @@ pub async fn seal_certificate(
                     signer: &h.signer,
                     chain,
                     crls,
-                    tsa: Some(&tsa.gm.tsa),
+                    tsa: Some(&pki.gm.tsa),
                 },
                 now,
                 (130.0, 150.0, 40.0, 40.0),
@@ -443,26 +471,16 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         }
         h.finish()
     };
-    if let Ok(m) = s.pki.crls.lock()
-        && let Some((d, at, der)) = m.get(ca_name)
-        && *d == digest
-        && now - *at < s.pki.crl_reuse
-    {
-        return Ok(der.as_ref().clone());
-    }
-    let number = s
-        .store
-        .next_crl_number(ca_name, now.unix_timestamp())
-        .await?;
-    let der = crate::pki::gm::crl(ca, number as u64, &revoked, now, now + s.pki.crl_validity)
-        .map_err(anyhow::Error::from)?;
-    if let Ok(mut m) = s.pki.crls.lock() {
-        m.insert(
-            ca_name.to_owned(),
-            (digest, now, std::sync::Arc::new(der.clone())),
-        );
-    }
-    Ok(der)
+    super::pki::reuse_or_make_crl(s, ca_name, digest, now, |number| {
+        Ok(crate::pki::gm::crl(
+            ca,
+            number,
+            &revoked,
+            now,
+            now + s.pki.crl_validity,
+        )?)
+    })
+    .await
 }
 
 /// When this installation revoked the certificate (matched by serial and bytes), if it did.
@@ -499,48 +517,16 @@ pub async fn issue_external_seal(
         .map_err(anyhow::Error::from)?;
     let log = log_row(&holder.cert_der, "sm2-organisations-ca", "sm2-seal", None)?;
     s.store.insert_certificate(&log).await?;
-    let cert_end = x509_parser::parse_x509_certificate(&holder.cert_der)
-        .map(|(_, c)| c.validity().not_after.to_datetime())
-        .unwrap_or(now);
-    let spec = SealSpec {
-        vendor: VENDOR.into(),
-        es_id: es_id(),
-        seal_type: SEAL_TYPE as i64,
-        name: format!("{organisation}{seal_name}"),
-        signer_certs: vec![holder.cert_der.clone()],
-        created: now,
-        valid_from: now - time::Duration::minutes(5),
-        valid_to: cert_end.min(now + time::Duration::days(365 * 2)),
-        picture: SealPicture {
-            kind: "SVG".into(),
-            data: crate::ofd::write::seal_svg(organisation, seal_name),
-            width_mm: 40,
-            height_mm: 40,
-        },
-    };
-    let seal = EsSeal {
-        es_id: spec.es_id.clone(),
-        name: spec.name.clone(),
-        seal_type: SEAL_TYPE,
-        // Not a pki_objects row: the key stays with the organisation.
-        holder: format!("external:{}", log.serial),
-        organisation_id: None,
-        seal_der: ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?,
-        valid_from: spec.valid_from,
-        valid_to: spec.valid_to,
-        created_at: now,
-        revoked_at: None,
-        revocation_reason: None,
-    };
-    s.store.insert_es_seal(&seal).await?;
-    super::audit(
-        s,
+    // Not a pki_objects row: the key stays with the organisation.
+    let seal = new_seal(
+        gm,
+        &holder,
+        &format!("external:{}", log.serial),
+        organisation,
+        seal_name,
         None,
-        "seal.made",
-        ("es_seal", &seal.es_id),
-        None,
-        serde_json::json!({"name": seal.name, "holder": seal.holder}),
-    )
-    .await?;
+        now,
+    )?;
+    store_seal(s, &seal).await?;
     Ok((holder, seal))
 }

@@ -37,9 +37,9 @@ pub struct PkiState {
     pub dir: PathBuf,
     pub crl_base: String,
     pub crl_validity: time::Duration,
-    pub(crate) crl_reuse: time::Duration,
+    crl_reuse: time::Duration,
     /// The CRLs this instance made, by CA: (the revocations' digest, made at, DER).
-    pub(crate) crls: std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>,
+    crls: std::sync::Mutex<std::collections::HashMap<String, MadeCrl>>,
     custody: Custody,
     /// The time-stamping unit as the signing paths use it.
     tsa: std::sync::OnceLock<TsaUnit>,
@@ -766,6 +766,24 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
         }
         h.finish()
     };
+    reuse_or_make_crl(s, ca_name, digest, now, |number| {
+        ca::crl(ca, &revoked, number, now, s.pki.crl_validity).context("building the CRL")
+    })
+    .await
+}
+
+/// The CRL of `ca_name` for revocations whose digest is `digest`: the one this instance made
+/// within `pki.crl_reuse_secs` for the same revocations, or a new one from `make` with the next
+/// number from the database. The number must grow with every new CRL whichever instance issues
+/// it (never below the seconds since the epoch, which numbered the CRLs published before, so
+/// the sequence keeps growing across the change).
+pub(crate) async fn reuse_or_make_crl(
+    s: &Services,
+    ca_name: &str,
+    digest: [u8; 32],
+    now: OffsetDateTime,
+    make: impl FnOnce(u64) -> anyhow::Result<Vec<u8>>,
+) -> Result<Vec<u8>, Error> {
     if let Ok(m) = s.pki.crls.lock()
         && let Some((d, at, der)) = m.get(ca_name)
         && *d == digest
@@ -773,15 +791,11 @@ pub async fn crl(s: &Services, ca_name: &str) -> Result<Vec<u8>, Error> {
     {
         return Ok(der.as_ref().clone());
     }
-    // The CRL number must grow with every new CRL whichever instance issues it: the database
-    // hands out the next one (never below the seconds since the epoch, which numbered the CRLs
-    // published before, so the sequence keeps growing across the change).
     let number = s
         .store
         .next_crl_number(ca_name, now.unix_timestamp())
         .await?;
-    let der = ca::crl(ca, &revoked, number as u64, now, s.pki.crl_validity)
-        .context("building the CRL")?;
+    let der = make(number as u64)?;
     if let Ok(mut m) = s.pki.crls.lock() {
         m.insert(ca_name.to_owned(), (digest, now, Arc::new(der.clone())));
     }

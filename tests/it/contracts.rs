@@ -2199,32 +2199,14 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         r.status
     );
     // Anyone may verify it: valid, one seal, trusted to the SM2 root.
-    let v = app
-        .send(
-            axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/verify")
-                .header("content-type", "application/ofd")
-                .body(axum::body::Body::from(ofd.bytes.clone()))
-                .unwrap(),
-        )
-        .await;
+    let v = verify_ofd(&app, ofd.bytes.clone()).await;
     assert_eq!(v.status, StatusCode::OK, "{}", v.text);
     assert_eq!(v.body["verdict"], "valid", "{}", v.text);
     assert_eq!(v.body["signatures"][0]["kind"], "seal");
     assert_eq!(v.body["signatures"][0]["sub_filter"], "GB/T 38540");
     assert_eq!(v.body["signatures"][0]["trust"], "trusted");
     // Declared as OFD but a PDF: refused by its bytes.
-    let v = app
-        .send(
-            axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/verify")
-                .header("content-type", "application/ofd")
-                .body(axum::body::Body::from(pdf.bytes.clone()))
-                .unwrap(),
-        )
-        .await;
+    let v = verify_ofd(&app, pdf.bytes.clone()).await;
     assert_eq!(v.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v.code(), "not_an_ofd");
     // The seals: the developer's 合同专用章 and the centre's 不动产登记专用章, for admins only.
@@ -2276,16 +2258,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         "seal_revoked"
     );
     // Revoked after it sealed the certificate: the certificate stays valid.
-    let v = app
-        .send(
-            axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/verify")
-                .header("content-type", "application/ofd")
-                .body(axum::body::Body::from(ofd.bytes.clone()))
-                .unwrap(),
-        )
-        .await;
+    let v = verify_ofd(&app, ofd.bytes.clone()).await;
     assert_eq!(v.body["verdict"], "valid", "{}", v.text);
     // The next certificate gets a new seal for the centre (the revoked one is never used again).
     let next = virtual_window::services::gm::centre_seal(&app.services)
@@ -2333,16 +2306,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         &crl.bytes,
         app.services.pki.gm.centre_ca.key.public_key_der()
     ));
-    let v = app
-        .send(
-            axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/verify")
-                .header("content-type", "application/ofd")
-                .body(axum::body::Body::from(ofd.bytes.clone()))
-                .unwrap(),
-        )
-        .await;
+    let v = verify_ofd(&app, ofd.bytes.clone()).await;
     assert_eq!(
         v.body["verdict"], "valid",
         "revoked after sealing: {}",
@@ -2383,16 +2347,7 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         (130.0, 150.0, 40.0, 40.0),
     )
     .unwrap();
-    let v = app
-        .send(
-            axum::http::Request::builder()
-                .method("POST")
-                .uri("/api/v1/verify")
-                .header("content-type", "application/ofd")
-                .body(axum::body::Body::from(late))
-                .unwrap(),
-        )
-        .await;
+    let v = verify_ofd(&app, late).await;
     assert_eq!(v.body["verdict"], "invalid", "{}", v.text);
     let codes = v.body["signatures"][0]["problems"].to_string();
     assert!(
@@ -2411,6 +2366,19 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         app.get("/c/2026000", None).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// `POST /api/v1/verify` with an OFD package (declared `application/ofd`), as anyone.
+async fn verify_ofd(app: &TestApp, bytes: Vec<u8>) -> crate::helpers::Reply {
+    app.send(
+        axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/v1/verify")
+            .header("content-type", "application/ofd")
+            .body(axum::body::Body::from(bytes))
+            .unwrap(),
+    )
+    .await
 }
 
 /// One person holding two duties still cannot take two steps of one case.

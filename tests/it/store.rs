@@ -264,6 +264,20 @@ async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
     assert_eq!(store.audit_pending().await.unwrap(), 0);
 }
 
+/// Runs a statement on the database directly, as someone editing it behind the service would.
+async fn behind_the_service(db: Db, url: &str, sql: &'static str) {
+    match db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+    }
+}
+
 /// Waits (bounded) until nothing is pending, without reading the chain (which would chain).
 async fn until_chained(store: &dyn virtual_window::store::Store) {
     for _ in 0..200 {
@@ -283,16 +297,7 @@ async fn audit_entries_are_chained_by_the_writer_and_after_a_crash(db: Db) {
                object_id, object_hash, source, detail) \
                VALUES ('2026-12-04T08:00:00Z', 'u1', 'admin', 'left.pending', 'user', 'u2', \
                NULL, NULL, '{}')";
-    match db {
-        Db::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        Db::Postgres => {
-            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-    }
+    behind_the_service(db, &t.url, sql).await;
     // A new entry: the append returns once it is committed; the writer's chainer then chains
     // it and the one left behind, with nobody reading the chain.
     audit::append(store.as_ref(), event("after.restart"))
@@ -352,16 +357,7 @@ async fn audit_chain_detects_tampering(db: Db) {
     audit::chain(store.as_ref()).await.unwrap();
     // Edit an entry behind the service's back.
     let sql = "UPDATE audit_events SET action = 'forged' WHERE seq = 2";
-    match db {
-        Db::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-        Db::Postgres => {
-            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
-    }
+    behind_the_service(db, &t.url, sql).await;
     match audit::verify_chain(store.as_ref()).await.unwrap() {
         ChainCheck::Broken { seq, .. } => assert_eq!(seq, 2),
         intact => panic!("tampering not detected: {intact:?}"),
