@@ -6,6 +6,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 use virtual_window::ofd::write::{self, CertificateContent, Stamp};
+use virtual_window::pdf::layout::Block;
 use virtual_window::pdf::verify::Verdict;
 use virtual_window::pki::gm::GmHierarchy;
 use virtual_window::pki::ses::{self, SealPicture, SealSpec};
@@ -25,18 +26,38 @@ fn content() -> CertificateContent {
     ];
     CertificateContent {
         title: "不动产登记证明".into(),
-        certificate_no: "粤(2026)东莞市不动产证明第0001234号".into(),
-        rows: rows
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
         authority: "东莞市不动产登记中心".into(),
-        recorded_on: "2026-12-04".into(),
-        verify_url: "https://window.example.cn/c/20260001234".into(),
-        data: rows
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
+        blocks: vec![
+            Block::Title("不动产登记证明".into()),
+            Block::Paragraph {
+                text: "粤(2026)东莞市不动产证明第0001234号".into(),
+                indent: false,
+            },
+            Block::Paragraph {
+                text: "根据《中华人民共和国民法典》等法律法规，为保护申请人合法权益，对下列事项予以登记，特发此证明。".into(),
+                indent: true,
+            },
+            Block::Table {
+                widths: vec![0.26, 0.74],
+                rows: rows.iter().map(|(a, b)| vec![a.to_string(), b.to_string()]).collect(),
+            },
+            Block::QrCode {
+                data: "https://window.example.cn/c/20260001234".into(),
+                size: 72.0,
+                caption: "本证明为电子证照，与纸质证明具有同等效力。扫描二维码或访问 https://window.example.cn/c/20260001234 查询本证明的当前状态（有效、注销或被替代）。".into(),
+            },
+            Block::Paragraph {
+                text: "登记机构：东莞市不动产登记中心　　登簿日期：2026-12-04".into(),
+                indent: false,
+            },
+            Block::SignatureField {
+                field: "centre-seal".into(),
+                label: "不动产登记中心（印章）：".into(),
+                width: 130.0,
+                height: 130.0,
+            },
+        ],
+        data: rows.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
     }
 }
 
@@ -78,7 +99,7 @@ fn ofd(c: &mut Criterion) {
     };
     let make = || {
         let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
-        write::seal_package(files, &stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+        write::seal_package(files, &stamp, now).unwrap()
     };
     let package = make();
     let bare_stamp = Stamp {
@@ -89,7 +110,7 @@ fn ofd(c: &mut Criterion) {
     };
     let bare = {
         let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
-        write::seal_package(files, &bare_stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+        write::seal_package(files, &bare_stamp, now).unwrap()
     };
     let trust = vec![X509::from_der(&h.root.cert_der).unwrap()];
     assert_eq!(
@@ -111,7 +132,7 @@ fn ofd(c: &mut Criterion) {
     g.bench_function("seal certificate without the time stamp", |b| {
         b.iter(|| {
             let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
-            write::seal_package(files, &bare_stamp, now, (130.0, 150.0, 40.0, 40.0)).unwrap()
+            write::seal_package(files, &bare_stamp, now).unwrap()
         })
     });
     g.bench_function("verify certificate without the time stamp", |b| {

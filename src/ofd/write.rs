@@ -2,6 +2,7 @@
 //! GB/T 38540 seal signature: every file of the package under References (SM3), dataHash =
 //! SM3(Signature.xml), SM2 over DER(TBS_Sign), the seal drawn by readers at the StampAnnot.
 
+use crate::pdf::layout::Block;
 use crate::pki::gm::GmAuthority;
 use crate::pki::ses;
 use crate::pki::sm2;
@@ -10,17 +11,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use time::OffsetDateTime;
 
-/// What the certificate says: the same text and table as the PDF certificate.
+/// What the certificate says: the blocks its PDF is laid out from (the same template, filled
+/// with the same values), and the structured data the package carries.
 #[derive(Clone, Debug)]
 pub struct CertificateContent {
+    /// The document's title (DocInfo).
     pub title: String,
-    pub certificate_no: String,
-    /// (label, value) rows of the table.
-    pub rows: Vec<(String, String)>,
+    /// The issuing authority (DocInfo's author).
     pub authority: String,
-    pub recorded_on: String,
-    /// The status page the QR code points at.
-    pub verify_url: String,
+    /// Title, paragraphs, the table, the QR code with its caption, the seal's label.
+    pub blocks: Vec<Block>,
     /// Structured data carried in the package (CustomData and the XML attachment).
     pub data: Vec<(String, String)>,
 }
@@ -73,8 +73,13 @@ fn em(c: char) -> f64 {
 
 /// Splits text into lines no wider than `width` ems.
 fn wrap(text: &str, width: f64) -> Vec<String> {
+    wrap_from(text, width, 0.0)
+}
+
+/// As `wrap`, the first line starting `first` ems in.
+fn wrap_from(text: &str, width: f64, first: f64) -> Vec<String> {
     let mut lines = vec![String::new()];
-    let mut w = 0.0;
+    let mut w = first;
     for c in text.chars() {
         if w + em(c) > width && !lines.last().is_some_and(String::is_empty) {
             lines.push(String::new());
@@ -123,63 +128,19 @@ impl Page {
         ));
     }
 
-    fn path(&mut self, boundary: (f64, f64, f64, f64), data: &str, fill: bool) {
-        let id = self.id();
-        let (x, y, w, h) = boundary;
-        self.objects.push_str(&format!(
-            "<ofd:PathObject ID=\"{id}\" Boundary=\"{x:.2} {y:.2} {w:.2} {h:.2}\" LineWidth=\"0.25\"{}>{}<ofd:AbbreviatedData>{data}</ofd:AbbreviatedData></ofd:PathObject>",
-            if fill { " Fill=\"true\" Stroke=\"false\"" } else { "" },
-            if fill {
-                "<ofd:FillColor Value=\"0 0 0\"/>"
-            } else {
-                "<ofd:StrokeColor Value=\"0 0 0\"/>"
-            },
-        ));
-    }
-}
-
-/// The page's content: title, number, the table, the QR code, the authority and date.
-fn page_content(c: &CertificateContent) -> (String, u32) {
-    let mut p = Page {
-        objects: String::new(),
-        next_id: 10,
-    };
-    p.text(
-        105.0 - c.title.chars().map(em).sum::<f64>() * 4.0,
-        32.0,
-        8.0,
-        &c.title,
-    );
-    p.text(20.0, 46.0, 4.2, &c.certificate_no);
-    // The table: label column 45 mm, value column 125 mm.
-    let (left, mid, right) = (20.0, 65.0, 190.0);
-    let size = 4.0;
-    let mut y = 54.0;
-    let mut lines = format!("M {left} {y} L {right} {y}");
-    for (label, value) in &c.rows {
-        let value_lines = wrap(value, (right - mid - 4.0) / size);
-        let h = (value_lines.len() as f64 * 6.0 + 4.0).max(12.0);
-        p.text(left + 2.0, y + 8.0, size, label);
-        for (i, l) in value_lines.iter().enumerate() {
-            p.text(mid + 2.0, y + 8.0 + i as f64 * 6.0, size, l);
-        }
-        y += h;
-        lines.push_str(&format!(" M {left} {y} L {right} {y}"));
-    }
-    lines.push_str(&format!(
-        " M {left} 54 L {left} {y} M {mid} 54 L {mid} {y} M {right} 54 L {right} {y}"
-    ));
-    p.path((0.0, 0.0, 210.0, 297.0), &lines, false);
-    // The QR code as filled rectangles (vector, no image resource): drawn in module units,
-    // scaled by the object's CTM, one rectangle per horizontal run of dark modules.
-    if let Ok(code) =
-        qrcode::QrCode::with_error_correction_level(c.verify_url.as_bytes(), qrcode::EcLevel::M)
-    {
+    /// A QR code of `data`, `side` mm square at (x, y), as filled rectangles (vector, no image
+    /// resource): drawn in module units scaled by the object's CTM, one rectangle per
+    /// horizontal run of dark modules.
+    fn qr(&mut self, x: f64, y: f64, side: f64, data: &str) {
         use std::fmt::Write as _;
+        let Ok(code) =
+            qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
+        else {
+            return;
+        };
         let n = code.width();
         let colors = code.to_colors();
-        let module = 30.0 / n as f64;
-        let (qx, qy) = (20.0, y + 12.0);
+        let module = side / n as f64;
         let mut d = String::with_capacity(n * n * 4);
         for row in 0..n {
             let mut col = 0;
@@ -200,24 +161,152 @@ fn page_content(c: &CertificateContent) -> (String, u32) {
                 );
             }
         }
-        let id = p.id();
+        let id = self.id();
         let _ = write!(
-            p.objects,
-            "<ofd:PathObject ID=\"{id}\" Boundary=\"{qx:.2} {qy:.2} 30 30\" CTM=\"{module:.5} 0 0 {module:.5} 0 0\" Fill=\"true\" Stroke=\"false\"><ofd:FillColor Value=\"0 0 0\"/><ofd:AbbreviatedData>{}</ofd:AbbreviatedData></ofd:PathObject>",
+            self.objects,
+            "<ofd:PathObject ID=\"{id}\" Boundary=\"{x:.2} {y:.2} {side:.2} {side:.2}\" CTM=\"{module:.5} 0 0 {module:.5} 0 0\" Fill=\"true\" Stroke=\"false\"><ofd:FillColor Value=\"0 0 0\"/><ofd:AbbreviatedData>{}</ofd:AbbreviatedData></ofd:PathObject>",
             d.trim_end()
         );
-        p.text(20.0, qy + 36.0, 3.0, "扫码核验证明状态");
     }
-    p.text(120.0, y + 26.0, 4.2, &c.authority);
-    p.text(120.0, y + 34.0, 4.2, &c.recorded_on);
-    let max = p.next_id;
-    (
-        format!(
+
+    fn path(&mut self, boundary: (f64, f64, f64, f64), data: &str, fill: bool) {
+        let id = self.id();
+        let (x, y, w, h) = boundary;
+        self.objects.push_str(&format!(
+            "<ofd:PathObject ID=\"{id}\" Boundary=\"{x:.2} {y:.2} {w:.2} {h:.2}\" LineWidth=\"0.25\"{}>{}<ofd:AbbreviatedData>{data}</ofd:AbbreviatedData></ofd:PathObject>",
+            if fill { " Fill=\"true\" Stroke=\"false\"" } else { "" },
+            if fill {
+                "<ofd:FillColor Value=\"0 0 0\"/>"
+            } else {
+                "<ofd:StrokeColor Value=\"0 0 0\"/>"
+            },
+        ));
+    }
+}
+
+// An A4 page with 20 mm margins; sizes in mm (a PDF point is 0.3528 mm).
+const LEFT: f64 = 20.0;
+const WIDTH: f64 = 170.0;
+const BODY: f64 = 4.2;
+const LINE: f64 = 6.4;
+const PT: f64 = 0.3528;
+
+/// The page laid out: its content and where the seal goes.
+struct Laid {
+    content: String,
+    max_id: u32,
+    stamp: (f64, f64, f64, f64),
+}
+
+/// Lays the blocks out top to bottom on one page, as the PDF does: the title centred, text
+/// wrapped to the width, the table ruled with its first row as header, the QR code with its
+/// caption beside it, and the seal's label with the seal's place under it.
+fn lay_out(c: &CertificateContent) -> Laid {
+    use std::fmt::Write as _;
+    let mut p = Page {
+        objects: String::new(),
+        next_id: 10,
+    };
+    let mut y = 20.0;
+    let mut stamp = (LEFT, 200.0, 40.0, 40.0);
+    for block in &c.blocks {
+        match block {
+            Block::Title(t) => {
+                y += 10.0;
+                let w: f64 = t.chars().map(em).sum::<f64>() * 8.0;
+                p.text(LEFT + (WIDTH - w) / 2.0, y, 8.0, t);
+                y += 6.0;
+            }
+            Block::Heading(t) => {
+                y += LINE;
+                p.text(LEFT, y, 5.0, t);
+                y += 2.0;
+            }
+            Block::Paragraph { text, indent } => {
+                let first = if *indent { 2.0 } else { 0.0 };
+                for (i, line) in wrap_from(text, WIDTH / BODY, first).iter().enumerate() {
+                    y += LINE;
+                    let x = if i == 0 { LEFT + first * BODY } else { LEFT };
+                    p.text(x, y, BODY, line);
+                }
+            }
+            Block::Spacer(pt) => y += *pt as f64 * PT,
+            Block::PageBreak => {}
+            Block::Table { widths, rows } => {
+                let size = 4.0;
+                let xs: Vec<f64> = std::iter::once(0.0)
+                    .chain(widths.iter().scan(0.0, |acc, w| {
+                        *acc += *w as f64 * WIDTH;
+                        Some(*acc)
+                    }))
+                    .map(|x| LEFT + x)
+                    .collect();
+                y += 3.0;
+                let top = y;
+                let mut rules = format!("M {LEFT} {y} L {} {y}", LEFT + WIDTH);
+                for row in rows {
+                    let cells: Vec<Vec<String>> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, cell)| {
+                            let w = xs.get(i + 1).copied().unwrap_or(LEFT + WIDTH)
+                                - xs.get(i).copied().unwrap_or(LEFT);
+                            wrap(cell, (w - 4.0) / size)
+                        })
+                        .collect();
+                    let lines = cells.iter().map(Vec::len).max().unwrap_or(1);
+                    let h = lines as f64 * 6.0 + 2.0;
+                    for (i, cell) in cells.iter().enumerate() {
+                        for (k, l) in cell.iter().enumerate() {
+                            p.text(
+                                xs[i.min(xs.len() - 1)] + 2.0,
+                                y + 6.0 + k as f64 * 6.0,
+                                size,
+                                l,
+                            );
+                        }
+                    }
+                    y += h;
+                    let _ = write!(rules, " M {LEFT} {y} L {} {y}", LEFT + WIDTH);
+                }
+                for x in &xs {
+                    let _ = write!(rules, " M {x} {top} L {x} {y}");
+                }
+                p.path((0.0, 0.0, 210.0, 297.0), &rules, false);
+            }
+            Block::QrCode {
+                data,
+                size,
+                caption,
+            } => {
+                y += 4.0;
+                let side = (*size as f64 * PT).clamp(20.0, 40.0);
+                p.qr(LEFT, y, side, data);
+                let cap_x = LEFT + side + 4.0;
+                let lines = wrap(caption, (LEFT + WIDTH - cap_x) / 3.5);
+                for (i, l) in lines.iter().enumerate() {
+                    p.text(cap_x, y + 4.0 + i as f64 * 5.0, 3.5, l);
+                }
+                y += side.max(lines.len() as f64 * 5.0);
+            }
+            Block::SignatureField { label, .. } => {
+                y += LINE + 2.0;
+                p.text(LEFT, y, BODY, label);
+                // The seal is drawn by readers at the StampAnnot, under its label.
+                stamp = (LEFT + 10.0, y + 2.0, 40.0, 40.0);
+                y += 44.0;
+            }
+        }
+    }
+    let max_id = p.next_id;
+    Laid {
+        content: format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ofd:Page xmlns:ofd=\"{NS}\"><ofd:Content><ofd:Layer ID=\"9\">{}</ofd:Layer></ofd:Content></ofd:Page>",
             p.objects
         ),
-        max,
-    )
+        max_id,
+        stamp,
+    }
 }
 
 fn data_xml(c: &CertificateContent) -> String {
@@ -235,14 +324,21 @@ fn data_xml(c: &CertificateContent) -> String {
     s
 }
 
-/// The package's files before sealing (path → bytes, no leading slash).
-pub fn package_files(
-    c: &CertificateContent,
-    doc_id: &str,
-    created: OffsetDateTime,
-) -> BTreeMap<String, Vec<u8>> {
+/// A package before sealing: its files (path → bytes, no leading slash) and where the page
+/// leaves room for the seal (mm).
+pub struct Unsealed {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub stamp_box: (f64, f64, f64, f64),
+}
+
+/// The package's files before sealing, laid out once.
+pub fn package_files(c: &CertificateContent, doc_id: &str, created: OffsetDateTime) -> Unsealed {
     let mut files = BTreeMap::new();
-    let (content, max_id) = page_content(c);
+    let Laid {
+        content,
+        max_id,
+        stamp,
+    } = lay_out(c);
     let custom: String = c
         .data
         .iter()
@@ -290,17 +386,23 @@ pub fn package_files(
         .into_bytes(),
     );
     files.insert(DATA_FILE.into(), data_xml(c).into_bytes());
-    files
+    Unsealed {
+        files,
+        stamp_box: stamp,
+    }
 }
 
 /// Seals the package: Signatures.xml, Signature.xml (References over every other file, SM3),
 /// SignedValue.dat (the SES_Signature), and returns the zipped package.
 pub fn seal_package(
-    mut files: BTreeMap<String, Vec<u8>>,
+    unsealed: Unsealed,
     stamp: &Stamp<'_>,
     at: OffsetDateTime,
-    stamp_box: (f64, f64, f64, f64),
 ) -> crate::pki::PkiResult<Vec<u8>> {
+    let Unsealed {
+        mut files,
+        stamp_box,
+    } = unsealed;
     let sig_dir = "Doc_0/Signs/Sign_0";
     let sig_xml_path = format!("{sig_dir}/Signature.xml");
     let value_path = format!("{sig_dir}/SignedValue.dat");

@@ -499,14 +499,8 @@ fn render_simple(
         return Err(Error::invalid(errors));
     }
     let template = parsed(template_text)?;
-    let fields = [FieldSpec {
-        field: "centre-seal".into(),
-        label: "不动产登记中心（印章）：".into(),
-        width: 130.0,
-        height: 130.0,
-    }];
     let blocks = template
-        .fill(&values, &tables, &fields)
+        .fill(&values, &tables, &centre_seal_field())
         .map_err(|e| Error::Internal(anyhow::anyhow!("template {}: {e}", template.id)))?;
     let mut keywords = keywords;
     keywords.push(format!(
@@ -603,12 +597,11 @@ pub fn certificate_url(public_url: &str, certificate_no: &str) -> String {
     )
 }
 
-pub fn render_registration_certificate(
-    font: &Font,
+/// The registration certificate's template values and table.
+fn certificate_values(
     d: &RegistrationCertificateData,
     public_url: &str,
-    created: &str,
-) -> Result<RenderedDocument, Error> {
+) -> (BTreeMap<String, String>, BTreeMap<String, TableData>) {
     let mut values = BTreeMap::new();
     values.insert("certificate_no".into(), d.certificate_no.clone());
     values.insert("authority".into(), d.authority.clone());
@@ -637,6 +630,26 @@ pub fn render_registration_certificate(
     ] {
         values.insert(format!("entry.{field}"), value.clone());
     }
+    (values, tables)
+}
+
+/// The centre's seal on a registration certificate: one field, labelled as on paper.
+fn centre_seal_field() -> [FieldSpec; 1] {
+    [FieldSpec {
+        field: "centre-seal".into(),
+        label: "不动产登记中心（印章）：".into(),
+        width: 130.0,
+        height: 130.0,
+    }]
+}
+
+pub fn render_registration_certificate(
+    font: &Font,
+    d: &RegistrationCertificateData,
+    public_url: &str,
+    created: &str,
+) -> Result<RenderedDocument, Error> {
+    let (values, tables) = certificate_values(d, public_url);
     render_simple(
         font,
         REGISTRATION_CERTIFICATE_TEMPLATE,
@@ -652,4 +665,17 @@ pub fn render_registration_certificate(
             created,
         },
     )
+}
+
+/// The registration certificate's blocks, filled from the same template as its PDF: what the
+/// OFD version lays out, so both say the same.
+pub fn registration_certificate_blocks(
+    d: &RegistrationCertificateData,
+    public_url: &str,
+) -> Result<Vec<crate::pdf::layout::Block>, Error> {
+    let (values, tables) = certificate_values(d, public_url);
+    let template = parsed(REGISTRATION_CERTIFICATE_TEMPLATE)?;
+    template
+        .fill(&values, &tables, &centre_seal_field())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("template {}: {e}", template.id)))
 }

@@ -354,7 +354,6 @@ pub async fn seal_certificate(
                     tsa: Some(&pki.gm.tsa),
                 },
                 now,
-                (130.0, 150.0, 40.0, 40.0),
             )
         })
         .await?

@@ -507,19 +507,8 @@ async fn issue_certificate(
         s,
         &crate::ofd::write::CertificateContent {
             title: "不动产登记证明".into(),
-            certificate_no: data.certificate_no.clone(),
-            rows: vec![
-                ("证明权利或事项".into(), data.matter.clone()),
-                ("权利人（申请人）".into(), data.right_holder.clone()),
-                ("义务人".into(), data.obligor.clone()),
-                ("坐落".into(), data.location.clone()),
-                ("不动产单元号".into(), data.unit_number.clone()),
-                ("其他".into(), data.other.clone()),
-                ("附记".into(), data.notes.clone()),
-            ],
             authority: data.authority.clone(),
-            recorded_on: data.recorded_on.clone(),
-            verify_url: super::documents::certificate_url(&public, &data.certificate_no),
+            blocks: super::documents::registration_certificate_blocks(&data, &public)?,
             data: vec![
                 ("证明号".into(), data.certificate_no.clone()),
                 ("证明权利或事项".into(), data.matter.clone()),

@@ -2185,6 +2185,23 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
     assert_eq!(ofd.status, StatusCode::OK, "{}", ofd.text);
     assert_eq!(ofd.headers["content-type"], "application/ofd");
     assert!(ofd.bytes.starts_with(b"PK\x03\x04"));
+    // Laid out from the PDF certificate's template: the same number, parties, statement and
+    // the seal's label.
+    let page = virtual_window::ofd::package::Package::open(&ofd.bytes)
+        .unwrap()
+        .text("Doc_0/Pages/Page_0/Content.xml")
+        .unwrap()
+        .to_owned();
+    for text in [
+        number.as_str(),
+        "不动产登记证明",
+        "证明权利或事项",
+        "预告登记（预购商品房买卖）",
+        "登记机构：东莞市不动产登记中心",
+        "不动产登记中心（印章）：",
+    ] {
+        assert!(page.contains(text), "{text} missing from the OFD page");
+    }
     // Not for someone else's case.
     let other = app.token("buyer-li").await;
     let r = app
@@ -2319,12 +2336,13 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
     assert_ne!(after.seal.es_id, next.seal.es_id);
     // A package sealed after the revocation with the revoked certificate (and the revoked seal)
     // is invalid: certificate_revoked, seal_revoked.
-    let files = virtual_window::ofd::package::Package::open(&ofd.bytes)
-        .unwrap()
-        .into_files()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("Doc_0/Signs"))
-        .collect();
+    let files: std::collections::BTreeMap<String, Vec<u8>> =
+        virtual_window::ofd::package::Package::open(&ofd.bytes)
+            .unwrap()
+            .into_files()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("Doc_0/Signs"))
+            .collect();
     // The first seal (revoked above) and its holder's certificate (revoked now).
     let first_seal = app
         .services
@@ -2335,7 +2353,10 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         .unwrap()
         .seal_der;
     let late = virtual_window::ofd::write::seal_package(
-        files,
+        virtual_window::ofd::write::Unsealed {
+            files,
+            stamp_box: (30.0, 200.0, 40.0, 40.0),
+        },
         &virtual_window::ofd::write::Stamp {
             seal: &first_seal,
             signer: &next.signer,
@@ -2344,7 +2365,6 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
             tsa: None,
         },
         time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
-        (130.0, 150.0, 40.0, 40.0),
     )
     .unwrap();
     let v = verify_ofd(&app, late).await;

@@ -8,6 +8,17 @@ use time::OffsetDateTime;
 use virtual_window::ofd::package::Package;
 use virtual_window::ofd::verify::verify;
 use virtual_window::ofd::write::{self, CertificateContent, Stamp};
+use virtual_window::pdf::layout::Block;
+
+const ROWS: [(&str, &str); 4] = [
+    ("证明权利或事项", "预告登记（预购商品房买卖）"),
+    ("权利人（申请人）", "张伟"),
+    ("坐落", "东莞市松山湖云境花园1栋1单元1801"),
+    (
+        "其他",
+        "合同编号 YS-2026-000123；备案号 BA-2026-000045；总价款人民币 2,350,000.00 元；建筑面积 98.76 平方米",
+    ),
+];
 use virtual_window::pdf::verify::{Integrity, Trust, Verdict};
 use virtual_window::pki::gm::GmHierarchy;
 use virtual_window::pki::ses::{self, SealPicture, SealSpec};
@@ -68,20 +79,37 @@ fn make_with(revoke_holder: bool) -> Made {
     let seal = ses::make_seal(&spec, &h.seal_maker).unwrap();
     let content = CertificateContent {
         title: "不动产登记证明".into(),
-        certificate_no: "粤(2026)东莞市不动产证明第0001234号".into(),
-        rows: vec![
-            ("证明权利或事项".into(), "预告登记（预购商品房买卖）".into()),
-            ("权利人（申请人）".into(), "张伟".into()),
-            ("坐落".into(), "东莞市松山湖云境花园1栋1单元1801".into()),
-            ("其他".into(), "合同编号 YS-2026-000123；备案号 BA-2026-000045；总价款人民币 2,350,000.00 元；建筑面积 98.76 平方米".into()),
-        ],
         authority: "东莞市不动产登记中心".into(),
-        recorded_on: "2026-12-04".into(),
-        verify_url: "http://127.0.0.1:8080/c/20260001234".into(),
-        data: vec![
-            ("证明号".into(), "粤(2026)东莞市不动产证明第0001234号".into()),
-            ("权利人".into(), "张伟".into()),
+        blocks: vec![
+            Block::Title("不动产登记证明".into()),
+            Block::Paragraph {
+                text: "粤(2026)东莞市不动产证明第0001234号".into(),
+                indent: false,
+            },
+            Block::Paragraph {
+                text: "根据《中华人民共和国民法典》等法律法规，为保护申请人合法权益，对下列事项予以登记，特发此证明。".into(),
+                indent: true,
+            },
+            Block::Table {
+                widths: vec![0.26, 0.74],
+                rows: ROWS
+                    .iter()
+                    .map(|(a, b)| vec![a.to_string(), b.to_string()])
+                    .collect(),
+            },
+            Block::QrCode {
+                data: "http://127.0.0.1:8080/c/20260001234".into(),
+                size: 72.0,
+                caption: "本证明为电子证照，与纸质证明具有同等效力。扫描二维码查询本证明的当前状态。".into(),
+            },
+            Block::SignatureField {
+                field: "centre-seal".into(),
+                label: "不动产登记中心（印章）：".into(),
+                width: 130.0,
+                height: 130.0,
+            },
         ],
+        data: ROWS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
     };
     let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
     let ofd = write::seal_package(
@@ -94,7 +122,6 @@ fn make_with(revoke_holder: bool) -> Made {
             tsa: Some(&h.tsa),
         },
         now,
-        (130.0, 150.0, 40.0, 40.0),
     )
     .unwrap();
     Made { h, ofd }

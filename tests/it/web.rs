@@ -798,12 +798,17 @@ async fn the_whole_flow_through_the_pages(db: Db) {
     phone_sign_in(&mut b, "13900000011").await;
     b.goto(&registration).await;
     assert!(b.has(".qr img").await);
+    // The OFD certificate (国密 seal) is offered beside the PDF.
+    let ofd = b.attr("#certificate-ofd", "href").await.unwrap();
+    assert!(ofd.ends_with("/certificate.ofd"), "{ofd}");
     b.shots("certificate").await;
     let status_link = b.attr("#certificate-status", "href").await.unwrap();
     b.sign_out().await;
     b.goto(&status_link).await;
     assert!(b.path().await.starts_with("/public/certificates/"));
     assert!(b.body().await.contains("证明有效"), "{}", b.body().await);
+    // The OFD's digest, to compare a copy with.
+    assert_eq!(b.text("#ofd-sha256").await.trim().len(), 64);
     b.shots("certificate-status").await;
 
     // --- A tampered PDF uploaded to the public page is shown as changed.
