@@ -281,6 +281,7 @@ pub fn app_with(
             timeout,
         ))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(middleware::from_fn(phases))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::internal().into_response()
@@ -301,6 +302,16 @@ pub fn app_with(
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Logs where a request's time went when the services marked its phases (signing, sealing,
+/// filing…): one line per such request, beside the request's own log line.
+async fn phases(req: Request, next: Next) -> Response {
+    let (res, phases) = crate::services::phases::measure(next.run(req)).await;
+    if let Some(phases) = phases {
+        tracing::info!(status = res.status().as_u16(), %phases, "phases");
+    }
+    res
 }
 
 async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {

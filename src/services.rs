@@ -14,6 +14,7 @@ pub mod listing;
 pub mod materials;
 pub mod notifications;
 pub mod personal;
+pub mod phases;
 pub mod pki;
 pub mod ratelimit;
 pub mod registrations;

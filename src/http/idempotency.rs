@@ -90,6 +90,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             now + time::Duration::seconds(lease as i64),
         )
         .await;
+    crate::services::phases::mark("claim");
     match claim {
         Ok(IdempotencyClaim::New) => {}
         Ok(IdempotencyClaim::Abandoned) => {
@@ -140,6 +141,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    crate::services::phases::mark("handler");
     let status = res.status();
     let (res_parts, res_body) = res.into_parts();
     let body = match axum::body::to_bytes(res_body, MAX_RECORDED).await {
@@ -164,6 +166,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             tracing::error!(error = %e, "recording an idempotent response");
         }
     }
+    crate::services::phases::mark("answer_recorded");
     Response::from_parts(res_parts, Body::from(body))
 }
 
@@ -191,7 +194,7 @@ async fn committed_answer(
         idempotency: None,
     };
     let body = match effect.object_kind.as_str() {
-        "contract" => crate::services::contracts::get(s, &caller, &effect.object_id)
+        "contract" => crate::services::contracts::resume(s, &caller, &effect.object_id)
             .await
             .map(|v| serde_json::to_vec(&v)),
         "registration" => crate::services::registrations::get(s, &caller, &effect.object_id)

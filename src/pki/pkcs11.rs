@@ -58,7 +58,26 @@ impl std::fmt::Debug for TokenRef {
     }
 }
 
+/// Opens a logged-in session on the token, trying again a few times: SoftHSM2's file store
+/// answers `CKR_GENERAL_ERROR` to a process reading the token while another process rewrites
+/// it (two instances starting at once on one token, seen in the opening-day run), and a
+/// hardware token may be briefly busy the same way.
 fn open_session(token: &TokenRef) -> PkiResult<Session> {
+    let mut attempt = 0;
+    loop {
+        match try_open_session(token) {
+            Ok(s) => return Ok(s),
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "opening a session on the key token; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(40 * attempt));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn try_open_session(token: &TokenRef) -> PkiResult<Session> {
     let ctx = context(&token.module)?;
     let slot = ctx
         .get_slots_with_initialized_token()

@@ -27,6 +27,7 @@ pub use signing::{organisation_seal, seal, sign_as_buyer};
 pub use timeline::{TimelineEntry, timeline};
 
 pub(crate) use drafting::expire_due;
+pub(crate) use filing::submit_left_sealed;
 
 use super::{Caller, Error, FieldError, Services};
 use crate::domain::identity::mask_name;
@@ -416,7 +417,9 @@ pub(crate) async fn commit(
     if !s.store.move_contract(&m).await? {
         return Err(refusal(Refusal::already_decided()));
     }
+    super::phases::mark("move");
     let now = load(s, &c.id).await?;
+    super::phases::mark("reload");
     let hash = crate::audit::hex(&openssl::sha::sha256(now.terms.as_bytes()));
     let mut detail = detail;
     if let Some(o) = detail.as_object_mut() {
@@ -460,6 +463,7 @@ pub(crate) async fn commit(
             .await?;
         }
     }
+    super::phases::mark("audit");
     Ok(now)
 }
 
@@ -542,6 +546,20 @@ async fn view(s: &Services, c: &Contract, actions: Vec<ActionView>) -> Result<Co
 
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
     let (c, _) = visible(s, caller, id).await?;
+    view_for(s, caller, &c).await
+}
+
+/// The answer to a retried request whose change committed while the request itself failed (its
+/// process or its database lost): the contract as it is now, after the service's own step that
+/// the first attempt would have taken next. A seal commits the seal and then submits the filing
+/// (`workflow.submit_on_seal`); lost between the two, the contract would wait `sealed` for a
+/// submission nobody asks for, so the retry submits it.
+pub async fn resume(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
+    let (c, _) = visible(s, caller, id).await?;
+    if c.status == ContractStatus::Sealed && s.config.workflow.submit_on_seal {
+        let submitted = filing::submit(s, Some(caller), &c, Who::System).await?;
+        return view_for(s, caller, &submitted).await;
+    }
     view_for(s, caller, &c).await
 }
 

@@ -14,6 +14,7 @@ pub struct Run {
     pub purged_notifications: u64,
     pub purged_idempotency: u64,
     pub purged_login_attempts: u64,
+    pub submitted_after_seal: usize,
 }
 
 /// Runs every job once.
@@ -22,6 +23,14 @@ pub async fn run_once(s: &Services, now: OffsetDateTime) -> Result<Run, Error> {
         // Drafts nobody signed expire and release their unit (the contract table's `expire`
         // rows).
         expired_contracts: super::contracts::expire_due(s, now).await?,
+        // A seal whose request was lost before its submission (and never retried) is
+        // submitted a minute later, as the request would have done.
+        submitted_after_seal: super::contracts::submit_left_sealed(
+            s,
+            now,
+            time::Duration::minutes(1),
+        )
+        .await?,
         // Advance notices past their legal period lapse; the certificate's page says so.
         lapsed_advance_notices: super::registrations::lapse_due(s, now).await?,
         // Callback nonces only matter within the five-minute window; a day is plenty.

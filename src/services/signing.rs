@@ -53,8 +53,10 @@ pub async fn sign_as_person(
         intent.code,
     )
     .await?;
+    super::phases::mark("authorize");
     let (cert, key) =
         super::pki::issue_event_certificate(s, caller, &authorization.verification_id).await?;
+    super::phases::mark("event_certificate");
     let tsa = super::pki::tsa_unit(s).context("the time-stamping unit")?;
     let people = s
         .pki

@@ -51,6 +51,7 @@ impl Bounded {
     /// tasks move to other threads): for work on borrowed data (a PDF being signed).
     pub async fn run_here<T>(&self, f: impl FnOnce() -> T) -> Result<T, Error> {
         let _permit = self.acquire().await?;
+        super::phases::mark(self.wait_phase());
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         let multi = tokio::runtime::Handle::try_current()
@@ -61,7 +62,27 @@ impl Bounded {
             f()
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
+        super::phases::mark(self.work_phase());
         Ok(out)
+    }
+
+    /// The phase names of the wait for a slot and of the work in it (`documents_wait`, …).
+    fn wait_phase(&self) -> &'static str {
+        match self.what {
+            "documents" => "documents_wait",
+            "verification" => "verification_wait",
+            "password hashing" => "hashing_wait",
+            _ => "slot_wait",
+        }
+    }
+
+    fn work_phase(&self) -> &'static str {
+        match self.what {
+            "documents" => "documents",
+            "verification" => "verification",
+            "password hashing" => "hashing",
+            _ => "slot_work",
+        }
     }
 
     /// Runs `f` on the blocking pool once a slot is free.
@@ -70,8 +91,9 @@ impl Bounded {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
         let permit = self.acquire().await?;
+        super::phases::mark(self.wait_phase());
         let (running, peak) = (self.running.clone(), self.peak.clone());
-        let what = self.what;
+        let (what, phase) = (self.what, self.work_phase());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -82,6 +104,7 @@ impl Bounded {
         })
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("{what} task: {e}")))
+        .inspect(|_| super::phases::mark(phase))
     }
 }
 

@@ -725,6 +725,138 @@ async fn a_failed_request_leaves_its_claim_to_the_retry(db: Db) {
     assert!(matches!(other, IdempotencyClaim::Mismatch));
 }
 
+/// A seal commits the seal and then submits the filing; a process (or database) lost between the
+/// two leaves the contract `sealed` with the seal's claim unanswered. The retry under the same
+/// key answers the committed seal and takes the step the first attempt did not: the contract is
+/// submitted and a reviewer can approve it (in the opening-day run, such a retry once left the
+/// reviewer with `409 wrong_status`). Never retried, the scheduler submits it a minute later.
+async fn a_seal_whose_submission_was_lost_is_submitted_by_the_retry(db: Db) {
+    let Some(app) = spawn_app_with(db, |_| {}).await else {
+        return;
+    };
+    // The first attempts run where nothing follows the seal (as if they died right after it).
+    let mut cfg = (*app.services.config).clone();
+    cfg.workflow.submit_on_seal = false;
+    let cut_short = virtual_window::server::prepare(Arc::new(cfg))
+        .await
+        .unwrap();
+    let router2 = virtual_window::app(virtual_window::AppState::new(cut_short));
+    let free: Vec<_> = crate::contracts::units(&app)
+        .await
+        .into_iter()
+        .filter(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
+        .take(2)
+        .collect();
+    let drafter = app.token("yj-drafter").await;
+    let confirmer = app.token("yj-confirmer").await;
+    let mut ids = Vec::new();
+    for unit in &free {
+        let r = app
+            .post(
+                "/api/v1/contracts",
+                Some(&drafter),
+                crate::contracts::draft_for(unit),
+            )
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let r = app
+            .post(
+                &format!("/api/v1/contracts/{id}/confirm"),
+                Some(&confirmer),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        for who in ["buyer-zhang", "buyer-li"] {
+            let r = crate::contracts::act(&app, who, &id, "sign_contract", "sign").await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        ids.push(id);
+    }
+    let send = |router: axum::Router, id: &str, token: &str, body: &serde_json::Value| {
+        let key = format!("seal-then-lost-{id}");
+        let request = axum::http::Request::post(format!("/api/v1/contracts/{id}/seal"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        async move {
+            use tower::ServiceExt as _;
+            let res = router.oneshot(request).await.unwrap();
+            let status = res.status();
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let id = &ids[0];
+    let (token, body) =
+        crate::contracts::intent_for(&app, "yj-confirmer", id, "seal_contract").await;
+    let (status, first) = send(router2.clone(), id, &token, &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["status"], "sealed");
+    // Its answer was never recorded and its lease has run out.
+    exec(
+        &app,
+        "UPDATE idempotency_keys SET status = NULL, content_type = NULL, response = NULL, lease_until = $1 WHERE key LIKE 'seal-then-lost-%'",
+        time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+    )
+    .await;
+    let (status, retry) = send(app.router.clone(), id, &token, &body).await;
+    assert_eq!(status, StatusCode::OK, "{retry}");
+    assert_eq!(
+        retry["status"], "filing_review",
+        "submitted by the retry: {retry}"
+    );
+    assert_eq!(
+        retry["document_sha256"], first["document_sha256"],
+        "sealed once"
+    );
+    let reviewer = app.token("rc-first").await;
+    let r = app
+        .post(
+            &format!("/api/v1/contracts/{id}/filing/approve"),
+            Some(&reviewer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "filed");
+
+    // The second is sealed the same way and never retried: the scheduler submits it once it has
+    // waited a minute, not before.
+    let id = &ids[1];
+    let (token, body) =
+        crate::contracts::intent_for(&app, "yj-confirmer", id, "seal_contract").await;
+    let (status, sealed) = send(router2, id, &token, &body).await;
+    assert_eq!(status, StatusCode::OK, "{sealed}");
+    assert_eq!(sealed["status"], "sealed");
+    let now = time::OffsetDateTime::now_utc();
+    let soon = virtual_window::services::scheduler::run_once(
+        &app.services,
+        now + time::Duration::seconds(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(soon.submitted_after_seal, 0);
+    let later = virtual_window::services::scheduler::run_once(
+        &app.services,
+        now + time::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.submitted_after_seal, 1);
+    let r = app
+        .get(&format!("/api/v1/contracts/{id}"), Some(&confirmer))
+        .await;
+    assert_eq!(r.body["status"], "filing_review");
+}
+
 /// Password hashes made with Argon2's working memory kept between hashes are ordinary PHC
 /// strings: the argon2 crate's own verifier accepts ours, and a hash it made signs in here.
 async fn password_hashes_with_kept_memory_are_standard(db: Db) {
@@ -781,6 +913,7 @@ async fn password_hashes_with_kept_memory_are_standard(db: Db) {
 crate::on_both_databases!(
     password_hashes_with_kept_memory_are_standard,
     a_failed_request_leaves_its_claim_to_the_retry,
+    a_seal_whose_submission_was_lost_is_submitted_by_the_retry,
     a_lost_database_is_503_with_retry_after,
     pki_files_move_into_the_database,
     two_instances_share_one_token_and_both_seal,

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 /// shows them as not run, and approval runs them anyway.
 pub(crate) async fn submit(
     s: &Services,
-    caller: &Caller,
+    caller: Option<&Caller>,
     c: &Contract,
     who: Who,
 ) -> Result<Contract, Error> {
@@ -29,13 +29,14 @@ pub(crate) async fn submit(
     let m = ContractMove::new(&c.id, c.status, c.status, OffsetDateTime::now_utc());
     let c = commit(
         s,
-        Some(caller),
+        caller,
         c,
         row,
         m,
-        serde_json::json!({"automatic": who == Who::System}),
+        serde_json::json!({"automatic": who != Who::DeveloperStaff}),
     )
     .await?;
+    crate::services::phases::mark("submit");
     match crate::services::checks::run(s, &c).await {
         Ok(checks) => {
             s.store
@@ -49,7 +50,35 @@ pub(crate) async fn submit(
             tracing::warn!(contract = %c.id, error = %e, "filing checks not run at submission")
         }
     }
+    crate::services::phases::mark("submit_checks");
     super::load(s, &c.id).await
+}
+
+/// Sealed contracts left unsubmitted for `after` while the operator submits on sealing: the
+/// request that sealed them was lost between its seal and its submission (its process or its
+/// database gone) and nobody retried it. Submitted here as the scheduler; another instance
+/// getting there first is no error.
+pub(crate) async fn submit_left_sealed(
+    s: &Services,
+    now: OffsetDateTime,
+    after: time::Duration,
+) -> Result<usize, Error> {
+    if !s.config.workflow.submit_on_seal {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for c in s
+        .store
+        .stale_contracts(&[ContractStatus::Sealed], now - after, 200)
+        .await?
+    {
+        match submit(s, None, &c, Who::System).await {
+            Ok(_) => n += 1,
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// The developer submits a sealed contract that was not submitted at once.
@@ -61,7 +90,7 @@ pub async fn submit_filing(
     let (c, p) = visible(s, caller, id).await?;
     let f = facts(s, Some(caller), &c, &p).await?;
     decide(&c, ContractAction::SubmitFiling, &p.relations, &f)?;
-    let c2 = submit(s, caller, &c, Who::DeveloperStaff).await?;
+    let c2 = submit(s, Some(caller), &c, Who::DeveloperStaff).await?;
     view_for(s, caller, &c2).await
 }
 
@@ -90,7 +119,9 @@ pub async fn approve_filing(
     // Decided once before the checks (the status and the person), and again with them.
     f.checks_failed = false;
     decide(&c, ContractAction::ApproveFiling, &p.relations, &f)?;
+    crate::services::phases::mark("decide");
     let checks = crate::services::checks::run(s, &c).await?;
+    crate::services::phases::mark("checks");
     f.checks_failed = !checks.passed;
     let row = match decide(&c, ContractAction::ApproveFiling, &p.relations, &f) {
         Err(Error::Invalid { code, message, .. }) if code == "checks_failed" => {
@@ -126,6 +157,7 @@ pub async fn approve_filing(
     for name in std::iter::once("root").chain(crate::pki::ca::ISSUING_CAS) {
         crls.push(crate::services::pki::crl(s, name).await?);
     }
+    crate::services::phases::mark("crls");
     let c2 = signature_step(
         s,
         caller,

@@ -41,10 +41,12 @@ pub(crate) async fn signature_step(
     let pdf = crate::services::materials::get(s, &before)
         .await?
         .ok_or_else(|| anyhow::anyhow!("material {before} missing"))?;
+    crate::services::phases::mark("document_read");
     let signed = sign(pdf).await?;
     let now = OffsetDateTime::now_utc();
     let after = hex(&openssl::sha::sha256(&signed.pdf));
     crate::services::materials::put(s, &after, "application/pdf", &signed.pdf, now).await?;
+    crate::services::phases::mark("document_stored");
     let sig = ContractSignature {
         id: uuid::Uuid::now_v7().to_string(),
         contract_id: c.id.clone(),
@@ -105,12 +107,14 @@ pub async fn sign_as_buyer(
     }
     let f = facts(s, Some(caller), &c, &p).await?;
     let row = decide(&c, ContractAction::Sign, &p.relations, &f)?;
+    crate::services::phases::mark("decide");
     let index = p.buyer_index.expect("a buyer has a place");
     let field = format!("buyer-{}", index + 1);
     let t = StoredTerms::of(&c)?;
     // The first signature of a version certifies the document.
     let certify = (f.buyers_left == t.buyers.len()).then_some(2);
     let (_, _, reading) = super::reading::reading_state(s, &c, &caller.user_id).await?;
+    crate::services::phases::mark("reading");
     let c2 = signature_step(
         s,
         caller,
@@ -170,6 +174,7 @@ pub async fn seal(
 ) -> Result<super::ContractView, Error> {
     let (c, p) = visible(s, caller, id).await?;
     let row = allowed(s, caller, &c, &p, ContractAction::Seal).await?;
+    crate::services::phases::mark("decide");
     let before = c
         .document_sha256
         .clone()
@@ -183,12 +188,14 @@ pub async fn seal(
         code,
     )
     .await?;
+    crate::services::phases::mark("authorize");
     let org = s
         .store
         .organisation(&c.developer_id)
         .await?
         .ok_or_else(|| Error::not_found("开发企业"))?;
     let seal = organisation_seal(s, &org).await?;
+    crate::services::phases::mark("seal_key");
     let (cert, key) = (seal.cert.clone(), seal.key.clone());
     let sealed = signature_step(
         s,
@@ -228,7 +235,7 @@ pub async fn seal(
     if !s.config.workflow.submit_on_seal {
         return view_for(s, caller, &sealed).await;
     }
-    let submitted = super::filing::submit(s, caller, &sealed, Who::System).await?;
+    let submitted = super::filing::submit(s, Some(caller), &sealed, Who::System).await?;
     view_for(s, caller, &submitted).await
 }
 
