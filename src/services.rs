@@ -54,6 +54,8 @@ pub struct Services {
     pub notifier: Arc<notifications::Notifier>,
     /// Password hashes at once (each Argon2id hash holds 19 MiB while it runs).
     pub hashing: Arc<work::Bounded>,
+    /// The documents this instance stored or read last, by digest (materials::Recent).
+    pub recent_documents: Arc<materials::Recent>,
 }
 
 impl Services {
@@ -91,6 +93,7 @@ impl Services {
                 config.auth.hash_concurrency,
                 std::time::Duration::from_millis(config.auth.hash_wait_ms),
             )),
+            recent_documents: Arc::new(materials::Recent::new(materials::RECENT_BYTES)),
             font,
             config,
             store,

@@ -266,14 +266,22 @@ pub(crate) async fn party(s: &Services, caller: &Caller, c: &Contract) -> Result
                 .user_identity(&caller.user_id)
                 .await?
                 .and_then(|r| r.id_number_hash);
-            if let Some(hash) = hash {
-                let t = StoredTerms::of(c)?;
-                if let Some(i) = t.buyers.iter().position(|b| b.id_number_hash == hash) {
-                    p.sees = true;
-                    p.buyer_index = Some(i);
-                    p.relations.push(Who::Buyer);
-                }
-            }
+            return buyer_party(c, hash.as_deref());
+        }
+    }
+    Ok(p)
+}
+
+/// A buyer's party: the contract names them when their ID number's lookup hash is among its
+/// buyers'.
+fn buyer_party(c: &Contract, id_number_hash: Option<&str>) -> Result<Party, Error> {
+    let mut p = Party::default();
+    if let Some(hash) = id_number_hash {
+        let t = StoredTerms::of(c)?;
+        if let Some(i) = t.buyers.iter().position(|b| b.id_number_hash == hash) {
+            p.sees = true;
+            p.buyer_index = Some(i);
+            p.relations.push(Who::Buyer);
         }
     }
     Ok(p)
@@ -285,8 +293,20 @@ pub(crate) async fn visible(
     caller: &Caller,
     id: &str,
 ) -> Result<(Contract, Party), Error> {
-    let c = load(s, id).await?;
-    let p = party(s, caller, &c).await?;
+    let (c, p) = if caller.role == Role::Buyer {
+        // The contract and who the buyer is, in one round trip.
+        let (c, hash) = s
+            .store
+            .contract_seen_by(id, &caller.user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("该合同"))?;
+        let p = buyer_party(&c, hash.as_deref())?;
+        (c, p)
+    } else {
+        let c = load(s, id).await?;
+        let p = party(s, caller, &c).await?;
+        (c, p)
+    };
     if !p.sees {
         return Err(Error::not_found("该合同"));
     }
@@ -300,6 +320,23 @@ pub(crate) async fn facts(
     c: &Contract,
     p: &Party,
 ) -> Result<ContractFacts, Error> {
+    Ok(facts_and_reads(s, caller, c, p).await?.0)
+}
+
+/// What was read to decide the facts, for a caller that needs it too (the view lists the
+/// signatures, a buyer's signature keeps the reading record): read once per request.
+pub(crate) struct Reads {
+    pub signatures: Vec<crate::store::ContractSignature>,
+    /// The buyer's reading record (null unless the caller is a buyer who could sign now).
+    pub reading: serde_json::Value,
+}
+
+pub(crate) async fn facts_and_reads(
+    s: &Services,
+    caller: Option<&Caller>,
+    c: &Contract,
+    p: &Party,
+) -> Result<(ContractFacts, Reads), Error> {
     let t = StoredTerms::of(c)?;
     let sigs = s.store.contract_signatures(&c.id).await?;
     let signed: Vec<&str> = sigs
@@ -325,7 +362,7 @@ pub(crate) async fn facts(
         .is_some_and(|k| !k.passed);
     let ttl = time::Duration::seconds(s.config.workflow.draft_expiry_secs as i64);
     // Reading matters only to a buyer who could sign now.
-    let (chapters_unread, reading_seconds_left) = match caller {
+    let (chapters_unread, reading_seconds_left, reading) = match caller {
         Some(who)
             if p.is(Who::Buyer)
                 && matches!(
@@ -333,12 +370,11 @@ pub(crate) async fn facts(
                     ContractStatus::AwaitingBuyers | ContractStatus::BuyersSigning
                 ) =>
         {
-            let (unread, left, _) = reading::reading_state(s, c, &who.user_id).await?;
-            (unread, left)
+            reading::reading_state(s, c, &who.user_id).await?
         }
-        _ => (0, 0),
+        _ => (0, 0, serde_json::Value::Null),
     };
-    Ok(ContractFacts {
+    let facts = ContractFacts {
         chapters_unread,
         reading_seconds_left,
         caller_is_drafter: caller.is_some_and(|c2| c2.user_id == c.drafter_id),
@@ -363,7 +399,14 @@ pub(crate) async fn facts(
                 )
         }),
         past_expiry: OffsetDateTime::now_utc() - c.updated_at > ttl,
-    })
+    };
+    Ok((
+        facts,
+        Reads {
+            signatures: sigs,
+            reading,
+        },
+    ))
 }
 
 pub(crate) fn refusal(r: Refusal) -> Error {
@@ -494,14 +537,28 @@ pub(crate) async fn view_for(
     c: &Contract,
 ) -> Result<ContractView, Error> {
     let p = party(s, caller, c).await?;
-    let f = facts(s, Some(caller), c, &p).await?;
-    let actions = table::actions(c.status, &p.relations, &f);
-    view(s, c, actions).await
+    view_as(s, caller, c, &p).await
 }
 
-async fn view(s: &Services, c: &Contract, actions: Vec<ActionView>) -> Result<ContractView, Error> {
+/// The same for a caller whose party in the contract is known (it does not change when the
+/// contract moves: the buyers are the terms').
+pub(crate) async fn view_as(
+    s: &Services,
+    caller: &Caller,
+    c: &Contract,
+    p: &Party,
+) -> Result<ContractView, Error> {
+    let (f, reads) = facts_and_reads(s, Some(caller), c, p).await?;
+    let actions = table::actions(c.status, &p.relations, &f);
+    view(c, actions, &reads.signatures)
+}
+
+fn view(
+    c: &Contract,
+    actions: Vec<ActionView>,
+    sigs: &[crate::store::ContractSignature],
+) -> Result<ContractView, Error> {
     let t = StoredTerms::of(c)?;
-    let sigs = s.store.contract_signatures(&c.id).await?;
     let signed = |i: usize| {
         sigs.iter().any(|x| {
             x.contract_version == c.version
@@ -545,8 +602,8 @@ async fn view(s: &Services, c: &Contract, actions: Vec<ActionView>) -> Result<Co
 }
 
 pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let (c, _) = visible(s, caller, id).await?;
-    view_for(s, caller, &c).await
+    let (c, p) = visible(s, caller, id).await?;
+    view_as(s, caller, &c, &p).await
 }
 
 /// The answer to a retried request whose change committed while the request itself failed (its
@@ -555,12 +612,12 @@ pub async fn get(s: &Services, caller: &Caller, id: &str) -> Result<ContractView
 /// (`workflow.submit_on_seal`); lost between the two, the contract would wait `sealed` for a
 /// submission nobody asks for, so the retry submits it.
 pub async fn resume(s: &Services, caller: &Caller, id: &str) -> Result<ContractView, Error> {
-    let (c, _) = visible(s, caller, id).await?;
+    let (c, p) = visible(s, caller, id).await?;
     if c.status == ContractStatus::Sealed && s.config.workflow.submit_on_seal {
         let submitted = filing::submit(s, Some(caller), &c, Who::System).await?;
-        return view_for(s, caller, &submitted).await;
+        return view_as(s, caller, &submitted, &p).await;
     }
-    view_for(s, caller, &c).await
+    view_as(s, caller, &c, &p).await
 }
 
 /// The reasons the filing was last returned for, for the developer's staff and reviewers while

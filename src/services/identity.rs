@@ -721,6 +721,10 @@ pub struct Authorization {
     pub evidence_digest: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub authorized_at: OffsetDateTime,
+    /// The verification as it was read for this check (not part of the stored evidence: it
+    /// holds the person's name), so the signing step does not read it again.
+    #[serde(skip)]
+    pub verification: crate::store::IdentityVerification,
 }
 
 fn code_error(code: &'static str, message: &str) -> Error {
@@ -796,6 +800,7 @@ pub async fn authorize_signing(
         verified_at: v.completed_at,
         evidence_digest: v.evidence_digest.clone(),
         authorized_at: now,
+        verification: v.clone(),
     };
     audit_event(
         s,

@@ -23,18 +23,75 @@ pub async fn put(
     s.store
         .put_material(sha256, media_type, &sealed, at)
         .await?;
+    if media_type == "application/pdf" {
+        s.recent_documents.keep(sha256, content);
+    }
     Ok(())
+}
+
+/// What a process keeps of the documents it stored or read last: every step of a contract
+/// reads the PDF the step before it stored (a signature, then the filing checks of the same
+/// request, then the reviewer's approval), and a stored document never changes under its
+/// digest, so the copy kept here is the stored one — without the database round trip of a
+/// third of a megabyte, its decryption and its digest. Bounded in bytes, oldest out first.
+pub struct Recent {
+    budget: usize,
+    kept: std::sync::Mutex<std::collections::VecDeque<(String, std::sync::Arc<Vec<u8>>)>>,
+}
+
+/// About two dozen contract PDFs.
+pub const RECENT_BYTES: usize = 8 << 20;
+
+impl Recent {
+    pub fn new(budget: usize) -> Recent {
+        Recent {
+            budget,
+            kept: Default::default(),
+        }
+    }
+
+    fn keep(&self, sha256: &str, content: &[u8]) {
+        if content.len() > self.budget / 4 {
+            return;
+        }
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        if kept.iter().any(|(k, _)| k == sha256) {
+            return;
+        }
+        kept.push_back((sha256.to_owned(), std::sync::Arc::new(content.to_vec())));
+        let mut total: usize = kept.iter().map(|(_, c)| c.len()).sum();
+        while total > self.budget
+            && let Some((_, old)) = kept.pop_front()
+        {
+            total -= old.len();
+        }
+    }
+
+    fn get(&self, sha256: &str) -> Option<Vec<u8>> {
+        let kept = self.kept.lock().ok()?;
+        kept.iter()
+            .find(|(k, _)| k == sha256)
+            .map(|(_, c)| c.as_ref().clone())
+    }
 }
 
 /// A stored document in the clear, if there is one with this digest; a row that does not
 /// decrypt or whose content is not what its digest says is an error, never returned.
 pub async fn get(s: &Services, sha256: &str) -> Result<Option<Vec<u8>>, Error> {
+    if let Some(kept) = s.recent_documents.get(sha256) {
+        return Ok(Some(kept));
+    }
     let Some(stored) = s.store.material(sha256).await? else {
         return Ok(None);
     };
     let plain = s.identity.personal.open_document(sha256, stored)?;
     if audit::hex(&openssl::sha::sha256(&plain)) != sha256 {
         return Err(anyhow::anyhow!("stored document {sha256} does not match its digest").into());
+    }
+    if plain.starts_with(b"%PDF-") {
+        s.recent_documents.keep(sha256, &plain);
     }
     Ok(Some(plain))
 }
@@ -217,4 +274,28 @@ pub async fn content(s: &Services, caller: &Caller, sha: &str) -> Result<(String
         .unwrap_or("application/octet-stream")
         .to_owned();
     Ok((media, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn recent_documents_are_bounded_and_the_oldest_go_first() {
+        let r = Recent::new(1000);
+        r.keep("a", &[1; 200]);
+        r.keep("b", &[2; 200]);
+        assert_eq!(r.get("a"), Some(vec![1; 200]));
+        // Too large for the budget's quarter: not kept at all.
+        r.keep("huge", &[9; 300]);
+        assert_eq!(r.get("huge"), None);
+        for k in ["c", "d", "e"] {
+            r.keep(k, &[3; 200]);
+        }
+        assert!(r.get("a").is_some(), "five of 200 fit in 1000");
+        r.keep("f", &[4; 200]);
+        assert_eq!(r.get("a"), None, "the oldest went first");
+        assert_eq!(r.get("f"), Some(vec![4; 200]));
+        assert_eq!(r.get("nothing"), None);
+    }
 }

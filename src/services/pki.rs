@@ -937,8 +937,21 @@ pub async fn issue_event_certificate(
         .store
         .identity_verification(verification_id)
         .await?
-        .filter(|v| v.user_id == caller.user_id)
         .ok_or_else(|| Error::not_found("该身份核验记录"))?;
+    issue_event_certificate_for(s, caller, &v).await
+}
+
+/// The same for a verification just read (by the signing hook): its checks are made again
+/// here, and the database still issues one certificate per verification
+/// (`record_event_certificate` is conditional), so a stale copy cannot be used twice.
+pub async fn issue_event_certificate_for(
+    s: &Services,
+    caller: &Caller,
+    v: &crate::store::IdentityVerification,
+) -> Result<(IssuedCertificate, SoftwareKey), Error> {
+    if v.user_id != caller.user_id {
+        return Err(Error::not_found("该身份核验记录"));
+    }
     let passed = v.status == crate::domain::identity::VerificationStatus::Passed
         && v.identity_matched
         && v.liveness_passed

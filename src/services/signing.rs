@@ -55,7 +55,7 @@ pub async fn sign_as_person(
     .await?;
     super::phases::mark("authorize");
     let (cert, key) =
-        super::pki::issue_event_certificate(s, caller, &authorization.verification_id).await?;
+        super::pki::issue_event_certificate_for(s, caller, &authorization.verification).await?;
     super::phases::mark("event_certificate");
     let tsa = super::pki::tsa_unit(s).context("the time-stamping unit")?;
     let people = s
@@ -65,11 +65,7 @@ pub async fn sign_as_person(
         .context("people CA")?
         .cert_der
         .clone();
-    let v = s
-        .store
-        .identity_verification(&authorization.verification_id)
-        .await?
-        .ok_or_else(|| Error::not_found("该身份核验记录"))?;
+    let v = &authorization.verification;
     let now = OffsetDateTime::now_utc();
     let shown = now.to_offset(time::macros::offset!(+8));
     let timestamp = |digest: &[u8; 32]| super::pki::stamp_digest(tsa, digest);

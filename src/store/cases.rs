@@ -219,6 +219,13 @@ pub trait CaseStore: Send + Sync {
         effect: Option<&crate::store::IdempotencyTag>,
     ) -> StoreResult<Result<(), DraftRefusal>>;
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>>;
+    /// The contract and, in the same round trip, the ID-number lookup hash of the user asking
+    /// (a buyer sees a contract that names them): every buyer's request starts with both.
+    async fn contract_seen_by(
+        &self,
+        id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(Contract, Option<String>)>>;
     /// One status change as a compare-and-set; false, with nothing written, when the contract
     /// was not as the move expects (another request moved it first), when the unit was not in
     /// the expected status, or when the signature's field was signed already.
@@ -546,6 +553,28 @@ macro_rules! impl_case_store {
                 async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {
                     let sql = format!("SELECT {CONTRACT_COLS} FROM contracts WHERE id = $1");
                     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                }
+
+                async fn contract_seen_by(
+                    &self,
+                    id: &str,
+                    user_id: &str,
+                ) -> StoreResult<Option<(Contract, Option<String>)>> {
+                    #[derive(sqlx::FromRow)]
+                    struct Seen {
+                        #[sqlx(flatten)]
+                        contract: Contract,
+                        viewer_id_number_hash: Option<String>,
+                    }
+                    let sql = format!(
+                        "SELECT {CONTRACT_COLS}, (SELECT id_number_hash FROM users WHERE users.id = $2) AS viewer_id_number_hash FROM contracts WHERE id = $1"
+                    );
+                    let seen: Option<Seen> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(id)
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    Ok(seen.map(|s| (s.contract, s.viewer_id_number_hash)))
                 }
 
                 async fn move_contract(&self, m: &ContractMove<'_>) -> StoreResult<bool> {

@@ -80,6 +80,15 @@ pub(crate) async fn progress(
     total: usize,
 ) -> Result<(usize, u64, serde_json::Value), Error> {
     let readings = s.store.readings(&c.id, c.version, user_id).await?;
+    Ok(progress_of(s, c, &readings, total))
+}
+
+fn progress_of(
+    s: &Services,
+    c: &Contract,
+    readings: &[crate::store::Reading],
+    total: usize,
+) -> (usize, u64, serde_json::Value) {
     let opened = readings
         .iter()
         .filter(|r| (r.chapter as usize) < total)
@@ -95,7 +104,7 @@ pub(crate) async fn progress(
         "opened": readings.iter().map(|r| serde_json::json!({"chapter": r.chapter, "at": crate::audit::rfc3339(r.opened_at)})).collect::<Vec<_>>(),
         "min_reading_secs": min,
     });
-    Ok((opened, min.saturating_sub(waited), record))
+    (opened, min.saturating_sub(waited), record)
 }
 
 /// How far a buyer has read the current version: (chapters not opened, seconds still to wait,
@@ -121,7 +130,7 @@ pub async fn reading(s: &Services, caller: &Caller, id: &str) -> Result<ReadingV
     } else {
         vec![]
     };
-    let (opened, left, _) = progress(s, &c, &caller.user_id, chapters.len()).await?;
+    let (opened, left, _) = progress_of(s, &c, &readings, chapters.len());
     Ok(ReadingView {
         contract_id: c.id.clone(),
         version: c.version,

@@ -105,7 +105,7 @@ pub async fn sign_as_buyer(
     if !p.is(Who::Buyer) {
         return Err(Error::not_found("该合同"));
     }
-    let f = facts(s, Some(caller), &c, &p).await?;
+    let (f, reads) = super::facts_and_reads(s, Some(caller), &c, &p).await?;
     let row = decide(&c, ContractAction::Sign, &p.relations, &f)?;
     crate::services::phases::mark("decide");
     let index = p.buyer_index.expect("a buyer has a place");
@@ -113,8 +113,8 @@ pub async fn sign_as_buyer(
     let t = StoredTerms::of(&c)?;
     // The first signature of a version certifies the document.
     let certify = (f.buyers_left == t.buyers.len()).then_some(2);
-    let (_, _, reading) = super::reading::reading_state(s, &c, &caller.user_id).await?;
-    crate::services::phases::mark("reading");
+    // What the buyer read before signing, as the facts found it.
+    let reading = reads.reading;
     let c2 = signature_step(
         s,
         caller,
@@ -150,7 +150,7 @@ pub async fn sign_as_buyer(
         serde_json::json!({}),
     )
     .await?;
-    view_for(s, caller, &c2).await
+    super::view_as(s, caller, &c2, &p).await
 }
 
 /// The developer's seal (certificate and key, under the configured custody): issued on first
