@@ -710,8 +710,8 @@ pub(crate) async fn read_all(app: &TestApp, token: &str, id: &str) {
     }
 }
 
-/// Confirmed, signed by both buyers and sealed: in filing review.
-async fn to_filing_review(app: &TestApp, id: &str) {
+/// Confirmed and signed by both buyers of the sample draft: ready for the developer's seal.
+pub(crate) async fn to_buyers_signed(app: &TestApp, id: &str) {
     let confirmer = app.token("yj-confirmer").await;
     let r = app
         .post(
@@ -725,6 +725,11 @@ async fn to_filing_review(app: &TestApp, id: &str) {
         let r = act(app, who, id, "sign_contract", "sign").await;
         assert_eq!(r.status, StatusCode::OK, "{who}: {}", r.text);
     }
+}
+
+/// Confirmed, signed by both buyers and sealed: in filing review.
+async fn to_filing_review(app: &TestApp, id: &str) {
+    to_buyers_signed(app, id).await;
     let r = act(app, "yj-confirmer", id, "seal_contract", "seal").await;
     assert_eq!(r.body["status"], "filing_review", "{}", r.text);
 }

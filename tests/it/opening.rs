@@ -18,6 +18,32 @@ async fn second_instance(app: &TestApp) -> Services {
         .expect("a second instance")
 }
 
+/// `n` contracts on free units of the sample project, drafted, confirmed and signed by both
+/// buyers: ready for the developer's seal.
+async fn signed_by_buyers(app: &TestApp, n: usize) -> Vec<String> {
+    let drafter = app.token("yj-drafter").await;
+    let free: Vec<_> = crate::contracts::units(app)
+        .await
+        .into_iter()
+        .filter(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
+        .take(n)
+        .collect();
+    let mut ids = Vec::new();
+    for u in &free {
+        let r = app
+            .post(
+                "/api/v1/contracts",
+                Some(&drafter),
+                crate::contracts::draft_for(u),
+            )
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        crate::contracts::to_buyers_signed(app, &id).await;
+        ids.push(id);
+    }
+    ids
+}
+
 /// Runs SQL against the test's database (to leave it as a killed process would).
 async fn exec(app: &TestApp, sql: &str, at: time::OffsetDateTime) {
     let url = &app.db.url;
@@ -401,38 +427,7 @@ async fn two_instances_share_one_token_and_both_seal(db: Db) {
     }
     let second = second_instance(&app).await;
     let router2 = virtual_window::app(virtual_window::AppState::new(second.clone()));
-    let drafter = app.token("yj-drafter").await;
-    let confirmer = app.token("yj-confirmer").await;
-    let free: Vec<_> = crate::contracts::units(&app)
-        .await
-        .into_iter()
-        .filter(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
-        .take(2)
-        .collect();
-    let mut ids = Vec::new();
-    for u in &free {
-        let r = app
-            .post(
-                "/api/v1/contracts",
-                Some(&drafter),
-                crate::contracts::draft_for(u),
-            )
-            .await;
-        let id = r.body["id"].as_str().unwrap().to_owned();
-        let r = app
-            .post(
-                &format!("/api/v1/contracts/{id}/confirm"),
-                Some(&confirmer),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        for who in ["buyer-zhang", "buyer-li"] {
-            let r = crate::contracts::act(&app, who, &id, "sign_contract", "sign").await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        }
-        ids.push(id);
-    }
+    let ids = signed_by_buyers(&app, 2).await;
     // One seal through each instance.
     for (i, id) in ids.iter().enumerate() {
         let (token, body) =
@@ -741,38 +736,8 @@ async fn a_seal_whose_submission_was_lost_is_submitted_by_the_retry(db: Db) {
         .await
         .unwrap();
     let router2 = virtual_window::app(virtual_window::AppState::new(cut_short));
-    let free: Vec<_> = crate::contracts::units(&app)
-        .await
-        .into_iter()
-        .filter(|u| u.status.as_str() == "available" && !u.seized && !u.objection && !u.manual_hold)
-        .take(2)
-        .collect();
-    let drafter = app.token("yj-drafter").await;
     let confirmer = app.token("yj-confirmer").await;
-    let mut ids = Vec::new();
-    for unit in &free {
-        let r = app
-            .post(
-                "/api/v1/contracts",
-                Some(&drafter),
-                crate::contracts::draft_for(unit),
-            )
-            .await;
-        let id = r.body["id"].as_str().unwrap().to_owned();
-        let r = app
-            .post(
-                &format!("/api/v1/contracts/{id}/confirm"),
-                Some(&confirmer),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        for who in ["buyer-zhang", "buyer-li"] {
-            let r = crate::contracts::act(&app, who, &id, "sign_contract", "sign").await;
-            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        }
-        ids.push(id);
-    }
+    let ids = signed_by_buyers(&app, 2).await;
     let send = |router: axum::Router, id: &str, token: &str, body: &serde_json::Value| {
         let key = format!("seal-then-lost-{id}");
         let request = axum::http::Request::post(format!("/api/v1/contracts/{id}/seal"))
