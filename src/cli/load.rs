@@ -783,6 +783,19 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     // `steps`: the requests that neither overlapped a fault's window nor its grace (the
     // service's own latency); `steps_during_faults`: the others, each timed from its first
     // attempt to its answer through every retry.
+    // The selling time: from the first buyer's request (after the setup) to the last filing
+    // answered. Once the units are gone the remaining buyers only find none, so the run's own
+    // length understates the rate a saturated service sells at.
+    let first_request = stats
+        .steps
+        .iter()
+        .filter(|(step, _)| **step != "setup")
+        .flat_map(|(_, v)| v.iter().map(|x| x.0))
+        .min();
+    let last_filed = stats
+        .steps
+        .get("file")
+        .and_then(|v| v.iter().map(|x| x.1).max());
     let mut steps = serde_json::Map::new();
     let mut during = serde_json::Map::new();
     let describe = |mut v: Vec<f64>| {
@@ -840,6 +853,14 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
             "flows_per_second".into(),
             json!(round(stats.contracts_won as f64 / secs)),
         );
+        if let (Some(first), Some(last)) = (first_request, last_filed) {
+            let selling = ((last - first) as f64 / 1000.0).max(0.001);
+            o.insert("selling_seconds".into(), json!(round(selling)));
+            o.insert(
+                "flows_per_second_selling".into(),
+                json!(round(stats.contracts_won as f64 / selling)),
+            );
+        }
         if let Some(url) = &opts.database_url {
             let outcome = outcome(url, &stats.acks).await?;
             for (k, v) in outcome {
