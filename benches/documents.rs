@@ -41,7 +41,9 @@ fn contract(c: &mut Criterion) {
     let text = String::from_utf8_lossy(CONTRACT_TEMPLATE.as_bytes()).into_owned();
     let glyphs: std::collections::BTreeSet<u16> =
         text.chars().filter_map(|ch| font.glyph(ch)).collect();
-    g.bench_function("subset_only", |b| b.iter(|| font.subset(&glyphs).unwrap()));
+    g.bench_function("subset_only", |b| {
+        b.iter(|| font.subset_fresh(&glyphs).unwrap())
+    });
     g.finish();
 }
 

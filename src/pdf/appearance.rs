@@ -195,7 +195,8 @@ pub fn draw(font: &Font, what: &Visible, width: f32, height: f32) -> PdfResult<D
         }
     }
     let used: BTreeSet<u16> = g.used.keys().copied().collect();
-    let (program, map) = font.subset(&used)?;
+    let subset = font.subset(&used)?;
+    let (program, map) = (&subset.0, &subset.1);
     let color = match what {
         Visible::Seal { .. } => "0.86 0.08 0.08 rg",
         Visible::Signature { .. } => "0.1 0.2 0.6 rg",
@@ -232,7 +233,7 @@ pub fn draw(font: &Font, what: &Visible, width: f32, height: f32) -> PdfResult<D
         content: content.into_bytes(),
         width,
         height,
-        font_program: program,
+        font_program: program.clone(),
         cff: font.is_cff(),
         widths,
         to_unicode: writer::to_unicode_cmap(&pairs),

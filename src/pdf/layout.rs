@@ -648,8 +648,9 @@ pub struct SubsetFont {
 
 fn make_subset(font: &Font, chars: &BTreeMap<u16, char>) -> PdfResult<SubsetFont> {
     let glyphs: BTreeSet<u16> = chars.keys().copied().collect();
-    let (program, remap) = font.subset(&glyphs)?;
-    let map: BTreeMap<u16, u16> = remap.into_iter().collect();
+    let subset = font.subset(&glyphs)?;
+    let (program, remap) = (&subset.0, &subset.1);
+    let map: BTreeMap<u16, u16> = remap.iter().map(|(a, b)| (*a, *b)).collect();
     let pairs: Vec<(u16, char)> = chars
         .iter()
         .filter_map(|(old, ch)| map.get(old).map(|n| (*n, *ch)))
