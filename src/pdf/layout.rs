@@ -657,7 +657,7 @@ fn make_subset(font: &Font, chars: &BTreeMap<u16, char>) -> PdfResult<SubsetFont
         .collect();
     Ok(SubsetFont {
         name: font.subset_name(&glyphs),
-        program_z: writer::deflate(&program),
+        program_z: writer::deflate(program),
         program_len: program.len(),
         to_unicode_z: writer::deflate(&writer::to_unicode_cmap(&pairs)),
         map,
