@@ -36,8 +36,13 @@ impl Chain {
     }
 
     pub fn build_with(alg: KeyAlgorithm, certify: Option<u8>) -> Option<Chain> {
+        Chain::build_at(alg, certify, OffsetDateTime::now_utc())
+    }
+
+    /// The chain as signed at `now` (the signatures' /M and times; two chains built within the
+    /// same second are otherwise the same bytes outside their signatures' contents).
+    pub fn build_at(alg: KeyAlgorithm, certify: Option<u8>, now: OffsetDateTime) -> Option<Chain> {
         let font = cjk_font();
-        let now = OffsetDateTime::now_utc();
         let profiles = Profiles::builtin();
         let (h, _) = Hierarchy::create(&profiles, alg, now, "http://127.0.0.1/pki/crl").unwrap();
         let tsa_key = SoftwareKey::generate(alg).unwrap();
@@ -605,8 +610,14 @@ fn tampering_of_every_kind_is_caught_in_the_right_field() {
     assert_eq!(r.verdict, Verdict::Invalid);
     assert!(codes(&r).contains(&"object_changed"), "{:?}", codes(&r));
 
-    // A signature copied into another document: the same CMS over other bytes.
-    let other = Chain::build().unwrap();
+    // A signature copied into another document: the same CMS over other bytes (signed a minute
+    // later: the same contract signed in the same second would be the same bytes).
+    let other = Chain::build_at(
+        KeyAlgorithm::EcdsaP256,
+        Some(2),
+        OffsetDateTime::now_utc() + time::Duration::minutes(1),
+    )
+    .unwrap();
     let theirs = other.step("buyer-1").to_vec();
     let ours = chain.step("buyer-1");
     let (oa, ob) = contents_spans(ours)[0];
