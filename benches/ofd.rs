@@ -63,9 +63,16 @@ fn content() -> CertificateContent {
 
 fn ofd(c: &mut Criterion) {
     let now = OffsetDateTime::now_utc();
-    let h = GmHierarchy::create(now).unwrap();
+    let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
     let holder = h
-        .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+        .issue_signer(
+            true,
+            "东莞市不动产登记中心",
+            "不动产登记专用章",
+            now,
+            2,
+            "http://127.0.0.1/pki/crl",
+        )
         .unwrap();
     let spec = SealSpec {
         vendor: "VIRTUALWINDOW".into(),

@@ -455,7 +455,10 @@ mod tests {
         assert!(template.len() > 900, "{}", template.len());
         let (common, _) = font.subset_font(&template, true).unwrap();
         let (whole, _) = font.subset_font(&template, false).unwrap();
-        assert_eq!(font.program_of(common).unwrap(), font.program_of(whole).unwrap());
+        assert_eq!(
+            font.program_of(common).unwrap(),
+            font.program_of(whole).unwrap()
+        );
         // A character outside GB 2312 (in a name) comes from the whole face.
         let rare = font.glyph('堃').expect("the face has it");
         assert!(!font.common().unwrap().ids.contains_key(&rare));

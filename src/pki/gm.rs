@@ -113,8 +113,23 @@ fn signed(tbs: Vec<u8>, key: &Sm2Key) -> PkiResult<Vec<u8>> {
     ]))
 }
 
+/// The CRL distribution points extension's value: one point with one URI (RFC 5280 4.2.1.13).
+fn crl_distribution_points(url: &str) -> Vec<u8> {
+    // distributionPoint [0] (explicit: a CHOICE) holding fullName [0] GeneralNames, one
+    // uniformResourceIdentifier [6].
+    let uri = der::tlv(tag::ctx_prim(6), url.as_bytes());
+    let full_name = der::tlv(tag::ctx(0), &uri);
+    der::sequence(&[der::sequence(&[der::tlv(tag::ctx(0), &full_name)])])
+}
+
+/// Where `issuer` publishes its CRL: `{crl_base}/{issuer name}.crl`, as for the P-256 CAs (the
+/// service serves `/pki/crl/sm2-*.crl`).
+fn crl_url(crl_base: &str, issuer: &GmAuthority) -> String {
+    format!("{}/{}.crl", crl_base.trim_end_matches('/'), issuer.name)
+}
+
 /// Issues a certificate for `subject_spki`; `issuer` is None for a self-signed root (then
-/// `subject_key` signs).
+/// `subject_key` signs). `crl_url` names where the issuer's CRL is published (none for a root).
 #[allow(clippy::too_many_arguments)]
 pub fn issue(
     issuer: Option<&GmAuthority>,
@@ -125,6 +140,7 @@ pub fn issue(
     serial: &[u8],
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
+    crl_url: Option<&str>,
 ) -> PkiResult<Vec<u8>> {
     if sm2::spki_point(subject_spki).is_none() {
         return Err(PkiError::Build("the subject key is not an SM2 key".into()));
@@ -193,6 +209,9 @@ pub fn issue(
         false,
         der::sequence(&[der::tlv(tag::ctx_prim(0), &key_id(&issuer_spki))]),
     ));
+    if let Some(url) = crl_url {
+        exts.push(extension("2.5.29.31", false, crl_distribution_points(url)));
+    }
     let tbs = der::sequence(&[
         der::tlv(tag::ctx(0), &der::integer(2)),
         der::integer_unsigned(serial),
@@ -335,7 +354,8 @@ fn serial() -> Vec<u8> {
 }
 
 impl GmHierarchy {
-    pub fn create(now: OffsetDateTime) -> PkiResult<GmHierarchy> {
+    /// A new hierarchy; `crl_base` is the URL under which each CA's CRL is published.
+    pub fn create(now: OffsetDateTime, crl_base: &str) -> PkiResult<GmHierarchy> {
         let start = now - time::Duration::minutes(5);
         let root_key = Sm2Key::generate()?;
         let root_name = GmName::new(CENTRE, "Virtual Window SM2 Root CA 虚拟窗口国密根证书");
@@ -348,6 +368,7 @@ impl GmHierarchy {
             &serial(),
             start,
             now + time::Duration::days(365 * 20),
+            None,
         )?;
         let root = GmAuthority {
             name: "sm2-root".into(),
@@ -365,6 +386,7 @@ impl GmHierarchy {
                 &serial(),
                 start,
                 now + time::Duration::days(365 * years),
+                Some(&crl_url(crl_base, issuer)),
             )?;
             PkiResult::Ok(GmAuthority {
                 name: name.into(),
@@ -414,6 +436,7 @@ impl GmHierarchy {
         seal_name: &str,
         now: OffsetDateTime,
         years: i64,
+        crl_base: &str,
     ) -> PkiResult<GmAuthority> {
         let issuer = if centre {
             &self.centre_ca
@@ -430,6 +453,7 @@ impl GmHierarchy {
             &serial(),
             now - time::Duration::minutes(5),
             now + time::Duration::days(365 * years),
+            Some(&crl_url(crl_base, issuer)),
         )?;
         Ok(GmAuthority {
             name: seal_name.into(),
@@ -456,7 +480,7 @@ mod tests {
 
     #[test]
     fn hierarchy_certificates_chain_and_parse() {
-        let h = GmHierarchy::create(OffsetDateTime::now_utc()).unwrap();
+        let h = GmHierarchy::create(OffsetDateTime::now_utc(), "http://127.0.0.1/pki/crl").unwrap();
         let root_spki = h.root.key.public_key_der();
         assert!(signed_by(&h.root.cert_der, root_spki));
         assert!(signed_by(&h.centre_ca.cert_der, root_spki));
@@ -471,6 +495,48 @@ mod tests {
             let spki = x.public_key().unwrap().public_key_to_der().unwrap();
             assert_eq!(spki, a.key.public_key_der());
         }
+        // Every certificate below the root names where its issuer's CRL is published.
+        let points = |der: &[u8]| -> Vec<String> {
+            X509::from_der(der)
+                .unwrap()
+                .crl_distribution_points()
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| {
+                            p.distpoint()?
+                                .fullname()?
+                                .iter()
+                                .next()?
+                                .uri()
+                                .map(str::to_owned)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert!(points(&h.root.cert_der).is_empty());
+        assert_eq!(
+            points(&h.centre_ca.cert_der),
+            ["http://127.0.0.1/pki/crl/sm2-root.crl"]
+        );
+        assert_eq!(
+            points(&h.seal_maker.cert_der),
+            ["http://127.0.0.1/pki/crl/sm2-centre-ca.crl"]
+        );
+        let holder = h
+            .issue_signer(
+                false,
+                "东莞市云境置业有限公司",
+                "合同专用章",
+                OffsetDateTime::now_utc(),
+                1,
+                "https://window.example/pki/crl/",
+            )
+            .unwrap();
+        assert_eq!(
+            points(&holder.cert_der),
+            ["https://window.example/pki/crl/sm2-organisations-ca.crl"]
+        );
         let mut tampered = h.centre_ca.cert_der.clone();
         let i = tampered.len() / 3;
         tampered[i] ^= 1;

@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn a_token_checks_and_a_changed_one_does_not() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = super::super::gm::GmHierarchy::create(now).unwrap();
+        let h = super::super::gm::GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
         let d = sm2::sm3(b"signature value");
         let t = token(&h.tsa, &d, now).unwrap();
         let c = check(&t, &d).unwrap();

@@ -466,9 +466,16 @@ mod tests {
     #[test]
     fn seal_and_signature_round_trip() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = GmHierarchy::create(now).unwrap();
+        let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
         let holder = h
-            .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+            .issue_signer(
+                true,
+                "东莞市不动产登记中心",
+                "不动产登记专用章",
+                now,
+                2,
+                "http://127.0.0.1/pki/crl",
+            )
             .unwrap();
         let spec = SealSpec {
             vendor: "VIRTUALWINDOW".into(),
@@ -531,9 +538,16 @@ mod tests {
     #[test]
     fn version_1_seals_parse_and_verify() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = GmHierarchy::create(now).unwrap();
+        let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
         let holder = h
-            .issue_signer(false, "东莞市云境置业有限公司", "合同专用章", now, 2)
+            .issue_signer(
+                false,
+                "东莞市云境置业有限公司",
+                "合同专用章",
+                now,
+                2,
+                "http://127.0.0.1/pki/crl",
+            )
             .unwrap();
         let info = der::sequence(&[
             der::sequence(&[ia5("ES"), der::integer(1), ia5("OLDVENDOR")]),
@@ -592,9 +606,16 @@ mod tests {
     #[test]
     fn version_5_seals_and_digest_lists_parse() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = GmHierarchy::create(now).unwrap();
+        let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
         let holder = h
-            .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+            .issue_signer(
+                true,
+                "东莞市不动产登记中心",
+                "不动产登记专用章",
+                now,
+                2,
+                "http://127.0.0.1/pki/crl",
+            )
             .unwrap();
         let info = der::sequence(&[
             der::sequence(&[ia5("ES"), der::integer(5), ia5("V5VENDOR")]),

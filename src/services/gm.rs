@@ -96,9 +96,13 @@ const ISSUED_BY: [(&str, &str); 6] = [
 
 /// Loads the SM2 hierarchy, making it first when the database has none (an installation from
 /// before issue 16 gets one on its first start). Of two instances making it at once, one is kept.
-pub async fn open_hierarchy(store: &dyn Store, kek: &[u8]) -> anyhow::Result<GmHierarchy> {
+pub async fn open_hierarchy(
+    store: &dyn Store,
+    kek: &[u8],
+    crl_base: &str,
+) -> anyhow::Result<GmHierarchy> {
     if store.pki_object(NAMES[0]).await?.is_none() {
-        let h = GmHierarchy::create(OffsetDateTime::now_utc())?;
+        let h = GmHierarchy::create(OffsetDateTime::now_utc(), crl_base)?;
         let rows = h
             .authorities()
             .iter()
@@ -185,6 +189,7 @@ async fn holder(
                     &format!("{organisation}{purpose}"),
                     now,
                     3,
+                    &s.pki.crl_base,
                 )
                 .map_err(anyhow::Error::from)?;
             let a = GmAuthority {
@@ -512,6 +517,7 @@ pub async fn issue_external_seal(
             &format!("{organisation}{seal_name}"),
             now,
             3,
+            &s.pki.crl_base,
         )
         .map_err(anyhow::Error::from)?;
     let log = log_row(&holder.cert_der, "sm2-organisations-ca", "sm2-seal", None)?;

@@ -276,7 +276,7 @@ impl PkiState {
                 let _ = std::fs::write(dir.join(format!("{}.pem", a.name)), a.cert_pem());
             }
         }
-        let gm = super::gm::open_hierarchy(store, custody.kek()).await?;
+        let gm = super::gm::open_hierarchy(store, custody.kek(), &crl_base).await?;
         if std::fs::create_dir_all(&dir).is_ok() {
             let _ = std::fs::write(dir.join("root-sm2.pem"), gm.root.cert_pem());
         }

@@ -2309,6 +2309,32 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The holder's certificate names this CRL where the service publishes it.
+    let holder_cert = app
+        .services
+        .store
+        .pki_object("sm2-centre-seal")
+        .await
+        .unwrap()
+        .expect("the centre's SM2 seal holder")
+        .cert_der;
+    let point = openssl::x509::X509::from_der(&holder_cert)
+        .unwrap()
+        .crl_distribution_points()
+        .and_then(|ps| {
+            let uri = ps
+                .iter()
+                .next()?
+                .distpoint()?
+                .fullname()?
+                .iter()
+                .next()?
+                .uri()?
+                .to_owned();
+            Some(uri)
+        })
+        .expect("a CRL distribution point");
+    assert!(point.ends_with("/pki/crl/sm2-centre-ca.crl"), "{point}");
     let crl = app.get("/pki/crl/sm2-centre-ca.crl", None).await;
     assert_eq!(crl.status, StatusCode::OK);
     let parsed = openssl::x509::X509Crl::from_der(&crl.bytes).unwrap();

@@ -42,9 +42,16 @@ fn make() -> Made {
 /// minute before the signing time.
 fn make_with(revoke_holder: bool) -> Made {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let h = GmHierarchy::create(now).unwrap();
+    let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
     let holder = h
-        .issue_signer(true, "东莞市不动产登记中心", "不动产登记专用章", now, 2)
+        .issue_signer(
+            true,
+            "东莞市不动产登记中心",
+            "不动产登记专用章",
+            now,
+            2,
+            "http://127.0.0.1/pki/crl",
+        )
         .unwrap();
     let revoked = if revoke_holder {
         let (_, c) = x509_parser::parse_x509_certificate(&holder.cert_der).unwrap();
