@@ -457,12 +457,10 @@ pub(crate) async fn commit(
     m.to = row.to;
     m.unit = row.unit;
     m.effect = caller.and_then(|who| who.idempotency.clone());
-    if !s.store.move_contract(&m).await? {
+    let Some(now) = s.store.move_contract(&m).await? else {
         return Err(refusal(Refusal::already_decided()));
-    }
+    };
     super::phases::mark("move");
-    let now = load(s, &c.id).await?;
-    super::phases::mark("reload");
     let hash = crate::audit::hex(&openssl::sha::sha256(now.terms.as_bytes()));
     let mut detail = detail;
     if let Some(o) = detail.as_object_mut() {

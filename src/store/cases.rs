@@ -226,10 +226,11 @@ pub trait CaseStore: Send + Sync {
         id: &str,
         user_id: &str,
     ) -> StoreResult<Option<(Contract, Option<String>)>>;
-    /// One status change as a compare-and-set; false, with nothing written, when the contract
-    /// was not as the move expects (another request moved it first), when the unit was not in
-    /// the expected status, or when the signature's field was signed already.
-    async fn move_contract(&self, m: &ContractMove<'_>) -> StoreResult<bool>;
+    /// One status change as a compare-and-set, returning the contract as moved; `None`, with
+    /// nothing written, when the contract was not as the move expects (another request moved
+    /// it first), when the unit was not in the expected status, or when the signature's field
+    /// was signed already.
+    async fn move_contract(&self, m: &ContractMove<'_>) -> StoreResult<Option<Contract>>;
     async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>>;
     async fn contract_buyers(&self, contract_id: &str) -> StoreResult<Vec<ContractBuyer>>;
     /// Contracts whose buyers are not indexed yet (made before the index existed).
@@ -577,7 +578,7 @@ macro_rules! impl_case_store {
                     Ok(seen.map(|s| (s.contract, s.viewer_id_number_hash)))
                 }
 
-                async fn move_contract(&self, m: &ContractMove<'_>) -> StoreResult<bool> {
+                async fn move_contract(&self, m: &ContractMove<'_>) -> StoreResult<Option<Contract>> {
                     let mut sql = Sql::default();
                     sql.push(
                         "UPDATE contracts SET status = ?, live = ?, updated_at = ?",
@@ -637,18 +638,20 @@ macro_rules! impl_case_store {
                                 ]),
                         );
                     }
-                    sql.push(" RETURNING unit_id", []);
+                    // The row as moved, so the caller need not read it again.
+                    sql.push(&format!(" RETURNING {CONTRACT_COLS}"), []);
                     let mut tx = Self::begin(&self.pool).await?;
-                    let row: Option<(String,)> = bind_args!(
+                    let moved: Option<Contract> = bind_args!(
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
                         sql.args
                     )
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((unit_id,)) = row else {
+                    let Some(moved) = moved else {
                         tx.rollback().await?;
-                        return Ok(false);
+                        return Ok(None);
                     };
+                    let unit_id = moved.unit_id.clone();
                     if let Some((from, to)) = m.unit {
                         let moved = sqlx::query(
                             "UPDATE units SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4",
@@ -662,7 +665,7 @@ macro_rules! impl_case_store {
                         .rows_affected();
                         if moved != 1 {
                             tx.rollback().await?;
-                            return Ok(false);
+                            return Ok(None);
                         }
                     }
                     if let Some(sig) = m.signature {
@@ -670,7 +673,7 @@ macro_rules! impl_case_store {
                             Ok(()) => {}
                             Err(StoreError::Conflict { .. }) => {
                                 tx.rollback().await?;
-                                return Ok(false);
+                                return Ok(None);
                             }
                             Err(e) => return Err(e),
                         }
@@ -686,7 +689,7 @@ macro_rules! impl_case_store {
                         insert_effect(&mut tx, tag, "contract", m.id, false, m.at).await?;
                     }
                     tx.commit().await?;
-                    Ok(true)
+                    Ok(Some(moved))
                 }
 
                 async fn contract_signatures(&self, contract_id: &str) -> StoreResult<Vec<ContractSignature>> {
