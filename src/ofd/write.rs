@@ -474,6 +474,16 @@ pub fn zip_files(files: &BTreeMap<String, Vec<u8>>) -> zip::result::ZipResult<Ve
     Ok(z.finish()?.into_inner())
 }
 
+/// The seal data's picture: `seal_svg`, 40 mm across.
+pub fn seal_picture(organisation: &str, purpose: &str) -> ses::SealPicture {
+    ses::SealPicture {
+        kind: "SVG".into(),
+        data: seal_svg(organisation, purpose),
+        width_mm: 40,
+        height_mm: 40,
+    }
+}
+
 /// The seal's picture as SVG: the red ring, the star, the holder's name along the arc and the
 /// seal's purpose below — the same design as the PDF seal.
 pub fn seal_svg(organisation: &str, purpose: &str) -> Vec<u8> {

@@ -5,7 +5,7 @@
 use super::{Caller, Error, Services};
 use crate::domain::Role;
 use crate::pki::gm::{GmAuthority, GmHierarchy};
-use crate::pki::ses::{self, SealPicture, SealSpec};
+use crate::pki::ses::{self, SealSpec};
 use crate::pki::sm2::Sm2Key;
 use crate::store::{EsSeal, PkiObject, Store};
 use anyhow::Context;
@@ -263,12 +263,7 @@ fn new_seal(
         created: now,
         valid_from: now - time::Duration::minutes(5),
         valid_to: cert_end.min(now + time::Duration::days(365 * 2)),
-        picture: SealPicture {
-            kind: "SVG".into(),
-            data: crate::ofd::write::seal_svg(organisation, purpose),
-            width_mm: 40,
-            height_mm: 40,
-        },
+        picture: crate::ofd::write::seal_picture(organisation, purpose),
     };
     Ok(EsSeal {
         seal_der: ses::make_seal(&spec, &gm.seal_maker).map_err(anyhow::Error::from)?,

@@ -2,26 +2,19 @@
 //! sealed OFD package checked by the independent checker in ../shared/gm, our verifier on our
 //! package, on another implementation's sample, and on tampered and hostile copies.
 
+#[path = "../../benches/support/gm.rs"]
+mod gm;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use virtual_window::ofd::package::Package;
 use virtual_window::ofd::verify::verify;
-use virtual_window::ofd::write::{self, CertificateContent, Stamp};
-use virtual_window::pdf::layout::Block;
+use virtual_window::ofd::write::{self, Stamp};
 
-const ROWS: [(&str, &str); 4] = [
-    ("证明权利或事项", "预告登记（预购商品房买卖）"),
-    ("权利人（申请人）", "张伟"),
-    ("坐落", "东莞市松山湖云境花园1栋1单元1801"),
-    (
-        "其他",
-        "合同编号 YS-2026-000123；备案号 BA-2026-000045；总价款人民币 2,350,000.00 元；建筑面积 98.76 平方米",
-    ),
-];
 use virtual_window::pdf::verify::{Integrity, Trust, Verdict};
 use virtual_window::pki::gm::GmHierarchy;
-use virtual_window::pki::ses::{self, SealPicture, SealSpec};
+use virtual_window::pki::ses;
 
 fn shared(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,82 +35,22 @@ fn make() -> Made {
 /// minute before the signing time.
 fn make_with(revoke_holder: bool) -> Made {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
-    let holder = h
-        .issue_signer(
-            true,
-            "东莞市不动产登记中心",
-            "不动产登记专用章",
-            now,
-            2,
-            "http://127.0.0.1/pki/crl",
-        )
-        .unwrap();
-    let revoked = if revoke_holder {
+    let gm::CentreSeal {
+        h,
+        holder,
+        seal,
+        crls,
+    } = gm::centre_seal(now, |holder| {
+        if !revoke_holder {
+            return vec![];
+        }
         let (_, c) = x509_parser::parse_x509_certificate(&holder.cert_der).unwrap();
         vec![virtual_window::pki::gm::GmRevoked {
             serial: c.raw_serial().to_vec(),
             at: now - time::Duration::minutes(1),
         }]
-    } else {
-        vec![]
-    };
-    let next = now + time::Duration::days(1);
-    let crls = vec![
-        virtual_window::pki::gm::crl(&h.centre_ca, 1, &revoked, now, next).unwrap(),
-        virtual_window::pki::gm::crl(&h.root, 1, &[], now, next).unwrap(),
-    ];
-    let spec = SealSpec {
-        vendor: "VIRTUALWINDOW".into(),
-        es_id: "441900000000000001".into(),
-        seal_type: 3,
-        name: "东莞市不动产登记中心不动产登记专用章".into(),
-        signer_certs: vec![holder.cert_der.clone()],
-        created: now,
-        valid_from: now - time::Duration::minutes(1),
-        valid_to: now + time::Duration::days(365),
-        picture: SealPicture {
-            kind: "SVG".into(),
-            data: write::seal_svg("东莞市不动产登记中心", "不动产登记专用章"),
-            width_mm: 40,
-            height_mm: 40,
-        },
-    };
-    let seal = ses::make_seal(&spec, &h.seal_maker).unwrap();
-    let content = CertificateContent {
-        title: "不动产登记证明".into(),
-        authority: "东莞市不动产登记中心".into(),
-        blocks: vec![
-            Block::Title("不动产登记证明".into()),
-            Block::Paragraph {
-                text: "粤(2026)东莞市不动产证明第0001234号".into(),
-                indent: false,
-            },
-            Block::Paragraph {
-                text: "根据《中华人民共和国民法典》等法律法规，为保护申请人合法权益，对下列事项予以登记，特发此证明。".into(),
-                indent: true,
-            },
-            Block::Table {
-                widths: vec![0.26, 0.74],
-                rows: ROWS
-                    .iter()
-                    .map(|(a, b)| vec![a.to_string(), b.to_string()])
-                    .collect(),
-            },
-            Block::QrCode {
-                data: "http://127.0.0.1:8080/c/20260001234".into(),
-                size: 72.0,
-                caption: "本证明为电子证照，与纸质证明具有同等效力。扫描二维码查询本证明的当前状态。".into(),
-            },
-            Block::SignatureField {
-                field: "centre-seal".into(),
-                label: "不动产登记中心（印章）：".into(),
-                width: 130.0,
-                height: 130.0,
-            },
-        ],
-        data: ROWS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-    };
+    });
+    let content = gm::certificate_content();
     let files = write::package_files(&content, "0123456789abcdef0123456789abcdef", now);
     let ofd = write::seal_package(
         files,
