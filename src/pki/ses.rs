@@ -461,22 +461,34 @@ pub fn allows(seal: &ParsedSeal, cert_der: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::gm::GmHierarchy;
+    use crate::pki::gm::{GmAuthority, GmHierarchy};
 
-    #[test]
-    fn seal_and_signature_round_trip() {
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    /// An SM2 hierarchy and a seal holder's certificate from it (the centre's or a developer's).
+    fn hierarchy_and_holder(
+        now: OffsetDateTime,
+        centre: bool,
+        organisation: &str,
+        seal_name: &str,
+    ) -> (GmHierarchy, GmAuthority) {
         let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
         let holder = h
             .issue_signer(
-                true,
-                "东莞市不动产登记中心",
-                "不动产登记专用章",
+                centre,
+                organisation,
+                seal_name,
                 now,
                 2,
                 "http://127.0.0.1/pki/crl",
             )
             .unwrap();
+        (h, holder)
+    }
+
+    #[test]
+    fn seal_and_signature_round_trip() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let (h, holder) =
+            hierarchy_and_holder(now, true, "东莞市不动产登记中心", "不动产登记专用章");
         let spec = SealSpec {
             vendor: "VIRTUALWINDOW".into(),
             es_id: "44190000000001".into(),
@@ -538,17 +550,7 @@ mod tests {
     #[test]
     fn version_1_seals_parse_and_verify() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
-        let holder = h
-            .issue_signer(
-                false,
-                "东莞市云境置业有限公司",
-                "合同专用章",
-                now,
-                2,
-                "http://127.0.0.1/pki/crl",
-            )
-            .unwrap();
+        let (h, holder) = hierarchy_and_holder(now, false, "东莞市云境置业有限公司", "合同专用章");
         let info = der::sequence(&[
             der::sequence(&[ia5("ES"), der::integer(1), ia5("OLDVENDOR")]),
             ia5("V1-0001"),
@@ -606,17 +608,8 @@ mod tests {
     #[test]
     fn version_5_seals_and_digest_lists_parse() {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let h = GmHierarchy::create(now, "http://127.0.0.1/pki/crl").unwrap();
-        let holder = h
-            .issue_signer(
-                true,
-                "东莞市不动产登记中心",
-                "不动产登记专用章",
-                now,
-                2,
-                "http://127.0.0.1/pki/crl",
-            )
-            .unwrap();
+        let (h, holder) =
+            hierarchy_and_holder(now, true, "东莞市不动产登记中心", "不动产登记专用章");
         let info = der::sequence(&[
             der::sequence(&[ia5("ES"), der::integer(5), ia5("V5VENDOR")]),
             ia5("V5-0001"),
