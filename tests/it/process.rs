@@ -294,21 +294,19 @@ fn pki_commands_init_issue_revoke_and_publish() {
             .unwrap()
             .contains("ENCRYPTED PRIVATE KEY")
     );
-    run(&["pki", "revoke", &serial, "--reason", "key_compromise"]);
-    let crl_path = dir.path().join("org.crl");
-    run(&[
-        "pki",
-        "crl",
-        "organisations-ca",
-        "--out",
-        crl_path.to_str().unwrap(),
-    ]);
-    let out = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
-        .arg(&crl_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    // Revokes `serial`, writes `ca`'s CRL and reads it back with OpenSSL (upper case).
+    let revoke_and_read_crl = |serial: &str, ca: &str| {
+        run(&["pki", "revoke", serial, "--reason", "key_compromise"]);
+        let crl_path = dir.path().join(format!("{ca}.crl"));
+        run(&["pki", "crl", ca, "--out", crl_path.to_str().unwrap()]);
+        let out = Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(&crl_path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_uppercase()
+    };
+    let text = revoke_and_read_crl(&serial, "organisations-ca");
     assert!(text.contains(&serial.to_uppercase()), "{text}");
     assert!(text.contains("KEY COMPROMISE"), "{text}");
 
@@ -359,21 +357,7 @@ fn pki_commands_init_issue_revoke_and_publish() {
     ));
     assert!(virtual_window::pki::ses::seal_signed(&seal));
     let serial = virtual_window::audit::hex(&cert.serial_number().to_bn().unwrap().to_vec());
-    run(&["pki", "revoke", &serial, "--reason", "key_compromise"]);
-    let crl_path = dir.path().join("sm2-org.crl");
-    run(&[
-        "pki",
-        "crl",
-        "sm2-organisations-ca",
-        "--out",
-        crl_path.to_str().unwrap(),
-    ]);
-    let out = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
-        .arg(&crl_path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_uppercase();
+    let text = revoke_and_read_crl(&serial, "sm2-organisations-ca");
     assert!(text.contains("SM2-WITH-SM3"), "{text}");
     assert!(text.contains(&serial.to_uppercase()), "{text}");
 }
