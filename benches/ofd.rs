@@ -84,6 +84,34 @@ fn ofd(c: &mut Criterion) {
             ))
         })
     });
+    g.bench_function("verify with OpenSSL's SM2 verify (no tables)", |b| {
+        b.iter(|| {
+            assert!(virtual_window::pki::sm2::verify_with_openssl(
+                key.public_key_der(),
+                b"tbs",
+                &sig
+            ))
+        })
+    });
+    // A key's first sighting takes G's table and a ladder for P (no table is made for a key seen
+    // once); each iteration gets a fresh key, made outside the timing.
+    g.bench_function("verify, a key never seen before", |b| {
+        b.iter_batched(
+            || {
+                let k = virtual_window::pki::sm2::Sm2Key::generate().unwrap();
+                let s = k.sign(b"tbs").unwrap();
+                (k, s)
+            },
+            |(k, s)| {
+                assert!(virtual_window::pki::sm2::verify(
+                    k.public_key_der(),
+                    b"tbs",
+                    &s
+                ))
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 

@@ -427,3 +427,59 @@ fn sm2_signatures_verify_with_gmssl_and_sm_crypto() {
         }
     }
 }
+
+/// The other way round: signatures made by sm-crypto (its own key, the default ID) verify with
+/// ours — on a key's first sighting and once it is tabled — and fail for another message.
+#[test]
+fn sm_crypto_signatures_verify_here() {
+    let Ok(node_path) = std::env::var("VW_NODE_PATH") else {
+        assert!(
+            std::env::var("VW_REQUIRE_GM_TOOLS").as_deref() != Ok("1"),
+            "VW_NODE_PATH must be set (scripts/test installs sm-crypto)"
+        );
+        return;
+    };
+    let script = r#"
+const sm2 = require('sm-crypto').sm2;
+const k = sm2.generateKeyPairHex();
+const out = {pub: k.publicKey, sigs: []};
+for (let i = 0; i < 4; i++) {
+  const msg = '国密 message ' + i;
+  out.sigs.push([Buffer.from(msg).toString('hex'),
+    sm2.doSignature(msg, k.privateKey, {der: true, hash: true, userId: '1234567812345678'})]);
+}
+console.log(JSON.stringify(out));
+"#;
+    let out = std::process::Command::new("node")
+        .args(["-e", script])
+        .env("NODE_PATH", &node_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex = |s: &str| virtual_window::pki::ca::decode_hex(s).unwrap();
+    let point = hex(v["pub"].as_str().unwrap());
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SM2).unwrap();
+    let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+    let p = openssl::ec::EcPoint::from_bytes(&group, &point, &mut ctx).unwrap();
+    let spki = openssl::ec::EcKey::from_public_key(&group, &p)
+        .unwrap()
+        .public_key_to_der()
+        .unwrap();
+    let sigs = v["sigs"].as_array().unwrap();
+    assert_eq!(sigs.len(), 4);
+    for pair in sigs {
+        let msg = hex(pair[0].as_str().unwrap());
+        let sig = hex(pair[1].as_str().unwrap());
+        assert!(virtual_window::pki::sm2::verify(&spki, &msg, &sig));
+        assert!(!virtual_window::pki::sm2::verify(
+            &spki,
+            &[msg.as_slice(), b"x"].concat(),
+            &sig
+        ));
+    }
+}
