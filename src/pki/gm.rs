@@ -25,26 +25,42 @@ pub enum GmRole {
     TimeStamping,
 }
 
-/// A subject: organisation name and common name (C=CN).
+/// A subject (C=CN): an organisation's unit or seal (O and CN), or a person (CN and the
+/// serialNumber pseudonym of their ID number, as in the P-256 event certificates).
 #[derive(Clone, Debug)]
 pub struct GmName {
-    pub organisation: String,
+    pub organisation: Option<String>,
     pub common_name: String,
+    pub serial_number: Option<String>,
 }
 
 impl GmName {
     pub fn new(organisation: &str, common_name: &str) -> GmName {
         GmName {
-            organisation: organisation.into(),
+            organisation: Some(organisation.into()),
             common_name: common_name.into(),
+            serial_number: None,
+        }
+    }
+
+    pub fn person(name: &str, pseudonym: &str) -> GmName {
+        GmName {
+            organisation: None,
+            common_name: name.into(),
+            serial_number: Some(pseudonym.into()),
         }
     }
 
     fn der(&self) -> PkiResult<Vec<u8>> {
         let mut b = X509NameBuilder::new()?;
         b.append_entry_by_text("C", "CN")?;
-        b.append_entry_by_text("O", &self.organisation)?;
+        if let Some(o) = &self.organisation {
+            b.append_entry_by_text("O", o)?;
+        }
         b.append_entry_by_text("CN", &self.common_name)?;
+        if let Some(sn) = &self.serial_number {
+            b.append_entry_by_text("serialNumber", sn)?;
+        }
         Ok(b.build().to_der()?)
     }
 }
@@ -460,6 +476,29 @@ impl GmHierarchy {
             cert_der: cert,
             key,
         })
+    }
+
+    /// A person's event certificate from the people's CA, for `spki` (a key made for one
+    /// signing), valid `validity` from a few seconds ago (clock skew), naming the CA's CRL.
+    pub fn issue_event(
+        &self,
+        person: &GmName,
+        spki: &[u8],
+        now: OffsetDateTime,
+        validity: time::Duration,
+        crl_base: &str,
+    ) -> PkiResult<Vec<u8>> {
+        issue(
+            Some(&self.people_ca),
+            None,
+            spki,
+            person,
+            GmRole::Signer,
+            &serial(),
+            now - time::Duration::seconds(30),
+            now + validity,
+            Some(&crl_url(crl_base, &self.people_ca)),
+        )
     }
 
     pub fn authorities(&self) -> [&GmAuthority; 6] {

@@ -61,7 +61,7 @@ fn authority(o: PkiObject, kek: &[u8]) -> anyhow::Result<GmAuthority> {
 }
 
 /// The certificate log's row for an SM2 certificate (listed and revoked like the others).
-fn log_row(
+pub(super) fn log_row(
     der: &[u8],
     issuer: &str,
     profile: &str,

@@ -949,33 +949,7 @@ pub async fn issue_event_certificate_for(
     caller: &Caller,
     v: &crate::store::IdentityVerification,
 ) -> Result<(IssuedCertificate, SoftwareKey), Error> {
-    if v.user_id != caller.user_id {
-        return Err(Error::not_found("该身份核验记录"));
-    }
-    let passed = v.status == crate::domain::identity::VerificationStatus::Passed
-        && v.identity_matched
-        && v.liveness_passed
-        && v.similarity.is_some_and(|sim| sim >= v.threshold);
-    if !passed {
-        return Err(refused(
-            "verification_not_passed",
-            "身份核验未通过，不能签发签名证书。",
-        ));
-    }
-    let now = OffsetDateTime::now_utc();
-    let window = time::Duration::seconds(s.config.pki.event_verification_window_secs as i64);
-    if v.completed_at.is_none_or(|t| now - t > window) {
-        return Err(refused(
-            "verification_stale",
-            "身份核验已过期，请重新进行人脸核验后再签名。",
-        ));
-    }
-    if v.event_cert_serial.is_some() {
-        return Err(Error::conflict(
-            "verification_already_used",
-            "该次身份核验已用于签发证书，请重新核验。",
-        ));
-    }
+    let now = usable_verification(s, caller, v)?;
     let key = SoftwareKey::generate(s.config.pki.key_algorithm).context("event key")?;
     let subject = Subject::Person {
         name: v.subject_name.clone(),
@@ -1018,4 +992,109 @@ pub async fn issue_event_certificate_for(
     )
     .await?;
     Ok((issued, key))
+}
+
+/// The checks before any event certificate, in either algorithm: the caller's own verification,
+/// passed (identity matched, live, similarity at the threshold), fresh and not used before.
+/// Answers the time of the check.
+fn usable_verification(
+    s: &Services,
+    caller: &Caller,
+    v: &crate::store::IdentityVerification,
+) -> Result<OffsetDateTime, Error> {
+    if v.user_id != caller.user_id {
+        return Err(Error::not_found("该身份核验记录"));
+    }
+    let passed = v.status == crate::domain::identity::VerificationStatus::Passed
+        && v.identity_matched
+        && v.liveness_passed
+        && v.similarity.is_some_and(|sim| sim >= v.threshold);
+    if !passed {
+        return Err(refused(
+            "verification_not_passed",
+            "身份核验未通过，不能签发签名证书。",
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let window = time::Duration::seconds(s.config.pki.event_verification_window_secs as i64);
+    if v.completed_at.is_none_or(|t| now - t > window) {
+        return Err(refused(
+            "verification_stale",
+            "身份核验已过期，请重新进行人脸核验后再签名。",
+        ));
+    }
+    if v.event_cert_serial.is_some() {
+        return Err(Error::conflict(
+            "verification_already_used",
+            "该次身份核验已用于签发证书，请重新核验。",
+        ));
+    }
+    Ok(now)
+}
+
+/// A buyer's SM2 event certificate from the 国密 people's CA, under the same rule as the P-256
+/// one: only against the caller's passed, fresh verification, one certificate per verification
+/// whichever the algorithm (the database's conditional `record_event_certificate`). The SM2 key
+/// is made in process for the one signing and never stored. Logged (`sm2-event`, with the
+/// verification's id), audited, revocable and listed on `sm2-people-ca.crl` like the others.
+/// *Decision*: no flow signs with it yet — a person's signature in the contract is PAdES, and
+/// OpenSSL 3.0 cannot make SM2 CMS (docs/pki.md); it is the certificate the dual SM2 + ECDSA
+/// signatures will use.
+pub async fn issue_sm2_event_certificate(
+    s: &Services,
+    caller: &Caller,
+    verification_id: &str,
+) -> Result<(crate::store::CertificateRecord, crate::pki::sm2::Sm2Key), Error> {
+    let v = s
+        .store
+        .identity_verification(verification_id)
+        .await?
+        .ok_or_else(|| Error::not_found("该身份核验记录"))?;
+    let now = usable_verification(s, caller, &v)?;
+    let key = crate::pki::sm2::Sm2Key::generate().context("SM2 event key")?;
+    let validity = s
+        .pki
+        .profiles
+        .get("event")
+        .context("event profile")?
+        .validity();
+    let der = s
+        .pki
+        .gm
+        .issue_event(
+            &crate::pki::gm::GmName::person(&v.subject_name, &v.id_pseudonym),
+            key.public_key_der(),
+            now,
+            validity,
+            &s.pki.crl_base,
+        )
+        .map_err(|e| Error::Invalid {
+            code: "certificate_refused",
+            message: format!("证书无法签发：{e}"),
+            fields: vec![],
+        })?;
+    let mut rec = super::gm::log_row(&der, &s.pki.gm.people_ca.name, "sm2-event", None)?;
+    rec.verification_id = Some(v.id.clone());
+    if !s.store.record_event_certificate(&v.id, &rec).await? {
+        return Err(Error::conflict(
+            "verification_already_used",
+            "该次身份核验已用于签发证书，请重新核验。",
+        ));
+    }
+    audit::append(
+        s.store.as_ref(),
+        NewAuditEvent {
+            at: now,
+            actor_id: Some(caller.user_id.clone()),
+            actor_role: Some(caller.role.as_str().to_owned()),
+            action: "certificate.issue_event".into(),
+            object_kind: "certificate".into(),
+            object_id: rec.serial.clone(),
+            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(&der))),
+            source: caller.source.clone(),
+            detail: serde_json::json!({ "verification_id": v.id, "algorithm": "sm2" }).to_string(),
+        },
+    )
+    .await?;
+    Ok((rec, key))
 }

@@ -1024,7 +1024,10 @@ mod event {
     use virtual_window::services::{Caller, Error, pki as svc};
     use virtual_window::store::IdentityVerification;
 
-    crate::on_both_databases!(event_certificates_need_a_passed_fresh_unused_verification);
+    crate::on_both_databases!(
+        event_certificates_need_a_passed_fresh_unused_verification,
+        sm2_event_certificates_follow_the_same_rules_and_chain_to_the_sm2_root
+    );
 
     fn verification(
         user_id: &str,
@@ -1083,33 +1086,7 @@ mod event {
             ),
             "not_found"
         );
-        for (what, v, expected) in [
-            (
-                "failed",
-                verification(&zhang, "failed", 9500, true, 10),
-                "verification_not_passed",
-            ),
-            (
-                "79.90 similarity",
-                verification(&zhang, "passed", 7990, true, 10),
-                "verification_not_passed",
-            ),
-            (
-                "liveness failed",
-                verification(&zhang, "passed", 9500, false, 10),
-                "verification_not_passed",
-            ),
-            (
-                "pending",
-                verification(&zhang, "pending", 9500, true, 10),
-                "verification_not_passed",
-            ),
-            (
-                "stale",
-                verification(&zhang, "passed", 9500, true, 11 * 60),
-                "verification_stale",
-            ),
-        ] {
+        for (what, v, expected) in refused_cases(&zhang) {
             s.store.insert_identity_verification(&v).await.unwrap();
             let err = svc::issue_event_certificate(s, &caller(&zhang), &v.id)
                 .await
@@ -1155,6 +1132,158 @@ mod event {
             .unwrap_err();
         assert_eq!(code(again), "verification_already_used");
         assert_eq!(s.store.certificates(1000).await.unwrap().len(), before + 1);
+    }
+
+    /// The refusals a verification gets before any event certificate, in either algorithm.
+    fn refused_cases(user: &str) -> Vec<(&'static str, IdentityVerification, &'static str)> {
+        vec![
+            (
+                "failed",
+                verification(user, "failed", 9500, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "79.90 similarity",
+                verification(user, "passed", 7990, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "liveness failed",
+                verification(user, "passed", 9500, false, 10),
+                "verification_not_passed",
+            ),
+            (
+                "pending",
+                verification(user, "pending", 9500, true, 10),
+                "verification_not_passed",
+            ),
+            (
+                "stale",
+                verification(user, "passed", 9500, true, 11 * 60),
+                "verification_stale",
+            ),
+        ]
+    }
+
+    async fn sm2_event_certificates_follow_the_same_rules_and_chain_to_the_sm2_root(db: Db) {
+        let app = spawn_app(db).await.unwrap();
+        let s = &app.services;
+        let zhang = app.user_id("buyer-zhang").await;
+        let li = app.user_id("buyer-li").await;
+        let caller = |id: &str| Caller {
+            user_id: id.into(),
+            role: Role::Buyer,
+            duties: vec![],
+            organisation_id: None,
+            source: None,
+            idempotency: None,
+        };
+        for (what, v, expected) in refused_cases(&zhang) {
+            s.store.insert_identity_verification(&v).await.unwrap();
+            let err = svc::issue_sm2_event_certificate(s, &caller(&zhang), &v.id)
+                .await
+                .unwrap_err();
+            assert_eq!(code(err), expected, "{what}");
+        }
+        let theirs = verification(&li, "passed", 9500, true, 10);
+        s.store.insert_identity_verification(&theirs).await.unwrap();
+        let err = svc::issue_sm2_event_certificate(s, &caller(&zhang), &theirs.id)
+            .await
+            .unwrap_err();
+        assert_eq!(code(err), "not_found");
+
+        let good = verification(&zhang, "passed", 8000, true, 30);
+        s.store.insert_identity_verification(&good).await.unwrap();
+        let (rec, key) = svc::issue_sm2_event_certificate(s, &caller(&zhang), &good.id)
+            .await
+            .unwrap();
+        // Logged with the verification and the SM2 people's CA as issuer.
+        let logged = s.store.certificate(&rec.serial).await.unwrap().unwrap();
+        assert_eq!(logged.profile, "sm2-event");
+        assert_eq!(logged.issuer, "sm2-people-ca");
+        assert_eq!(logged.verification_id.as_deref(), Some(good.id.as_str()));
+        assert_eq!(logged.der, rec.der);
+        // The person's name and ID pseudonym (never the number), the key made for it, 30
+        // minutes, the CRL point, signed by the SM2 people's CA with the fixed ID.
+        let (_, c) = x509_parser::parse_x509_certificate(&rec.der).unwrap();
+        let subject = c.subject().to_string();
+        assert!(subject.contains("CN=张伟"), "{subject}");
+        assert!(subject.contains(&good.id_pseudonym), "{subject}");
+        assert!(!subject.contains("44190019900101001X"));
+        assert_eq!(c.public_key().raw, key.public_key_der());
+        let lasts = c.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
+        assert!((29 * 60..=30 * 60).contains(&lasts), "{lasts} s");
+        let people_ca = &s.pki.gm.people_ca;
+        assert!(virtual_window::pki::gm::signed_by(
+            &rec.der,
+            people_ca.key.public_key_der()
+        ));
+        let text = String::from_utf8_lossy(&rec.der).into_owned();
+        assert!(text.contains("/pki/crl/sm2-people-ca.crl"));
+        // It signs: an SM2 signature by its key verifies under its certificate's key.
+        let sig = key.sign(b"tbs").unwrap();
+        assert!(virtual_window::pki::sm2::verify(
+            c.public_key().raw,
+            b"tbs",
+            &sig
+        ));
+        // OpenSSL verifies it link by link up to the SM2 root, with the ID.
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, der: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, virtual_window::pki::ca::pem("CERTIFICATE", der)).unwrap();
+            p
+        };
+        let root = w("root.pem", &s.pki.gm.root.cert_der);
+        let ca = w("ca.pem", &people_ca.cert_der);
+        let leaf = w("leaf.pem", &rec.der);
+        // (OpenSSL 3.0 applies `-vfyopt` to the certificate verified, not to the links above
+        // it: hence one link at a time, as docs/pki.md says.)
+        for (anchor, cert, partial) in [(&root, &ca, false), (&ca, &leaf, true)] {
+            let mut cmd = std::process::Command::new("openssl");
+            cmd.args(["verify", "-vfyopt", "distid:1234567812345678"]);
+            if partial {
+                cmd.arg("-partial_chain");
+            }
+            let out = cmd.arg("-CAfile").arg(anchor).arg(cert).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // One certificate per verification, whichever the algorithm.
+        let again = svc::issue_sm2_event_certificate(s, &caller(&zhang), &good.id)
+            .await
+            .unwrap_err();
+        assert_eq!(code(again), "verification_already_used");
+        let other = verification(&zhang, "passed", 9000, true, 20);
+        s.store.insert_identity_verification(&other).await.unwrap();
+        svc::issue_event_certificate(s, &caller(&zhang), &other.id)
+            .await
+            .unwrap();
+        let err = svc::issue_sm2_event_certificate(s, &caller(&zhang), &other.id)
+            .await
+            .unwrap_err();
+        assert_eq!(code(err), "verification_already_used");
+        // Revoked like any other: on the SM2 people's CA's next CRL.
+        svc::revoke(s, None, &rec.serial, svc::RevocationReason::KeyCompromise)
+            .await
+            .unwrap();
+        let crl = virtual_window::services::gm::crl(s, "sm2-people-ca")
+            .await
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_crl(&crl).unwrap();
+        let serials: Vec<String> = parsed
+            .iter_revoked_certificates()
+            .map(|r| {
+                r.raw_serial()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            })
+            .collect();
+        assert!(serials.contains(&rec.serial), "{serials:?}");
     }
 }
 
