@@ -38,6 +38,9 @@ struct Inner {
     cap_height: i16,
     bbox: [i16; 4],
     cmap: HashMap<char, u16>,
+    /// The Basic Multilingual Plane's part of `cmap` as a table (glyph id + 1; 0 for none): a
+    /// lookup per character laid out, where hashing the character cost more than the rest.
+    bmp: Vec<u32>,
     advances: Vec<u16>,
     /// Subsets made last, by glyph set (see `subset`).
     subsets: std::sync::Mutex<std::collections::VecDeque<(Vec<u16>, Arc<Subset>)>>,
@@ -129,6 +132,12 @@ impl Font {
         if cmap.is_empty() {
             return Err(err("no Unicode character map".into()));
         }
+        let mut bmp = vec![0u32; 0x10000];
+        for (ch, gid) in &cmap {
+            if let Some(slot) = bmp.get_mut(*ch as usize) {
+                *slot = u32::from(*gid) + 1;
+            }
+        }
         let advances = (0..face.number_of_glyphs())
             .map(|g| face.glyph_hor_advance(ttf_parser::GlyphId(g)).unwrap_or(0))
             .collect();
@@ -145,6 +154,7 @@ impl Font {
             cap_height: face.capital_height().unwrap_or(face.ascender()),
             bbox: [bb.x_min, bb.y_min, bb.x_max, bb.y_max],
             cmap,
+            bmp,
             advances,
             data: Cow::Borrowed(&[]),
             subsets: Default::default(),
@@ -201,7 +211,16 @@ impl Font {
     }
 
     pub fn glyph(&self, ch: char) -> Option<u16> {
-        self.inner.cmap.get(&ch).copied()
+        match self.inner.bmp.get(ch as usize) {
+            Some(0) => None,
+            Some(g) => Some((g - 1) as u16),
+            None => self.inner.cmap.get(&ch).copied(),
+        }
+    }
+
+    /// How many glyphs the face has (ids are below this).
+    pub fn glyph_count(&self) -> usize {
+        self.inner.advances.len()
     }
 
     /// Advance width of a glyph in thousandths of the em (PDF text space units).

@@ -112,6 +112,8 @@ struct Layout<'a> {
     pages: Vec<Page>,
     y: f32,
     used: BTreeMap<u16, char>,
+    /// Glyphs already in `used`, by id: the map is asked once per glyph, not once per character.
+    seen: Vec<bool>,
 }
 
 fn is_cjk(c: char) -> bool {
@@ -125,6 +127,7 @@ impl<'a> Layout<'a> {
             pages: vec![],
             y: 0.0,
             used: BTreeMap::new(),
+            seen: vec![false; font.glyph_count()],
         };
         l.new_page();
         l
@@ -153,7 +156,16 @@ impl<'a> Layout<'a> {
         s.chars()
             .map(|c| {
                 let gid = self.font.glyph(c).ok_or(PdfError::MissingGlyph(c))?;
-                self.used.entry(gid).or_insert(c);
+                match self.seen.get_mut(gid as usize) {
+                    Some(seen) if *seen => {}
+                    Some(seen) => {
+                        *seen = true;
+                        self.used.entry(gid).or_insert(c);
+                    }
+                    None => {
+                        self.used.entry(gid).or_insert(c);
+                    }
+                }
                 Ok((gid, self.font.advance_milli(gid)))
             })
             .collect()
@@ -163,18 +175,22 @@ impl<'a> Layout<'a> {
     fn break_lines(&self, s: &str, width: f32, size: f32, first_indent: f32) -> Vec<String> {
         let mut lines = Vec::new();
         for para in s.split('\n') {
-            // Tokens: one CJK character, or a run of non-space Latin, or a space.
-            let mut tokens: Vec<String> = Vec::new();
-            for c in para.chars() {
-                let latin = !is_cjk(c) && c != ' ';
-                match tokens.last_mut() {
-                    Some(t)
-                        if latin && t.chars().last().is_some_and(|p| !is_cjk(p) && p != ' ') =>
-                    {
-                        t.push(c)
+            // Tokens: one CJK character, or a run of non-space Latin, or a space (slices of the
+            // paragraph: no string per character).
+            let mut tokens: Vec<&str> = Vec::new();
+            let mut run: Option<usize> = None;
+            for (i, c) in para.char_indices() {
+                if !is_cjk(c) && c != ' ' {
+                    run.get_or_insert(i);
+                } else {
+                    if let Some(start) = run.take() {
+                        tokens.push(&para[start..i]);
                     }
-                    _ => tokens.push(c.to_string()),
+                    tokens.push(&para[i..i + c.len_utf8()]);
                 }
+            }
+            if let Some(start) = run {
+                tokens.push(&para[start..]);
             }
             let adv = |t: &str| -> f32 {
                 t.chars()
@@ -190,8 +206,12 @@ impl<'a> Layout<'a> {
             let mut line = String::new();
             let mut w = if lines.is_empty() { first_indent } else { 0.0 };
             for t in tokens {
-                let tw = adv(&t);
-                let no_start = t.chars().count() == 1 && NO_START.contains(t.as_str());
+                let tw = adv(t);
+                let mut cs = t.chars();
+                let no_start = match (cs.next(), cs.next()) {
+                    (Some(c), None) => NO_START.contains(c),
+                    _ => false,
+                };
                 if w + tw > width + 0.01 && !line.is_empty() && !no_start {
                     // Keep an opening bracket with what follows it.
                     let mut carry = String::new();
@@ -210,7 +230,7 @@ impl<'a> Layout<'a> {
                         continue;
                     }
                 }
-                line.push_str(&t);
+                line.push_str(t);
                 w += tw;
             }
             lines.push(line.trim_end().to_owned());
@@ -398,14 +418,14 @@ impl<'a> Layout<'a> {
 
 /// Old glyph id → (font resource, new id) for the fonts of one document.
 struct GlyphMap<'a> {
-    base: &'a BTreeMap<u16, u16>,
+    base: &'a SubsetFont,
     extra: &'a BTreeMap<u16, u16>,
 }
 
 impl GlyphMap<'_> {
     fn get(&self, g: u16) -> (&'static str, u16) {
-        match self.base.get(&g) {
-            Some(n) => ("F1", *n),
+        match self.base.new_id(g) {
+            Some(n) => ("F1", n),
             None => ("F2", self.extra.get(&g).copied().unwrap_or(0)),
         }
     }
@@ -442,7 +462,12 @@ fn content_stream(page: &Page, map: &GlyphMap<'_>) -> Vec<u8> {
                         let _ = write!(s, " /{f} {size} Tf <");
                         current = f;
                     }
-                    let _ = write!(s, "{n:04X}");
+                    // Four upper-case hex digits, as `{n:04X}` wrote them (without the
+                    // formatter: this is every glyph of every page).
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    for shift in [12u16, 8, 4, 0] {
+                        s.push(HEX[((n >> shift) & 0xf) as usize] as char);
+                    }
                 }
                 if !current.is_empty() {
                     s.push_str("> Tj");
@@ -643,7 +668,29 @@ pub struct SubsetFont {
     program_len: usize,
     to_unicode_z: Vec<u8>,
     map: BTreeMap<u16, u16>,
+    /// `map` as a table by old id (new id + 1; 0 for none), made on first use: every glyph of
+    /// every page is looked up, and a base subset serves document after document.
+    dense: std::sync::OnceLock<Vec<u16>>,
     name: String,
+}
+
+impl SubsetFont {
+    fn new_id(&self, old: u16) -> Option<u16> {
+        let dense = self.dense.get_or_init(|| {
+            let len = self.map.keys().next_back().map_or(0, |k| *k as usize + 1);
+            let mut d = vec![0u16; len];
+            for (old, new) in &self.map {
+                d[*old as usize] = new.saturating_add(1);
+            }
+            d
+        });
+        match dense.get(old as usize).copied() {
+            Some(0) | None => None,
+            // A subset of 65,535 glyphs would not fit the table's encoding: asked of the map.
+            Some(u16::MAX) => self.map.get(&old).copied(),
+            Some(n) => Some(n - 1),
+        }
+    }
 }
 
 fn make_subset(font: &Font, chars: &BTreeMap<u16, char>) -> PdfResult<SubsetFont> {
@@ -661,6 +708,7 @@ fn make_subset(font: &Font, chars: &BTreeMap<u16, char>) -> PdfResult<SubsetFont
         program_len: program.len(),
         to_unicode_z: writer::deflate(&writer::to_unicode_cmap(&pairs)),
         map,
+        dense: Default::default(),
         glyphs,
     })
 }
@@ -676,6 +724,21 @@ pub fn base_subset(font: &Font, text: &str) -> PdfResult<std::sync::Arc<SubsetFo
     use std::sync::{Arc, Mutex, OnceLock};
     static CACHE: OnceLock<Mutex<std::collections::HashMap<[u8; 32], Arc<SubsetFont>>>> =
         OnceLock::new();
+    // First by the text itself: collecting the glyphs of a whole template (tens of thousands of
+    // characters) cost more than the rest of a small document.
+    static BY_TEXT: OnceLock<Mutex<std::collections::HashMap<[u8; 32], Arc<SubsetFont>>>> =
+        OnceLock::new();
+    let text_key = {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(font.postscript_name().as_bytes());
+        h.update(&[0]);
+        h.update(text.as_bytes());
+        h.finish()
+    };
+    let by_text = BY_TEXT.get_or_init(Default::default);
+    if let Some(s) = by_text.lock().ok().and_then(|c| c.get(&text_key).cloned()) {
+        return Ok(s);
+    }
     let mut chars: BTreeMap<u16, char> = BTreeMap::new();
     for c in text
         .chars()
@@ -703,6 +766,12 @@ pub fn base_subset(font: &Font, text: &str) -> PdfResult<std::sync::Arc<SubsetFo
             c.clear();
         }
         c.insert(key, subset.clone());
+    }
+    if let Ok(mut c) = by_text.lock() {
+        if c.len() >= 16 {
+            c.clear();
+        }
+        c.insert(text_key, subset.clone());
     }
     Ok(subset)
 }
@@ -812,7 +881,7 @@ fn write_pdf(
         (None, None) => return Err(crate::pdf::PdfError::Subset("no text".into())),
     };
     let map = GlyphMap {
-        base: &first.map,
+        base: first,
         extra: second.map(|s| &s.map).unwrap_or(&no_map),
     };
     let mut w = Writer::new();

@@ -136,7 +136,8 @@ pub fn spki_point(spki: &[u8]) -> Option<[u8; 64]> {
     Some(xy)
 }
 
-/// An SM2 private key held in process memory.
+/// An SM2 private key held in process memory. Cloning shares the one OpenSSL key.
+#[derive(Clone)]
 pub struct Sm2Key {
     pkey: PKey<Private>,
     spki: Vec<u8>,

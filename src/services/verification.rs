@@ -8,7 +8,6 @@ use crate::pdf::verify::{self, Options};
 pub use crate::pdf::verify::{Changes, Integrity, Kind, Report, SignatureReport, Trust, Verdict};
 use anyhow::Context as _;
 use bytes::Bytes;
-use openssl::x509::X509;
 
 /// Verifications allowed at once per core; beyond that callers are asked to retry.
 pub const SLOTS_PER_CORE: usize = 2;
@@ -20,8 +19,9 @@ pub async fn verify_upload(s: &Services, bytes: Bytes) -> Result<Report, Error> 
         return verify_pdf(s, bytes).await;
     }
     let trust = vec![
-        X509::from_der(&s.pki.gm.root.cert_der).context("SM2 root certificate")?,
-        X509::from_der(&s.pki.hierarchy.root.cert_der).context("root certificate")?,
+        crate::pki::cache::certificate(&s.pki.gm.root.cert_der).context("SM2 root certificate")?,
+        crate::pki::cache::certificate(&s.pki.hierarchy.root.cert_der)
+            .context("root certificate")?,
     ];
     let outcome = s
         .verifying
@@ -91,7 +91,10 @@ fn busy(e: Error) -> Error {
 }
 
 pub async fn verify_pdf(s: &Services, bytes: Bytes) -> Result<Report, Error> {
-    let trust = vec![X509::from_der(&s.pki.hierarchy.root.cert_der).context("root certificate")?];
+    let trust = vec![
+        crate::pki::cache::certificate(&s.pki.hierarchy.root.cert_der)
+            .context("root certificate")?,
+    ];
     let outcome = s
         .verifying
         .run(move || {
