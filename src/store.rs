@@ -938,8 +938,9 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
 
     async fn insert_signing_code(&self, c: &SigningCode) -> StoreResult<()>;
     async fn signing_code(&self, id: &str) -> StoreResult<Option<SigningCode>>;
-    /// A user's most recent codes, newest first (for the hourly limit).
-    async fn signing_codes_of(&self, user_id: &str, limit: i64) -> StoreResult<Vec<SigningCode>>;
+    /// How many codes a user was issued since `since` (for the hourly limit; counted by the
+    /// database on its `(user_id, created_at)` index, not read row by row).
+    async fn signing_codes_since(&self, user_id: &str, since: OffsetDateTime) -> StoreResult<i64>;
     /// Counts a wrong try; returns the new count.
     async fn count_code_attempt(&self, id: &str) -> StoreResult<i32>;
     /// Spends the code; false when it was already spent.

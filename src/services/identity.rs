@@ -633,12 +633,11 @@ pub async fn request_code(
     }
     let v = fresh_verification(s, caller, purpose).await?;
     let now = OffsetDateTime::now_utc();
-    let recent = s.store.signing_codes_of(&caller.user_id, 100).await?;
-    let last_hour = recent
-        .iter()
-        .filter(|c| now - c.created_at < time::Duration::hours(1))
-        .count();
-    if last_hour as i64 >= s.config.identity.codes_per_hour {
+    let last_hour = s
+        .store
+        .signing_codes_since(&caller.user_id, now - time::Duration::hours(1))
+        .await?;
+    if last_hour >= s.config.identity.codes_per_hour {
         return Err(Error::RateLimited {
             code: "too_many_codes",
             message: "获取验证码过于频繁，请一小时后再试。".into(),

@@ -961,20 +961,19 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
             }
 
-            async fn signing_codes_of(
+            async fn signing_codes_since(
                 &self,
                 user_id: &str,
-                limit: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::SigningCode>> {
-                let sql = format!(
-                    "SELECT {} FROM signing_codes WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
-                    $crate::store::sql::CODE_COLS
-                );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(user_id)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
+                since: time::OffsetDateTime,
+            ) -> $crate::store::StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM signing_codes WHERE user_id = $1 AND created_at >= $2",
+                )
+                .bind(user_id)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
             }
 
             async fn count_code_attempt(&self, id: &str) -> $crate::store::StoreResult<i32> {
