@@ -970,27 +970,7 @@ pub async fn issue_event_certificate_for(
         fields: vec![],
     })?;
     let rec = record(&issued, None, Some(v.id.clone()));
-    if !s.store.record_event_certificate(&v.id, &rec).await? {
-        return Err(Error::conflict(
-            "verification_already_used",
-            "该次身份核验已用于签发证书，请重新核验。",
-        ));
-    }
-    audit::append(
-        s.store.as_ref(),
-        NewAuditEvent {
-            at: now,
-            actor_id: Some(caller.user_id.clone()),
-            actor_role: Some(caller.role.as_str().to_owned()),
-            action: "certificate.issue_event".into(),
-            object_kind: "certificate".into(),
-            object_id: issued.serial.clone(),
-            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(&issued.der))),
-            source: caller.source.clone(),
-            detail: serde_json::json!({ "verification_id": v.id }).to_string(),
-        },
-    )
-    .await?;
+    log_event_certificate(s, caller, v, &rec, now, "p256").await?;
     Ok((issued, key))
 }
 
@@ -1075,7 +1055,22 @@ pub async fn issue_sm2_event_certificate(
         })?;
     let mut rec = super::gm::log_row(&der, &s.pki.gm.people_ca.name, "sm2-event", None)?;
     rec.verification_id = Some(v.id.clone());
-    if !s.store.record_event_certificate(&v.id, &rec).await? {
+    log_event_certificate(s, caller, &v, &rec, now, "sm2").await?;
+    Ok((rec, key))
+}
+
+/// Logs an event certificate against its verification — refused when the verification was used
+/// already (the database decides: one certificate per verification, whichever the algorithm) —
+/// and audits it.
+async fn log_event_certificate(
+    s: &Services,
+    caller: &Caller,
+    v: &crate::store::IdentityVerification,
+    rec: &crate::store::CertificateRecord,
+    now: OffsetDateTime,
+    algorithm: &str,
+) -> Result<(), Error> {
+    if !s.store.record_event_certificate(&v.id, rec).await? {
         return Err(Error::conflict(
             "verification_already_used",
             "该次身份核验已用于签发证书，请重新核验。",
@@ -1090,11 +1085,12 @@ pub async fn issue_sm2_event_certificate(
             action: "certificate.issue_event".into(),
             object_kind: "certificate".into(),
             object_id: rec.serial.clone(),
-            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(&der))),
+            object_hash: Some(crate::audit::hex(&openssl::sha::sha256(&rec.der))),
             source: caller.source.clone(),
-            detail: serde_json::json!({ "verification_id": v.id, "algorithm": "sm2" }).to_string(),
+            detail: serde_json::json!({ "verification_id": v.id, "algorithm": algorithm })
+                .to_string(),
         },
     )
     .await?;
-    Ok((rec, key))
+    Ok(())
 }

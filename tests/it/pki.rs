@@ -1063,19 +1063,22 @@ mod event {
         e.code()
     }
 
-    async fn event_certificates_need_a_passed_fresh_unused_verification(db: Db) {
-        let app = spawn_app(db).await.unwrap();
-        let s = &app.services;
-        let zhang = app.user_id("buyer-zhang").await;
-        let li = app.user_id("buyer-li").await;
-        let caller = |id: &str| Caller {
+    fn caller(id: &str) -> Caller {
+        Caller {
             user_id: id.into(),
             role: Role::Buyer,
             duties: vec![],
             organisation_id: None,
             source: None,
             idempotency: None,
-        };
+        }
+    }
+
+    async fn event_certificates_need_a_passed_fresh_unused_verification(db: Db) {
+        let app = spawn_app(db).await.unwrap();
+        let s = &app.services;
+        let zhang = app.user_id("buyer-zhang").await;
+        let li = app.user_id("buyer-li").await;
 
         // No verification at all.
         assert_eq!(
@@ -1170,14 +1173,6 @@ mod event {
         let s = &app.services;
         let zhang = app.user_id("buyer-zhang").await;
         let li = app.user_id("buyer-li").await;
-        let caller = |id: &str| Caller {
-            user_id: id.into(),
-            role: Role::Buyer,
-            duties: vec![],
-            organisation_id: None,
-            source: None,
-            idempotency: None,
-        };
         for (what, v, expected) in refused_cases(&zhang) {
             s.store.insert_identity_verification(&v).await.unwrap();
             let err = svc::issue_sm2_event_certificate(s, &caller(&zhang), &v.id)
