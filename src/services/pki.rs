@@ -571,11 +571,7 @@ async fn issue_seal_certificate(
         OffsetDateTime::now_utc(),
         &s.pki.crl_base,
     )
-    .map_err(|e| Error::Invalid {
-        code: "certificate_refused",
-        message: format!("证书无法签发：{e}"),
-        fields: vec![],
-    })?;
+    .map_err(certificate_refused)?;
     s.store
         .insert_certificate(&record(&issued, organisation_id, None))
         .await?;
@@ -964,11 +960,7 @@ pub async fn issue_event_certificate_for(
         now,
         &s.pki.crl_base,
     )
-    .map_err(|e| Error::Invalid {
-        code: "certificate_refused",
-        message: format!("证书无法签发：{e}"),
-        fields: vec![],
-    })?;
+    .map_err(certificate_refused)?;
     let rec = record(&issued, None, Some(v.id.clone()));
     log_event_certificate(s, caller, v, &rec, now, "p256").await?;
     Ok((issued, key))
@@ -1048,15 +1040,19 @@ pub async fn issue_sm2_event_certificate(
             validity,
             &s.pki.crl_base,
         )
-        .map_err(|e| Error::Invalid {
-            code: "certificate_refused",
-            message: format!("证书无法签发：{e}"),
-            fields: vec![],
-        })?;
+        .map_err(certificate_refused)?;
     let mut rec = super::gm::log_row(&der, &s.pki.gm.people_ca.name, "sm2-event", None)?;
     rec.verification_id = Some(v.id.clone());
     log_event_certificate(s, caller, &v, &rec, now, "sm2").await?;
     Ok((rec, key))
+}
+
+fn certificate_refused(e: crate::pki::PkiError) -> Error {
+    Error::Invalid {
+        code: "certificate_refused",
+        message: format!("证书无法签发：{e}"),
+        fields: vec![],
+    }
 }
 
 /// Logs an event certificate against its verification — refused when the verification was used
