@@ -680,14 +680,13 @@ impl SubsetFont {
             let len = self.map.keys().next_back().map_or(0, |k| *k as usize + 1);
             let mut d = vec![0u16; len];
             for (old, new) in &self.map {
-                d[*old as usize] = new.saturating_add(1);
+                // Glyph ids are below 65,535 (a face has at most 65,535 glyphs), so id + 1 fits.
+                d[*old as usize] = new + 1;
             }
             d
         });
         match dense.get(old as usize).copied() {
             Some(0) | None => None,
-            // A subset of 65,535 glyphs would not fit the table's encoding: asked of the map.
-            Some(u16::MAX) => self.map.get(&old).copied(),
             Some(n) => Some(n - 1),
         }
     }
@@ -722,21 +721,20 @@ const BASE_EXTRA: &str = "，。、；：？！（）【】《》“”‘’—
 /// shares almost all of its characters. What the data adds goes into a small second subset.
 pub fn base_subset(font: &Font, text: &str) -> PdfResult<std::sync::Arc<SubsetFont>> {
     use std::sync::{Arc, Mutex, OnceLock};
+    // Kept by the face and the text itself (the glyph set follows from them): collecting the
+    // glyphs of a whole template (tens of thousands of characters) to find the subset again
+    // cost more than the rest of a small document.
     static CACHE: OnceLock<Mutex<std::collections::HashMap<[u8; 32], Arc<SubsetFont>>>> =
         OnceLock::new();
-    // First by the text itself: collecting the glyphs of a whole template (tens of thousands of
-    // characters) cost more than the rest of a small document.
-    static BY_TEXT: OnceLock<Mutex<std::collections::HashMap<[u8; 32], Arc<SubsetFont>>>> =
-        OnceLock::new();
-    let text_key = {
+    let key = {
         let mut h = openssl::sha::Sha256::new();
         h.update(font.postscript_name().as_bytes());
-        h.update(&[0]);
+        h.update(&(font.glyph_count() as u64).to_be_bytes());
         h.update(text.as_bytes());
         h.finish()
     };
-    let by_text = BY_TEXT.get_or_init(Default::default);
-    if let Some(s) = by_text.lock().ok().and_then(|c| c.get(&text_key).cloned()) {
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(s);
     }
     let mut chars: BTreeMap<u16, char> = BTreeMap::new();
@@ -749,29 +747,12 @@ pub fn base_subset(font: &Font, text: &str) -> PdfResult<std::sync::Arc<SubsetFo
             chars.entry(g).or_insert(c);
         }
     }
-    let mut key = openssl::sha::Sha256::new();
-    key.update(font.postscript_name().as_bytes());
-    for (g, c) in &chars {
-        key.update(&g.to_be_bytes());
-        key.update(&(*c as u32).to_be_bytes());
-    }
-    let key = key.finish();
-    let cache = CACHE.get_or_init(|| Mutex::new(std::collections::HashMap::new()));
-    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(s);
-    }
     let subset = Arc::new(make_subset(font, &chars)?);
     if let Ok(mut c) = cache.lock() {
         if c.len() >= 16 {
             c.clear();
         }
         c.insert(key, subset.clone());
-    }
-    if let Ok(mut c) = by_text.lock() {
-        if c.len() >= 16 {
-            c.clear();
-        }
-        c.insert(text_key, subset.clone());
     }
     Ok(subset)
 }

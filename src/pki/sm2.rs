@@ -283,8 +283,8 @@ fn verify_e_with_openssl(spki: &[u8], e: &[u8; 32], sig: &[u8]) -> bool {
 /// target was out of reach by the arithmetic alone. GB/T 32918.2 §7.1 is four lines over the
 /// group: t = (r + s) mod n, (x1, y1) = [s]G + [t]P, R = (e + x1) mod n, R = r. The group
 /// operations are OpenSSL's; what this adds is a table of multiples of G (made once) and, for
-/// a key seen before, of P (its own "generator" on the same curve), so both products are
-/// fixed-base combs instead of a double-and-add ladder. The tests check it against OpenSSL's
+/// a key seen before, of P (its own "generator" on the same curve), so both products read
+/// their multiples from a table instead of doubling their way through the scalar. The tests check it against OpenSSL's
 /// own SM2 verify on valid, tampered and edge-case signatures.
 mod fast {
     use openssl::bn::{BigNum, BigNumContext, BigNumRef};
@@ -521,6 +521,7 @@ mod tests {
         }
         assert!(!verify(b"not a key", b"m", &k.sign(b"m").unwrap()));
     }
+
     /// The tabled verification (fast) agrees with OpenSSL's SM2 verify on every case, on both
     /// of its paths: a key's first sighting (G's table and a ladder for P) and later ones (both
     /// tables).

@@ -962,7 +962,7 @@ pub async fn issue_event_certificate_for(
     )
     .map_err(certificate_refused)?;
     let rec = record(&issued, None, Some(v.id.clone()));
-    log_event_certificate(s, caller, v, &rec, now, "p256").await?;
+    log_event_certificate(s, caller, v, &rec, now, s.config.pki.key_algorithm).await?;
     Ok((issued, key))
 }
 
@@ -1064,7 +1064,7 @@ async fn log_event_certificate(
     v: &crate::store::IdentityVerification,
     rec: &crate::store::CertificateRecord,
     now: OffsetDateTime,
-    algorithm: &str,
+    algorithm: impl Serialize,
 ) -> Result<(), Error> {
     if !s.store.record_event_certificate(&v.id, rec).await? {
         return Err(Error::conflict(

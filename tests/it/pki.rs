@@ -1247,6 +1247,21 @@ mod event {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // Audited like the P-256 one, with the algorithm named.
+        let audited = {
+            use crate::helpers::ChainedAudit;
+            s.store.chained_audit_events(0, 10_000).await.unwrap()
+        };
+        let entry = audited
+            .iter()
+            .find(|e| e.action == "certificate.issue_event" && e.object_id == rec.serial)
+            .expect("the SM2 event certificate is audited");
+        assert!(
+            entry.detail.contains("\"algorithm\":\"sm2\""),
+            "{}",
+            entry.detail
+        );
+        assert!(entry.detail.contains(&good.id));
         // One certificate per verification, whichever the algorithm.
         let again = svc::issue_sm2_event_certificate(s, &caller(&zhang), &good.id)
             .await
