@@ -125,6 +125,15 @@ pub enum Command {
         /// Developer staff confirming and sealing (each seals one contract at a time).
         #[arg(long, default_value_t = 16)]
         confirmers: usize,
+        /// A person's pause before each action (typing a code, choosing, deciding), mean seconds
+        /// (each pause drawn between half and one and a half times it); 0: none, every request
+        /// straight after the last (a stress test: the service saturated by `--concurrency`).
+        #[arg(long, default_value_t = 0.0)]
+        think_secs: f64,
+        /// How long a buyer reads before signing: the chapters are opened over this many
+        /// seconds (the service's `web.min_reading_secs` must not be larger).
+        #[arg(long, default_value_t = 0)]
+        reading_secs: u64,
         /// Public verification uploads during the run.
         #[arg(long, default_value_t = 20)]
         verifications: usize,
@@ -288,6 +297,8 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             concurrency,
             arrival_secs,
             confirmers,
+            think_secs,
+            reading_secs,
             verifications,
             fault_log,
             pid_file,
@@ -301,6 +312,8 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
                 concurrency,
                 arrival_secs,
                 confirmers,
+                think: std::time::Duration::from_secs_f64(think_secs.clamp(0.0, 600.0)),
+                reading: std::time::Duration::from_secs(reading_secs),
                 verifications,
                 database_url: cfg.database_url.as_ref().map(|u| u.expose().to_owned()),
                 fault_log,

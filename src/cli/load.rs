@@ -31,6 +31,11 @@ pub struct Options {
     pub arrival_secs: u64,
     /// Confirmers (each seals one contract at a time: a new face check supersedes the last).
     pub confirmers: usize,
+    /// A person's mean pause before each action (zero: none — the stress test, where the
+    /// service is saturated and latency is set by `concurrency`).
+    pub think: Duration,
+    /// The time a buyer spends reading, over which the chapters are opened.
+    pub reading: Duration,
     /// Public verification uploads during the run.
     pub verifications: usize,
     /// The database, for the outcome checks.
@@ -77,6 +82,7 @@ struct Api {
     http: reqwest::Client,
     base: String,
     stats: Mutex<Stats>,
+    think: Duration,
 }
 
 /// A request's final answer.
@@ -95,6 +101,18 @@ impl Answer {
 }
 
 impl Api {
+    /// A person's pause before an action: between half and one and a half times the mean, so
+    /// people who arrived together drift apart as they would.
+    async fn pause(&self) {
+        if self.think.is_zero() {
+            return;
+        }
+        let mut r = [0u8; 2];
+        let _ = openssl::rand::rand_bytes(&mut r);
+        let f = 0.5 + f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX);
+        tokio::time::sleep(self.think.mul_f64(f)).await;
+    }
+
     /// One logical request: retried (same idempotency key) while an instance or the database is
     /// away; timed from the first attempt to the answer, under `step`.
     async fn call(
@@ -226,6 +244,8 @@ impl Api {
 
     /// A face check for `purpose` and a code for the document.
     async fn intent(&self, token: &str, purpose: &str, sha: &str) -> anyhow::Result<Value> {
+        // Facing the camera.
+        self.pause().await;
         let v = self
             .json(
                 "verify",
@@ -255,6 +275,8 @@ impl Api {
         if v["status"] != VerificationStatus::Passed.as_str() {
             bail!("face check {}: {v}", v["status"]);
         }
+        // Asking for the code.
+        self.pause().await;
         let c = self
             .json(
                 "code",
@@ -305,6 +327,8 @@ impl Api {
     ) -> anyhow::Result<Value> {
         for round in 0..2 {
             let intent = self.intent(token, purpose, sha).await?;
+            // Typing it in.
+            self.pause().await;
             let a = self
                 .call(
                     step,
@@ -375,6 +399,8 @@ struct Stage {
     reviewer: String,
     /// Confirmers' tokens, each behind a lock (one seal at a time per person).
     confirmers: Vec<tokio::sync::Mutex<String>>,
+    /// How long each buyer reads before signing.
+    reading: Duration,
 }
 
 async fn stage(api: &Api, opts: &Options) -> anyhow::Result<Stage> {
@@ -491,6 +517,7 @@ async fn stage(api: &Api, opts: &Options) -> anyhow::Result<Stage> {
         drafter,
         reviewer,
         confirmers,
+        reading: opts.reading,
     })
 }
 
@@ -532,6 +559,8 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
             Some(json!({"phone": phone})),
         )
         .await?;
+    // Reading the text message and typing the code.
+    api.pause().await;
     let t = api
         .json(
             "sign_in",
@@ -548,6 +577,8 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
         time::macros::date!(1960 - 01 - 01),
         100 + i % 700,
     )?;
+    // Typing their name and ID number.
+    api.pause().await;
     api.call(
         "identity",
         reqwest::Method::PUT,
@@ -563,6 +594,8 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
         if units.is_empty() {
             break;
         }
+        // Choosing, and the drafter typing the contract in.
+        api.pause().await;
         let mut pick = [0u8; 4];
         openssl::rand::rand_bytes(&mut pick)?;
         let (unit, price, area) = &units[u32::from_le_bytes(pick) as usize % units.len()];
@@ -614,6 +647,8 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
     let confirmer = &st.confirmers[i % st.confirmers.len()];
     {
         let token = confirmer.lock().await;
+        // The confirmer checks the draft.
+        api.pause().await;
         api.json(
             "confirm",
             reqwest::Method::POST,
@@ -633,7 +668,15 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
             None,
         )
         .await?;
-    for ch in reading["chapters"].as_array().context("chapters")? {
+    let chapters = reading["chapters"].as_array().context("chapters")?;
+    // The chapters opened one after another over the reading time; the signature is asked for
+    // once it has passed since the first (the service refuses it earlier).
+    let began = Instant::now();
+    let per_chapter = st.reading.div_f64(chapters.len().max(1) as f64);
+    for (k, ch) in chapters.iter().enumerate() {
+        if k > 0 {
+            tokio::time::sleep(per_chapter).await;
+        }
         api.json(
             "read",
             reqwest::Method::GET,
@@ -642,6 +685,10 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
             None,
         )
         .await?;
+    }
+    if !st.reading.is_zero() {
+        let due = st.reading + Duration::from_secs(1);
+        tokio::time::sleep(due.saturating_sub(began.elapsed())).await;
     }
     let sha = api.current_document("read", &token, &cid).await?;
     api.sign_with_code(
@@ -671,6 +718,8 @@ async fn buyer(api: &Api, st: &Stage, i: usize) -> anyhow::Result<bool> {
     api.ack(Ack::Sealed {
         contract: cid.clone(),
     });
+    // The reviewer opens the filing.
+    api.pause().await;
     api.json(
         "file",
         reqwest::Method::POST,
@@ -742,6 +791,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
         http,
         base: opts.target.trim_end_matches('/').to_owned(),
         stats: Mutex::default(),
+        think: opts.think,
     });
     let rss = Arc::new(Mutex::new(0.0f64));
     let sampling = {
@@ -952,6 +1002,10 @@ async fn opening_day(api: &Arc<Api>, opts: &Options) -> anyhow::Result<Value> {
         "scenario": "opening-day",
         "buyers": opts.buyers,
         "units": opts.units,
+        "arrival_secs": opts.arrival_secs,
+        "concurrency": opts.concurrency,
+        "think_secs": opts.think.as_secs_f64(),
+        "reading_secs": opts.reading.as_secs(),
         "database": opts.database_url.as_deref().map(|u| if u.starts_with("postgres") { "postgres" } else { "sqlite" }),
         "flow_failures": failures,
     }))

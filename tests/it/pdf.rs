@@ -178,6 +178,26 @@ pub(crate) mod contract {
         );
     }
 
+    /// An instance warms its document caches before it answers (`documents::warm_up`): what
+    /// it makes ahead must be what a first contract would have made, byte for byte.
+    #[test]
+    fn warming_up_the_document_caches_changes_no_document() {
+        let font = cjk_font();
+        virtual_window::services::documents::warm_up(&font).unwrap();
+        let r = render_contract(
+            &font,
+            CONTRACT_TEMPLATE,
+            &sample(),
+            "https://window.example",
+            CREATED,
+        )
+        .unwrap();
+        assert_eq!(
+            virtual_window::audit::hex(&openssl::sha::sha256(&r.pdf)),
+            "485e1837697b6c636fb5d1e035048a3659de234b1249cfccc5b7990ac3ab3a75"
+        );
+    }
+
     #[test]
     fn the_sample_contract_reads_back_exactly() {
         let font = cjk_font();
