@@ -146,6 +146,9 @@ pub enum Command {
         /// Write the summary here (it is printed too).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write every timed request here (CSV: step, start in ms since the epoch, ms).
+        #[arg(long)]
+        samples: Option<PathBuf>,
         #[arg(long, default_value_t = 0)]
         password_burst: usize,
     },
@@ -303,6 +306,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
             fault_log,
             pid_file,
             json,
+            samples,
             password_burst,
         } => {
             let summary = load::run(load::Options {
@@ -319,6 +323,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<ExitCode> {
                 fault_log,
                 pid_files: pid_file,
                 json,
+                samples,
                 password_burst,
             })
             .await?;

@@ -237,6 +237,12 @@ pub(crate) const AUDIT_BATCH: usize = 128;
 const AUDIT_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 /// How soon it looks again after another instance held the head.
 const AUDIT_RETRY: std::time::Duration = std::time::Duration::from_millis(25);
+/// How long the chainer lets entries gather after an insert woke it. A pass costs six
+/// statements and a commit whether it chains one entry or a hundred; without the pause a quiet
+/// service (one request at a time) chained every entry alone, about a third of all its
+/// statements (docs/BENCHMARKS.md). Nothing waits for the chain: a reader chains what is
+/// pending itself, and the entries are durable from their insert.
+const AUDIT_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl AuditQueue {
     /// Starts the writer and the chainer. `insert` commits a batch of entries as pending;
@@ -293,7 +299,10 @@ impl AuditQueue {
                 // Woken by an insert, or the sweep's time is up; ends with the writer.
                 match tokio::time::timeout(AUDIT_SWEEP, woken.changed()).await {
                     Ok(Err(_)) => break,
-                    Ok(Ok(())) => sealer = *woken.borrow_and_update(),
+                    Ok(Ok(())) => {
+                        tokio::time::sleep(AUDIT_GATHER).await;
+                        sealer = *woken.borrow_and_update();
+                    }
                     Err(_) => {}
                 }
                 let Some(sealer) = sealer else { continue };
@@ -342,6 +351,17 @@ impl AuditQueue {
         answer.await.ok()
     }
 }
+
+/// One stored row of a document: the whole (no base), or the bytes appended to its base.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StoredMaterial {
+    pub sha256: String,
+    pub base_sha256: Option<String>,
+    pub content: Vec<u8>,
+}
+
+/// Most rows one document is put together from (a contract has five revisions).
+pub const MATERIAL_CHAIN: usize = 32;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Project {
@@ -918,14 +938,20 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
     /// A party's materials, newest first.
     async fn materials_of(&self, user_id: &str) -> StoreResult<Vec<OwnedMaterial>>;
     /// Stores a document once by its SHA-256 (a second store of the same bytes is a no-op).
+    /// With `base`, `content` holds only what follows the stored document `base` (an
+    /// incremental update); `size` is always the whole document's.
     async fn put_material(
         &self,
         sha256: &str,
         media_type: &str,
+        size: usize,
         content: &[u8],
+        base: Option<&str>,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
-    async fn material(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// The stored rows a document is put together from, itself first and then each base it
+    /// names (at most `MATERIAL_CHAIN` of them); empty when there is no such document.
+    async fn material(&self, sha256: &str) -> StoreResult<Vec<StoredMaterial>>;
 
     async fn set_user_identity(
         &self,

@@ -46,6 +46,9 @@ pub struct Options {
     /// Files holding the pids of the instances, sampled for resident memory.
     pub pid_files: Vec<PathBuf>,
     pub json: Option<PathBuf>,
+    /// Every timed request as a CSV line (step, start in ms since the epoch, duration in ms),
+    /// for finding when the slow ones happened.
+    pub samples: Option<PathBuf>,
     /// Instead of the opening day: this many password sign-ins at once (memory and latency of
     /// a burst).
     pub password_burst: usize,
@@ -815,6 +818,15 @@ pub async fn run(opts: Options) -> anyhow::Result<Value> {
     let secs = started.elapsed().as_secs_f64();
     sampling.abort();
     let stats = std::mem::take(&mut *api.stats.lock().map_err(|_| anyhow::anyhow!("stats"))?);
+    if let Some(path) = &opts.samples {
+        let mut csv = String::from("step,start_ms,ms\n");
+        for (step, v) in &stats.steps {
+            for (start, _, ms) in v {
+                csv.push_str(&format!("{step},{start},{ms:.1}\n"));
+            }
+        }
+        std::fs::write(path, csv)?;
+    }
     let faults: Vec<Fault> = match &opts.fault_log {
         Some(f) => std::fs::read_to_string(f)
             .unwrap_or_default()

@@ -21,11 +21,43 @@ pub async fn put(
 ) -> Result<(), Error> {
     let sealed = s.identity.personal.seal_document(sha256, content)?;
     s.store
-        .put_material(sha256, media_type, &sealed, at)
+        .put_material(sha256, media_type, content.len(), &sealed, None, at)
         .await?;
     if media_type == "application/pdf" {
         s.recent_documents.keep(sha256, content);
     }
+    Ok(())
+}
+
+/// Stores a new revision of a stored PDF. A signature, a seal or the filing's validation data
+/// append an incremental update to the revision before and leave its bytes as they were, so
+/// only the appended bytes are stored, naming the revision they follow: a contract's five
+/// revisions of ~300 KB each took ~1.6 MB a flow, written to the database's log and again to
+/// its file; now the first revision and four increments of 15–60 KB (docs/BENCHMARKS.md).
+/// A revision that does not begin with the one before is stored whole.
+pub async fn put_revision(
+    s: &Services,
+    sha256: &str,
+    content: &[u8],
+    base_sha256: &str,
+    base: &[u8],
+    at: OffsetDateTime,
+) -> Result<(), Error> {
+    let Some(appended) = content.strip_prefix(base).filter(|rest| !rest.is_empty()) else {
+        return put(s, sha256, "application/pdf", content, at).await;
+    };
+    let sealed = s.identity.personal.seal_document(sha256, appended)?;
+    s.store
+        .put_material(
+            sha256,
+            "application/pdf",
+            content.len(),
+            &sealed,
+            Some(base_sha256),
+            at,
+        )
+        .await?;
+    s.recent_documents.keep(sha256, content);
     Ok(())
 }
 
@@ -83,10 +115,31 @@ pub async fn get(s: &Services, sha256: &str) -> Result<Option<Vec<u8>>, Error> {
     if let Some(kept) = s.recent_documents.get(sha256) {
         return Ok(Some(kept));
     }
-    let Some(stored) = s.store.material(sha256).await? else {
+    let rows = s.store.material(sha256).await?;
+    if rows.is_empty() {
         return Ok(None);
-    };
-    let plain = s.identity.personal.open_document(sha256, stored)?;
+    }
+    // The rows come newest first; the last must be a whole document (a chain that ends in a
+    // missing base or is longer than the store reads is refused, not returned in part).
+    let whole = rows
+        .last()
+        .filter(|r| r.base_sha256.is_none())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "stored document {sha256}: its revisions do not lead to a whole document"
+            )
+        })?;
+    let mut plain = s
+        .identity
+        .personal
+        .open_document(&whole.sha256, whole.content.clone())?;
+    for row in rows.iter().rev().skip(1) {
+        let appended = s
+            .identity
+            .personal
+            .open_document(&row.sha256, row.content.clone())?;
+        plain.extend_from_slice(&appended);
+    }
     if audit::hex(&openssl::sha::sha256(&plain)) != sha256 {
         return Err(anyhow::anyhow!("stored document {sha256} does not match its digest").into());
     }

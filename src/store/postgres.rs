@@ -12,6 +12,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 const HAS_MIGRATIONS_TABLE: &str = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'";
 
+/// How long a connection may sit idle in the pool and still be lent without a ping.
+const IDLE_PING: Duration = Duration::from_secs(1);
+
 pub struct PgStore {
     pool: PgPool,
     audit: crate::store::AuditQueue,
@@ -22,6 +25,21 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection before lending it (and again when it comes back): a
+            // round trip to the server per checkout, about one per statement. A connection used
+            // within the last second is lent without it; one idle longer (perhaps to a
+            // primary that has since failed over) is still pinged. A connection that broke
+            // while busy fails its statement (503, retried by the client) and is closed when
+            // its release ping fails.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         // The audit writer and chainer have their own connections: requests that wait for their

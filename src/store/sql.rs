@@ -491,29 +491,44 @@ macro_rules! impl_store {
                 &self,
                 sha256: &str,
                 media_type: &str,
+                size: usize,
                 content: &[u8],
+                base: Option<&str>,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO materials (sha256, media_type, size, content, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    "INSERT INTO materials (sha256, media_type, size, content, base_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 )
                 .bind(sha256)
                 .bind(media_type)
-                .bind(content.len() as i64)
+                .bind(size as i64)
                 .bind(content)
+                .bind(base)
                 .bind(at)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn material(&self, sha256: &str) -> $crate::store::StoreResult<Option<Vec<u8>>> {
-                let row: Option<(Vec<u8>,)> =
-                    sqlx::query_as("SELECT content FROM materials WHERE sha256 = $1")
-                        .bind(sha256)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok(row.map(|r| r.0))
+            async fn material(
+                &self,
+                sha256: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoredMaterial>> {
+                // The row and its bases in one statement (a revision names the one before it).
+                let sql = format!(
+                    "WITH RECURSIVE chain (sha256, base_sha256, content, depth) AS ( \
+                       SELECT sha256, base_sha256, content, 0 FROM materials WHERE sha256 = $1 \
+                       UNION ALL \
+                       SELECT m.sha256, m.base_sha256, m.content, c.depth + 1 \
+                       FROM materials m JOIN chain c ON m.sha256 = c.base_sha256 \
+                       WHERE c.depth < {} ) \
+                     SELECT sha256, base_sha256, content FROM chain ORDER BY depth",
+                    $crate::store::MATERIAL_CHAIN - 1
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(sha256)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
 

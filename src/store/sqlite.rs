@@ -34,6 +34,11 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            // The pool pings a connection before lending it by default, to find one whose
+            // server hung up; a file has no server, and each ping is a round trip to the
+            // connection's worker thread (two thread switches), for about as many pings as
+            // statements (docs/BENCHMARKS.md).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let audit = Self::audit_writer(&pool);

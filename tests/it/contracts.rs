@@ -2034,6 +2034,137 @@ async fn a_returned_filing_is_corrected_and_refiled(db: Db) {
     assert_eq!(stored.iter().filter(|s| s.contract_version == 3).count(), 4);
 }
 
+/// Each signature, seal and the filing's validation data append an incremental update to the
+/// PDF: the store keeps the confirmed contract whole and each later revision as the encrypted
+/// bytes it appends, naming the revision before. Read by another instance (nothing kept in
+/// memory) the filed contract is put together byte for byte; a row pointed at the wrong base,
+/// or an increment swapped for another, is refused, never returned.
+async fn signed_revisions_are_stored_as_increments(db: Db) {
+    let Some(app) = spawn_app(db).await else {
+        return;
+    };
+    let id = filed_contract(&app).await;
+    let c = app.services.store.contract(&id).await.unwrap().unwrap();
+    let filed = c.document_sha256.clone().unwrap();
+    let reviewer = app.token("rc-first").await;
+    let download = app
+        .get(&format!("/api/v1/contracts/{id}/document"), Some(&reviewer))
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(
+        virtual_window::audit::hex(&openssl::sha::sha256(&download.bytes)),
+        filed
+    );
+
+    let sigs = app.services.store.contract_signatures(&id).await.unwrap();
+    assert_eq!(sigs.len(), 4, "two buyers, the seal, the filing");
+    for sig in &sigs {
+        let rows = app
+            .services
+            .store
+            .material(&sig.document_after)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0].base_sha256.as_deref(),
+            Some(sig.document_before.as_str()),
+            "{} is stored as what it appends",
+            sig.field
+        );
+        assert!(
+            rows[0].content.len() < download.bytes.len() / 3,
+            "{}: {} bytes stored",
+            sig.field,
+            rows[0].content.len()
+        );
+        assert!(
+            !rows[0].content.windows(5).any(|w| w == b"%%EOF"),
+            "encrypted"
+        );
+        let whole = rows.last().unwrap();
+        assert!(whole.base_sha256.is_none());
+        assert!(!whole.content.starts_with(b"%PDF"), "encrypted");
+    }
+    assert_eq!(
+        app.services.store.material(&filed).await.unwrap().len(),
+        5,
+        "the confirmed contract and four increments"
+    );
+
+    // Another instance: nothing in memory, everything from the rows.
+    let mut other = app.services.clone();
+    let fresh = || {
+        std::sync::Arc::new(virtual_window::services::materials::Recent::new(
+            virtual_window::services::materials::RECENT_BYTES,
+        ))
+    };
+    other.recent_documents = fresh();
+    let bytes = virtual_window::services::materials::get(&other, &filed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bytes, download.bytes);
+
+    // The first buyer's revision pointed at the contract's filed revision instead of the
+    // confirmed one: the pieces no longer make the digest.
+    let first = sigs
+        .iter()
+        .min_by_key(|s| s.signed_at)
+        .unwrap()
+        .document_after
+        .clone();
+    crate::store::behind_the_service(
+        db,
+        &app.db.url,
+        &format!("UPDATE materials SET base_sha256 = '{filed}' WHERE sha256 = '{first}'"),
+    )
+    .await;
+    other.recent_documents = fresh();
+    assert!(
+        virtual_window::services::materials::get(&other, &filed)
+            .await
+            .is_err()
+    );
+    // Put back, it reads again.
+    let confirmed = &sigs
+        .iter()
+        .min_by_key(|s| s.signed_at)
+        .unwrap()
+        .document_before;
+    crate::store::behind_the_service(
+        db,
+        &app.db.url,
+        &format!("UPDATE materials SET base_sha256 = '{confirmed}' WHERE sha256 = '{first}'"),
+    )
+    .await;
+    other.recent_documents = fresh();
+    assert_eq!(
+        virtual_window::services::materials::get(&other, &filed)
+            .await
+            .unwrap()
+            .unwrap(),
+        download.bytes
+    );
+    // An increment swapped for another's bytes: it does not decrypt under its own digest.
+    let last = sigs.iter().max_by_key(|s| s.signed_at).unwrap();
+    crate::store::behind_the_service(
+        db,
+        &app.db.url,
+        &format!(
+            "UPDATE materials SET content = (SELECT content FROM materials WHERE sha256 = '{}'), \
+             base_sha256 = '{}' WHERE sha256 = '{}'",
+            first, last.document_before, last.document_after
+        ),
+    )
+    .await;
+    other.recent_documents = fresh();
+    assert!(
+        virtual_window::services::materials::get(&other, &last.document_after)
+            .await
+            .is_err()
+    );
+}
+
 /// After filing: the buyer applies for advance-notice registration relying on the stored
 /// contract; four different people accept, review twice and record; the sealed certificate is
 /// issued and its public page shows it valid.
@@ -2158,8 +2289,9 @@ async fn registration_with_four_eyes_to_the_certificate(db: Db) {
         .certificate_sha256
         .unwrap();
     // Stored encrypted: the row is not the PDF; the service opens it and checks its digest.
-    let stored = app.services.store.material(&sha).await.unwrap().unwrap();
-    assert!(!stored.starts_with(b"%PDF"));
+    let stored = app.services.store.material(&sha).await.unwrap();
+    assert_eq!(stored.len(), 1, "the certificate is stored whole");
+    assert!(!stored[0].content.starts_with(b"%PDF"));
     let bytes = virtual_window::services::materials::get(&app.services, &sha)
         .await
         .unwrap()
@@ -2823,6 +2955,7 @@ crate::on_both_databases!(
     concurrent_drafts_sell_each_unit_once,
     confirmed_then_signed_by_every_buyer,
     a_returned_filing_is_corrected_and_refiled,
+    signed_revisions_are_stored_as_increments,
     registration_with_four_eyes_to_the_certificate,
     four_eyes_hold_against_a_person_with_two_duties
 );

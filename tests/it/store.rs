@@ -265,7 +265,8 @@ async fn audit_chain_appends_concurrently_and_verifies(db: Db) {
 }
 
 /// Runs a statement on the database directly, as someone editing it behind the service would.
-async fn behind_the_service(db: Db, url: &str, sql: &'static str) {
+pub(crate) async fn behind_the_service(db: Db, url: &str, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
     match db {
         Db::Sqlite => {
             let pool = sqlx::SqlitePool::connect(url).await.unwrap();

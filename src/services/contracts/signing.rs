@@ -42,10 +42,11 @@ pub(crate) async fn signature_step(
         .await?
         .ok_or_else(|| anyhow::anyhow!("material {before} missing"))?;
     crate::services::phases::mark("document_read");
-    let signed = sign(pdf).await?;
+    // Kept to store the new revision as what it appends to this one.
+    let signed = sign(pdf.clone()).await?;
     let now = OffsetDateTime::now_utc();
     let after = hex(&openssl::sha::sha256(&signed.pdf));
-    crate::services::materials::put(s, &after, "application/pdf", &signed.pdf, now).await?;
+    crate::services::materials::put_revision(s, &after, &signed.pdf, &before, &pdf, now).await?;
     crate::services::phases::mark("document_stored");
     let sig = ContractSignature {
         id: uuid::Uuid::now_v7().to_string(),
