@@ -95,8 +95,31 @@ impl From<sqlx::Error> for StoreError {
                     .unwrap_or_else(|| db.message().to_owned()),
             };
         }
-        StoreError::Database(e)
+        let e = StoreError::Database(e);
+        if e.is_unavailable() {
+            LAST_UNAVAILABLE_MS.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+        e
     }
+}
+
+/// When this process last found the database unreachable (ms since the epoch; 0: never). The
+/// PostgreSQL pool lends a recently used connection without a ping, except for a while after
+/// such trouble: then connections that broke while idle in the pool are found by the ping and
+/// replaced before a request gets one.
+static LAST_UNAVAILABLE_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// How long after trouble every lent connection is pinged.
+const TROUBLE_PINGS_MS: i64 = 30_000;
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The database was unreachable within the last half minute (this process saw it).
+pub(crate) fn recent_trouble() -> bool {
+    let last = LAST_UNAVAILABLE_MS.load(std::sync::atomic::Ordering::Relaxed);
+    last != 0 && now_ms() - last < TROUBLE_PINGS_MS
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

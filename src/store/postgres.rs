@@ -28,13 +28,15 @@ impl PgStore {
             // sqlx pings every connection before lending it (and again when it comes back): a
             // round trip to the server per checkout, about one per statement. A connection used
             // within the last second is lent without it; one idle longer (perhaps to a
-            // primary that has since failed over) is still pinged. A connection that broke
-            // while busy fails its statement (503, retried by the client) and is closed when
-            // its release ping fails.
+            // primary that has since failed over) is still pinged, and so is every one for
+            // half a minute after this process found the database unreachable (connections
+            // that broke while idle in the pool are then replaced, not lent). A connection
+            // that breaks while busy fails its statement (503, retried by the client) and is
+            // closed when its release ping fails.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for > IDLE_PING {
+                    if meta.idle_for > IDLE_PING || crate::store::recent_trouble() {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
