@@ -92,18 +92,21 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         // Before the instance answers: otherwise its first contract (after a start, or the
         // restart of a killed instance on an opening day) takes ~0.1 s more than the others.
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || crate::services::documents::warm_up(&font)).await
-        {
-            Ok(Ok(())) => tracing::info!(
+        let warmed = tokio::task::spawn_blocking(move || {
+            crate::services::documents::warm_up(&font).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match warmed {
+            Ok(()) => tracing::info!(
                 ms = started.elapsed().as_millis() as u64,
                 "document caches warmed"
             ),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "warming the document caches failed; the first documents make them")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "warming the document caches failed; the first documents make them")
-            }
+            Err(error) => tracing::warn!(
+                %error,
+                "warming the document caches failed; the first documents make them"
+            ),
         }
     }
     let listener = tokio::net::TcpListener::bind(cfg.listen)

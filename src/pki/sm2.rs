@@ -275,6 +275,11 @@ fn verify_e_with_openssl(spki: &[u8], e: &[u8; 32], sig: &[u8]) -> bool {
     run().unwrap_or(false)
 }
 
+/// Tables G's multiples now (`fast::curve`), not in the first verification after a start.
+pub fn warm_up() {
+    let _ = fast::curve();
+}
+
 /// SM2 verification on OpenSSL's group arithmetic with precomputed multiples.
 ///
 /// Why not OpenSSL's SM2 verify: in 3.0 it multiplies on the generic curve code with no
@@ -284,13 +289,8 @@ fn verify_e_with_openssl(spki: &[u8], e: &[u8; 32], sig: &[u8]) -> bool {
 /// group: t = (r + s) mod n, (x1, y1) = [s]G + [t]P, R = (e + x1) mod n, R = r. The group
 /// operations are OpenSSL's; what this adds is a table of multiples of G (made once) and, for
 /// a key seen before, of P (its own "generator" on the same curve), so both products read
-/// their multiples from a table instead of doubling their way through the scalar. The tests check it against OpenSSL's
-/// own SM2 verify on valid, tampered and edge-case signatures.
-/// Tables G's multiples now (`fast::curve`), not in the first verification after a start.
-pub fn warm_up() {
-    let _ = fast::curve();
-}
-
+/// their multiples from a table instead of doubling their way through the scalar. The tests
+/// check it against OpenSSL's own SM2 verify on valid, tampered and edge-case signatures.
 mod fast {
     use openssl::bn::{BigNum, BigNumContext, BigNumRef};
     use openssl::ec::{EcGroup, EcGroupRef, EcPoint};

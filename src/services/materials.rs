@@ -32,8 +32,9 @@ pub async fn put(
 /// Stores a new revision of a stored PDF. A signature, a seal or the filing's validation data
 /// append an incremental update to the revision before and leave its bytes as they were, so
 /// only the appended bytes are stored, naming the revision they follow: a contract's five
-/// revisions of ~300 KB each took ~1.6 MB a flow, written to the database's log and again to
-/// its file; now the first revision and four increments of 15–60 KB (docs/BENCHMARKS.md).
+/// revisions of 300–400 KB each took about 1.7 MB a flow, written to the database's log and
+/// again to its file; now the first revision and four increments of about 27 KB each
+/// (docs/BENCHMARKS.md).
 /// A revision that does not begin with the one before is stored whole.
 pub async fn put_revision(
     s: &Services,
@@ -115,29 +116,27 @@ pub async fn get(s: &Services, sha256: &str) -> Result<Option<Vec<u8>>, Error> {
     if let Some(kept) = s.recent_documents.get(sha256) {
         return Ok(Some(kept));
     }
-    let rows = s.store.material(sha256).await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
+    let mut rows = s.store.material(sha256).await?;
     // The rows come newest first; the last must be a whole document (a chain that ends in a
     // missing base or is longer than the store reads is refused, not returned in part).
-    let whole = rows
-        .last()
-        .filter(|r| r.base_sha256.is_none())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "stored document {sha256}: its revisions do not lead to a whole document"
-            )
-        })?;
+    let Some(whole) = rows.pop() else {
+        return Ok(None);
+    };
+    if whole.base_sha256.is_some() {
+        return Err(anyhow::anyhow!(
+            "stored document {sha256}: its revisions do not lead to a whole document"
+        )
+        .into());
+    }
     let mut plain = s
         .identity
         .personal
-        .open_document(&whole.sha256, whole.content.clone())?;
-    for row in rows.iter().rev().skip(1) {
+        .open_document(&whole.sha256, whole.content)?;
+    for row in rows.into_iter().rev() {
         let appended = s
             .identity
             .personal
-            .open_document(&row.sha256, row.content.clone())?;
+            .open_document(&row.sha256, row.content)?;
         plain.extend_from_slice(&appended);
     }
     if audit::hex(&openssl::sha::sha256(&plain)) != sha256 {
