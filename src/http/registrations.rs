@@ -163,6 +163,9 @@ pub enum CertificateFormat {
 pub struct CertificateParams {
     /// `pdf` (default) or `ofd`.
     #[serde(default)]
+    // Inline: a parameter's schema is not collected into the document's components, so a
+    // reference to it would point at nothing (openapi-spec-validator refuses that).
+    #[param(inline)]
     pub format: CertificateFormat,
 }
 
