@@ -3,6 +3,7 @@
 //! test suite (tests/it/store.rs). The trait speaks in plain rows; the services give them meaning.
 
 pub mod cases;
+pub mod lend;
 pub mod people;
 pub mod postgres;
 mod sql;

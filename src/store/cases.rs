@@ -488,7 +488,7 @@ macro_rules! impl_case_store {
                     effect: Option<&$crate::store::IdempotencyTag>,
                 ) -> StoreResult<Result<(), $crate::store::DraftRefusal>> {
                     use $crate::domain::lifecycle::{PermitStatus, UnitStatus};
-                    let mut tx = Self::begin(&self.pool).await?;
+                    let mut tx = self.lend.begin().await?;
                     // Compare-and-set on the unit: only an available, unfrozen unit under a
                     // valid permit is taken.
                     let taken = sqlx::query(
@@ -553,7 +553,7 @@ macro_rules! impl_case_store {
 
                 async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {
                     let sql = format!("SELECT {CONTRACT_COLS} FROM contracts WHERE id = $1");
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
                 }
 
                 async fn contract_seen_by(
@@ -573,7 +573,7 @@ macro_rules! impl_case_store {
                     let seen: Option<Seen> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(id)
                         .bind(user_id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.lend)
                         .await?;
                     Ok(seen.map(|s| (s.contract, s.viewer_id_number_hash)))
                 }
@@ -640,7 +640,7 @@ macro_rules! impl_case_store {
                     }
                     // The row as moved, so the caller need not read it again.
                     sql.push(&format!(" RETURNING {CONTRACT_COLS}"), []);
-                    let mut tx = Self::begin(&self.pool).await?;
+                    let mut tx = self.lend.begin().await?;
                     let moved: Option<Contract> = bind_args!(
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
                         sql.args
@@ -696,7 +696,7 @@ macro_rules! impl_case_store {
                     let sql = format!(
                         "SELECT {SIGNATURE_COLS} FROM contract_signatures WHERE contract_id = $1 ORDER BY signed_at, id"
                     );
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.lend).await?)
                 }
 
                 async fn contract_buyers(&self, contract_id: &str) -> StoreResult<Vec<ContractBuyer>> {
@@ -704,7 +704,7 @@ macro_rules! impl_case_store {
                         "SELECT contract_id, position, id_number_hash, name_masked FROM contract_buyers WHERE contract_id = $1 ORDER BY position",
                     )
                     .bind(contract_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
                 }
 
@@ -712,11 +712,11 @@ macro_rules! impl_case_store {
                     let sql = format!(
                         "SELECT {CONTRACT_COLS} FROM contracts WHERE NOT EXISTS (SELECT 1 FROM contract_buyers b WHERE b.contract_id = contracts.id) ORDER BY id LIMIT $1"
                     );
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&self.lend).await?)
                 }
 
                 async fn set_contract_buyers(&self, contract_id: &str, buyers: &[ContractBuyer]) -> StoreResult<()> {
-                    let mut tx = Self::begin(&self.pool).await?;
+                    let mut tx = self.lend.begin().await?;
                     sqlx::query("DELETE FROM contract_buyers WHERE contract_id = $1")
                         .bind(contract_id)
                         .execute(&mut *tx)
@@ -728,7 +728,7 @@ macro_rules! impl_case_store {
 
                 async fn live_contracts_of_unit(&self, unit_id: &str) -> StoreResult<Vec<Contract>> {
                     let sql = format!("SELECT {CONTRACT_COLS} FROM contracts WHERE unit_id = $1 AND live");
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(unit_id).fetch_all(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(unit_id).fetch_all(&self.lend).await?)
                 }
 
                 async fn stale_contracts(
@@ -746,7 +746,7 @@ macro_rules! impl_case_store {
                     in_list(&mut sql, "status", &names);
                     sql.push(" ORDER BY updated_at LIMIT ?", [Arg::Int(limit)]);
                     Ok(bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
 
@@ -754,7 +754,7 @@ macro_rules! impl_case_store {
                     sqlx::query("UPDATE contracts SET filing_checks = $1 WHERE id = $2")
                         .bind(checks)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.lend)
                         .await?;
                     Ok(())
                 }
@@ -776,7 +776,7 @@ macro_rules! impl_case_store {
                     push_filter(&mut sql, &q.filter, "c");
                     push_page(&mut sql, "c", q.order, &q.after, q.limit);
                     Ok(bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
 
@@ -787,7 +787,7 @@ macro_rules! impl_case_store {
                     push_filter(&mut sql, &q.filter, "c");
                     sql.push(" GROUP BY c.status ORDER BY c.status", []);
                     Ok(bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
 
@@ -796,7 +796,7 @@ macro_rules! impl_case_store {
                     r: &Registration,
                     effect: Option<&$crate::store::IdempotencyTag>,
                 ) -> StoreResult<bool> {
-                    let mut tx = Self::begin(&self.pool).await?;
+                    let mut tx = self.lend.begin().await?;
                     let sql = format!(
                         "INSERT INTO registrations ({REGISTRATION_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
                     );
@@ -841,17 +841,17 @@ macro_rules! impl_case_store {
 
                 async fn registration(&self, id: &str) -> StoreResult<Option<Registration>> {
                     let sql = format!("SELECT {REGISTRATION_COLS} FROM registrations WHERE id = $1");
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
                 }
 
                 async fn registration_by_certificate(&self, certificate_no: &str) -> StoreResult<Option<Registration>> {
                     let sql = format!("SELECT {REGISTRATION_COLS} FROM registrations WHERE certificate_no = $1");
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(certificate_no).fetch_optional(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(certificate_no).fetch_optional(&self.lend).await?)
                 }
 
                 async fn registrations_of_contract(&self, contract_id: &str) -> StoreResult<Vec<Registration>> {
                     let sql = format!("SELECT {REGISTRATION_COLS} FROM registrations WHERE contract_id = $1 ORDER BY id");
-                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.pool).await?)
+                    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contract_id).fetch_all(&self.lend).await?)
                 }
 
                 async fn move_registration(&self, m: &RegistrationMove<'_>) -> StoreResult<bool> {
@@ -908,7 +908,7 @@ macro_rules! impl_case_store {
                         );
                     }
                     sql.push(" RETURNING contract_id", []);
-                    let mut tx = Self::begin(&self.pool).await?;
+                    let mut tx = self.lend.begin().await?;
                     let row: Option<(String,)> = bind_args!(
                         sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())),
                         sql.args
@@ -951,7 +951,7 @@ macro_rules! impl_case_store {
                         .bind($crate::domain::lifecycle::EntryStatus::Valid)
                         .bind(today)
                         .bind(limit)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
 
@@ -971,7 +971,7 @@ macro_rules! impl_case_store {
                     }
                     push_page(&mut sql, "r", q.order, &q.after, q.limit);
                     Ok(bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
 
@@ -987,7 +987,7 @@ macro_rules! impl_case_store {
                     registration_conditions(&mut sql, q);
                     sql.push(" GROUP BY r.status, r.hold ORDER BY r.status, r.hold", []);
                     Ok(bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.lend)
                         .await?)
                 }
             }
@@ -1004,7 +1004,7 @@ macro_rules! impl_case_store {
             /// A request that changes the same object twice (a signature that also submits) keeps
             /// one row.
             async fn insert_effect(
-                tx: &mut sqlx::Transaction<'_, Db>,
+                tx: &mut $crate::store::lend::Tx<Db>,
                 tag: &$crate::store::IdempotencyTag,
                 kind: &str,
                 id: &str,
@@ -1026,7 +1026,7 @@ macro_rules! impl_case_store {
             }
 
             async fn insert_buyers(
-                tx: &mut sqlx::Transaction<'_, Db>,
+                tx: &mut $crate::store::lend::Tx<Db>,
                 contract_id: &str,
                 buyers: &[ContractBuyer],
             ) -> StoreResult<()> {

@@ -86,7 +86,7 @@ macro_rules! impl_people_store {
                     let sql = format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1");
                     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(token_hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.lend)
                         .await?)
                 }
 
@@ -103,7 +103,7 @@ macro_rules! impl_people_store {
                         .bind(c.created_at)
                         .bind(c.expires_at)
                         .bind(c.used_at)
-                        .execute(&self.pool)
+                        .execute(&self.lend)
                         .await?;
                     Ok(())
                 }
@@ -112,7 +112,7 @@ macro_rules! impl_people_store {
                     let sql = format!("SELECT {CHALLENGE_COLS} FROM phone_challenges WHERE id = $1");
                     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.lend)
                         .await?)
                 }
 
@@ -126,7 +126,7 @@ macro_rules! impl_people_store {
                     )
                     .bind(phone_hash)
                     .bind(since)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.lend)
                     .await?;
                     Ok(n)
                 }
@@ -136,7 +136,7 @@ macro_rules! impl_people_store {
                         "UPDATE phone_challenges SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
                     )
                     .bind(id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.lend)
                     .await?;
                     Ok(n)
                 }
@@ -145,7 +145,7 @@ macro_rules! impl_people_store {
                     Ok(sqlx::query("UPDATE phone_challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
                         .bind(at)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.lend)
                         .await?
                         .rows_affected()
                         == 1)
@@ -155,7 +155,7 @@ macro_rules! impl_people_store {
                     let sql = format!("SELECT {USER_COLS} FROM users WHERE phone_hash = $1");
                     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(phone_hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.lend)
                         .await?)
                 }
 
@@ -181,7 +181,7 @@ macro_rules! impl_people_store {
                         .bind(u.created_at)
                         .bind(phone_enc)
                         .bind(phone_hash)
-                        .execute(&self.pool)
+                        .execute(&self.lend)
                         .await;
                     match res.map_err(StoreError::from) {
                         Ok(_) => Ok(true),
@@ -194,7 +194,7 @@ macro_rules! impl_people_store {
                     let row: Option<(Option<String>,)> =
                         sqlx::query_as("SELECT phone_enc FROM users WHERE id = $1")
                             .bind(user_id)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&self.lend)
                             .await?;
                     Ok(row.and_then(|r| r.0))
                 }
@@ -216,7 +216,7 @@ macro_rules! impl_people_store {
                     .bind(user_id)
                     .bind(chapter)
                     .bind(at)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                     Ok(())
                 }
@@ -228,7 +228,7 @@ macro_rules! impl_people_store {
                     .bind(contract_id)
                     .bind(version)
                     .bind(user_id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
                 }
             }

@@ -56,12 +56,12 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 let known = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).count();
                 let has_table: i64 = sqlx::query(HAS_MIGRATIONS_TABLE)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.lend)
                     .await?
                     .try_get(0)?;
                 let applied = if has_table > 0 {
                     let n: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                        .fetch_one(&self.pool)
+                        .fetch_one(&self.lend)
                         .await?
                         .try_get(0)?;
                     n as usize
@@ -83,7 +83,7 @@ macro_rules! impl_store {
                 .bind(&o.name)
                 .bind(&o.uscc)
                 .bind(o.created_at)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?;
                 Ok(())
             }
@@ -93,7 +93,7 @@ macro_rules! impl_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::Organisation>> {
                 let sql = format!("SELECT {} FROM organisations WHERE id = $1", $crate::store::sql::ORG_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn organisation_by_uscc(
@@ -101,7 +101,7 @@ macro_rules! impl_store {
                 uscc: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::Organisation>> {
                 let sql = format!("SELECT {} FROM organisations WHERE uscc = $1", $crate::store::sql::ORG_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(uscc).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(uscc).fetch_optional(&self.lend).await?)
             }
 
             async fn insert_user(&self, u: &$crate::store::User) -> $crate::store::StoreResult<()> {
@@ -120,14 +120,14 @@ macro_rules! impl_store {
                     .bind(u.demo)
                     .bind(u.disabled)
                     .bind(u.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
 
             async fn user(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::User>> {
                 let sql = format!("SELECT {} FROM users WHERE id = $1", $crate::store::sql::USER_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn user_by_username(
@@ -135,23 +135,23 @@ macro_rules! impl_store {
                 username: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::User>> {
                 let sql = format!("SELECT {} FROM users WHERE username = $1", $crate::store::sql::USER_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(username).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(username).fetch_optional(&self.lend).await?)
             }
 
             async fn users(&self) -> $crate::store::StoreResult<Vec<$crate::store::User>> {
                 let sql = format!("SELECT {} FROM users ORDER BY username", $crate::store::sql::USER_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.lend).await?)
             }
 
             async fn count_users(&self) -> $crate::store::StoreResult<i64> {
                 use sqlx::Row;
-                Ok(sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?.try_get(0)?)
+                Ok(sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.lend).await?.try_get(0)?)
             }
 
             async fn count_active_demo_users(&self) -> $crate::store::StoreResult<i64> {
                 use sqlx::Row;
                 Ok(sqlx::query("SELECT COUNT(*) FROM users WHERE demo AND NOT disabled")
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.lend)
                     .await?
                     .try_get(0)?)
             }
@@ -160,7 +160,7 @@ macro_rules! impl_store {
                 &self,
                 t: &$crate::store::NewRefreshToken,
             ) -> $crate::store::StoreResult<()> {
-                insert_refresh(&mut *self.pool.acquire().await?, t).await
+                insert_refresh(&self.lend, t).await
             }
 
             async fn rotate_refresh_token(
@@ -170,7 +170,7 @@ macro_rules! impl_store {
                 now: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<$crate::store::RefreshOutcome> {
                 use $crate::store::RefreshOutcome;
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 // The conditional UPDATE is the compare-and-set: of two concurrent uses of one
                 // token exactly one sees used_at NULL and wins.
                 let claimed = sqlx::query(
@@ -216,7 +216,7 @@ macro_rules! impl_store {
                 token_hash: &str,
                 now: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<Option<String>> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 let sql = format!("SELECT {} FROM refresh_tokens WHERE token_hash = $1", $crate::store::sql::REFRESH_COLS);
                 let row: Option<$crate::store::RefreshToken> =
                     sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(token_hash).fetch_optional(&mut *tx).await?;
@@ -248,7 +248,7 @@ macro_rules! impl_store {
                 // Most reads find nothing pending: no lock then.
                 let pending: bool =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_pending)")
-                        .fetch_one(&self.pool)
+                        .fetch_one(&self.lend)
                         .await?;
                 if !pending {
                     return Ok(());
@@ -261,7 +261,7 @@ macro_rules! impl_store {
 
             async fn audit_pending(&self) -> $crate::store::StoreResult<i64> {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM audit_pending")
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.lend)
                     .await?)
             }
 
@@ -274,7 +274,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
                     $crate::store::sql::AUDIT_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after_seq).bind(limit).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(after_seq).bind(limit).fetch_all(&self.lend).await?)
             }
 
             async fn audit_events_of(
@@ -294,14 +294,14 @@ macro_rules! impl_store {
                 for id in object_ids {
                     q = q.bind(id);
                 }
-                Ok(q.fetch_all(&self.pool).await?)
+                Ok(q.fetch_all(&self.lend).await?)
             }
 
             async fn insert_certificate(
                 &self,
                 c: &$crate::store::CertificateRecord,
             ) -> $crate::store::StoreResult<()> {
-                insert_cert(&self.pool, c).await
+                insert_cert(&self.lend, c).await
             }
 
             async fn certificate(
@@ -309,7 +309,7 @@ macro_rules! impl_store {
                 serial: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::CertificateRecord>> {
                 let sql = format!("SELECT {} FROM certificates WHERE serial = $1", $crate::store::sql::CERT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(serial).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(serial).fetch_optional(&self.lend).await?)
             }
 
             async fn certificates(
@@ -320,7 +320,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM certificates ORDER BY created_at DESC, serial LIMIT $1",
                     $crate::store::sql::CERT_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&self.lend).await?)
             }
 
             async fn revoke_certificate(
@@ -335,7 +335,7 @@ macro_rules! impl_store {
                 .bind(at)
                 .bind(reason)
                 .bind(serial)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -349,7 +349,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM certificates WHERE issuer = $1 AND revoked_at IS NOT NULL ORDER BY serial",
                     $crate::store::sql::CERT_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(issuer).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(issuer).fetch_all(&self.lend).await?)
             }
 
             async fn insert_identity_verification(
@@ -378,7 +378,7 @@ macro_rules! impl_store {
                     .bind(&v.event_cert_serial)
                     .bind(v.identity_matched)
                     .bind(&v.failure)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -388,7 +388,7 @@ macro_rules! impl_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
                 let sql = format!("SELECT {} FROM identity_verifications WHERE id = $1", $crate::store::sql::IDV_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn identity_verification_by_ref(
@@ -403,7 +403,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(provider)
                     .bind(provider_ref)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.lend)
                     .await?)
             }
 
@@ -419,7 +419,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(user_id)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
             }
 
@@ -439,7 +439,7 @@ macro_rules! impl_store {
                 .bind(&v.failure)
                 .bind(&v.id)
                 .bind($crate::domain::identity::VerificationStatus::Pending)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -453,7 +453,7 @@ macro_rules! impl_store {
                 sqlx::query("UPDATE identity_verifications SET provider_ref = $1 WHERE id = $2")
                     .bind(provider_ref)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -470,7 +470,7 @@ macro_rules! impl_store {
                 .bind(provider)
                 .bind(nonce)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -481,7 +481,7 @@ macro_rules! impl_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::Unit>> {
                 let sql = format!("SELECT {} FROM units WHERE id = $1", $crate::store::sql::UNIT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
 
@@ -505,7 +505,7 @@ macro_rules! impl_store {
                 .bind(content)
                 .bind(base)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?;
                 Ok(())
             }
@@ -527,7 +527,7 @@ macro_rules! impl_store {
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(sha256)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
             }
 
@@ -541,7 +541,7 @@ macro_rules! impl_store {
             async fn purge_nonces(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query("DELETE FROM identity_nonces WHERE seen_at < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected())
             }
@@ -562,7 +562,7 @@ macro_rules! impl_store {
                 .bind(request_hash)
                 .bind(at)
                 .bind(lease_until)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected();
                 if inserted == 1 {
@@ -573,7 +573,7 @@ macro_rules! impl_store {
                 )
                 .bind(scope)
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.lend)
                 .await?;
                 Ok(match row {
                     None => $crate::store::IdempotencyClaim::InFlight,
@@ -593,7 +593,7 @@ macro_rules! impl_store {
                         .bind(scope)
                         .bind(key)
                         .bind(at)
-                        .execute(&self.pool)
+                        .execute(&self.lend)
                         .await?
                         .rows_affected();
                         if taken == 1 {
@@ -615,7 +615,7 @@ macro_rules! impl_store {
                 )
                 .bind(scope)
                 .bind(key)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.lend)
                 .await?;
                 Ok(rows
                     .into_iter()
@@ -630,12 +630,12 @@ macro_rules! impl_store {
             async fn purge_idempotency(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND (status IS NOT NULL OR lease_until < $1)")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected();
                 let effects = sqlx::query("DELETE FROM idempotency_effects WHERE at < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected();
                 Ok(keys + effects)
@@ -651,7 +651,7 @@ macro_rules! impl_store {
                     .bind(kind)
                     .bind(key)
                     .bind(at)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -668,7 +668,7 @@ macro_rules! impl_store {
                 .bind(kind)
                 .bind(key)
                 .bind(since)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.lend)
                 .await?;
                 Ok((n, oldest))
             }
@@ -677,7 +677,7 @@ macro_rules! impl_store {
                 sqlx::query("DELETE FROM login_attempts WHERE kind = $1 AND key = $2")
                     .bind(kind)
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -685,7 +685,7 @@ macro_rules! impl_store {
             async fn purge_login_attempts(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query("DELETE FROM login_attempts WHERE at < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected())
             }
@@ -695,7 +695,7 @@ macro_rules! impl_store {
                     "SELECT name, cert_der, key_kind, key_label, key_pem, created_at FROM pki_objects WHERE name = $1",
                 )
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.lend)
                 .await?)
             }
 
@@ -709,14 +709,14 @@ macro_rules! impl_store {
                 .bind(&o.key_label)
                 .bind(&o.key_pem)
                 .bind(o.created_at)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected()
                     == 1)
             }
 
             async fn insert_pki_objects(&self, objects: &[$crate::store::PkiObject]) -> $crate::store::StoreResult<bool> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 for o in objects {
                     let n = sqlx::query(
                         "INSERT INTO pki_objects (name, cert_der, key_kind, key_label, key_pem, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -753,7 +753,7 @@ macro_rules! impl_store {
                 .bind(e.valid_from)
                 .bind(e.valid_to)
                 .bind(e.created_at)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected()
                     == 1)
@@ -764,7 +764,7 @@ macro_rules! impl_store {
                     "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals WHERE holder = $1 AND revoked_at IS NULL",
                 )
                 .bind(holder)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.lend)
                 .await?)
             }
 
@@ -773,7 +773,7 @@ macro_rules! impl_store {
                     "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals WHERE es_id = $1",
                 )
                 .bind(es_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.lend)
                 .await?)
             }
 
@@ -782,7 +782,7 @@ macro_rules! impl_store {
                     "SELECT es_id, name, seal_type, holder, organisation_id, seal_der, valid_from, valid_to, created_at, revoked_at, revocation_reason FROM es_seals ORDER BY created_at DESC, es_id LIMIT $1",
                 )
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.lend)
                 .await?)
             }
 
@@ -793,7 +793,7 @@ macro_rules! impl_store {
                 .bind(at)
                 .bind(reason)
                 .bind(es_id)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected()
                     == 1)
@@ -807,7 +807,7 @@ macro_rules! impl_store {
                 )
                 .bind(ca)
                 .bind(floor)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.lend)
                 .await?;
                 Ok(n)
             }
@@ -828,7 +828,7 @@ macro_rules! impl_store {
                 .bind(body)
                 .bind(scope)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?;
                 Ok(())
             }
@@ -842,7 +842,7 @@ macro_rules! impl_store {
                     .bind(scope)
                     .bind(key)
                     .bind(time::OffsetDateTime::UNIX_EPOCH)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -867,7 +867,7 @@ macro_rules! impl_store {
                 name: &str,
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 sqlx::query(
                     "INSERT INTO materials (sha256, media_type, size, content, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
                 )
@@ -903,7 +903,7 @@ macro_rules! impl_store {
                      WHERE o.user_id = $1 ORDER BY o.uploaded_at DESC LIMIT 500",
                 )
                 .bind(user_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.lend)
                 .await?)
             }
 
@@ -927,7 +927,7 @@ macro_rules! impl_store {
                 .bind(id_number_enc)
                 .bind(id_number_hash)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?;
                 Ok(())
             }
@@ -940,7 +940,7 @@ macro_rules! impl_store {
                     "SELECT real_name, id_number_enc, id_number_hash FROM users WHERE id = $1",
                 )
                 .bind(user_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.lend)
                 .await?)
             }
 
@@ -963,7 +963,7 @@ macro_rules! impl_store {
                     .bind(c.created_at)
                     .bind(c.expires_at)
                     .bind(c.used_at)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?;
                 Ok(())
             }
@@ -973,7 +973,7 @@ macro_rules! impl_store {
                 id: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::SigningCode>> {
                 let sql = format!("SELECT {} FROM signing_codes WHERE id = $1", $crate::store::sql::CODE_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn signing_codes_since(
@@ -986,7 +986,7 @@ macro_rules! impl_store {
                 )
                 .bind(user_id)
                 .bind(since)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.lend)
                 .await?;
                 Ok(n)
             }
@@ -996,7 +996,7 @@ macro_rules! impl_store {
                     "UPDATE signing_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
                 )
                 .bind(id)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.lend)
                 .await?;
                 Ok(n)
             }
@@ -1011,7 +1011,7 @@ macro_rules! impl_store {
                 )
                 .bind(at)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -1022,7 +1022,7 @@ macro_rules! impl_store {
                 verification_id: &str,
                 c: &$crate::store::CertificateRecord,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 let claimed = sqlx::query(
                     "UPDATE identity_verifications SET event_cert_serial = $1 WHERE id = $2 AND event_cert_serial IS NULL",
                 )
@@ -1044,7 +1044,7 @@ macro_rules! impl_store {
                 &self,
                 d: &$crate::store::Development,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 insert_project_row(&mut *tx, &d.project).await?;
                 for m in &d.permits {
                     insert_permit_row(&mut *tx, m).await?;
@@ -1080,7 +1080,7 @@ macro_rules! impl_store {
                     .bind(lease_until)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?;
                 rows.sort_by_key(|e| e.seq);
                 Ok(rows)
@@ -1115,7 +1115,7 @@ macro_rules! impl_store {
                     .bind(seq)
                     .bind(lease_until),
                 };
-                Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+                Ok(q.execute(&self.lend).await?.rows_affected() == 1)
             }
 
             async fn requeue_outbox(&self, event_id: &str, at: time::OffsetDateTime) -> $crate::store::StoreResult<bool> {
@@ -1124,7 +1124,7 @@ macro_rules! impl_store {
                 )
                 .bind(at)
                 .bind(event_id)
-                .execute(&self.pool)
+                .execute(&self.lend)
                 .await?
                 .rows_affected()
                     == 1)
@@ -1133,7 +1133,7 @@ macro_rules! impl_store {
             async fn purge_outbox(&self, before: time::OffsetDateTime) -> $crate::store::StoreResult<u64> {
                 Ok(sqlx::query("DELETE FROM outbox WHERE delivered_at < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected())
             }
@@ -1150,7 +1150,7 @@ macro_rules! impl_store {
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(after_seq)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
             }
 
@@ -1164,12 +1164,12 @@ macro_rules! impl_store {
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(id_number_hash)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.lend)
                     .await?)
             }
 
             async fn insert_project(&self, p: &$crate::store::Project) -> $crate::store::StoreResult<()> {
-                insert_project_row(&self.pool, p).await
+                insert_project_row(&self.lend, p).await
             }
 
             async fn insert_building(
@@ -1177,7 +1177,7 @@ macro_rules! impl_store {
                 b: &$crate::store::Building,
                 units: &[$crate::store::Unit],
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 insert_building_row(&mut *tx, b).await?;
                 for u in units {
                     insert_unit(&mut *tx, u).await?;
@@ -1192,7 +1192,7 @@ macro_rules! impl_store {
                 cover_buildings: &[String],
                 at: time::OffsetDateTime,
             ) -> $crate::store::StoreResult<u64> {
-                let mut tx = Self::begin(&self.pool).await?;
+                let mut tx = self.lend.begin().await?;
                 insert_permit_row(&mut *tx, m).await?;
                 let mut released = 0;
                 for b in cover_buildings {
@@ -1215,14 +1215,14 @@ macro_rules! impl_store {
 
             async fn permit(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::Permit>> {
                 let sql = format!("SELECT {} FROM presale_permits WHERE id = $1", $crate::store::sql::PERMIT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn set_permit_status(&self, id: &str, status: $crate::domain::lifecycle::PermitStatus) -> $crate::store::StoreResult<bool> {
                 Ok(sqlx::query("UPDATE presale_permits SET status = $1 WHERE id = $2 AND status <> $1")
                     .bind(status)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected()
                     == 1)
@@ -1243,7 +1243,7 @@ macro_rules! impl_store {
                     .bind(value)
                     .bind(at)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.lend)
                     .await?
                     .rows_affected()
                     == 1)
@@ -1251,12 +1251,12 @@ macro_rules! impl_store {
 
             async fn projects(&self) -> $crate::store::StoreResult<Vec<$crate::store::Project>> {
                 let sql = format!("SELECT {} FROM projects ORDER BY name, id", $crate::store::sql::PROJECT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(&self.lend).await?)
             }
 
             async fn project(&self, id: &str) -> $crate::store::StoreResult<Option<$crate::store::Project>> {
                 let sql = format!("SELECT {} FROM projects WHERE id = $1", $crate::store::sql::PROJECT_COLS);
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&self.lend).await?)
             }
 
             async fn permits(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Permit>> {
@@ -1264,7 +1264,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM presale_permits WHERE project_id = $1 ORDER BY number",
                     $crate::store::sql::PERMIT_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.lend).await?)
             }
 
             async fn buildings(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Building>> {
@@ -1272,7 +1272,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM buildings WHERE project_id = $1 ORDER BY number",
                     $crate::store::sql::BUILDING_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.lend).await?)
             }
 
             async fn units(&self, project_id: &str) -> $crate::store::StoreResult<Vec<$crate::store::Unit>> {
@@ -1280,7 +1280,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM units WHERE project_id = $1 ORDER BY building_id, floor, room_no",
                     $crate::store::sql::UNIT_COLS
                 );
-                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.pool).await?)
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project_id).fetch_all(&self.lend).await?)
             }
         }
 

@@ -21,6 +21,7 @@ crate::on_both_databases!(
     two_instances_append_to_one_chain,
     reopening_keeps_data,
     seed_loads_every_unit_status,
+    lent_connections_come_back_clean,
 );
 
 fn user(name: &str, org: Option<String>) -> User {
@@ -448,3 +449,134 @@ fn migration_lists_match() {
         "every migration exists for both databases"
     );
 }
+
+/// The store's own connection lending (store::lend), which checks a connection only when its
+/// last use may have left it unusable: the wait for one is bounded and answered as the database
+/// being unavailable; a transaction dropped without commit is undone before its connection is
+/// lent again; a statement cancelled half-way leaves no stale answer for the next one; and on
+/// PostgreSQL a connection the server ended is replaced, not lent again.
+async fn lent_connections_come_back_clean(db: Db) {
+    let Some(t) = test_db(db).await else {
+        return;
+    };
+    let wait = std::time::Duration::from_secs(2);
+    match db {
+        Db::Sqlite => {
+            let lender =
+                virtual_window::store::sqlite::SqliteStore::lender(&t.url, 1, wait).unwrap();
+            // Counts to three million: a few tenths of a second of work that the statement's
+            // worker thread finishes even when its caller is gone.
+            let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT COUNT(*) FROM c";
+            lend_checks!(lender, slow);
+        }
+        Db::Postgres => {
+            let lender = virtual_window::store::postgres::PgStore::lender(&t.url, 1, wait).unwrap();
+            lend_checks!(lender, "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_sleep(0.5)");
+            // The server ends the session of the one connection: at most the next statement
+            // fails, as the database being unavailable (the connection is then closed; when
+            // this process saw trouble lately the connection is pinged before it is lent and
+            // replaced at once), and the one after runs on a new connection.
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&lender)
+                .await
+                .unwrap();
+            let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&t.url)
+                .await
+                .unwrap();
+            let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(&mut other)
+                .await
+                .unwrap();
+            assert!(ended);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(&lender)
+                .await
+            {
+                Ok(first) => assert_ne!(first, pid),
+                Err(lost) => assert!(StoreError::from(lost).is_unavailable()),
+            }
+            let next: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&lender)
+                .await
+                .expect("a new connection, not the ended one");
+            assert_ne!(next, pid);
+        }
+    }
+}
+
+/// The checks every database shares, on a lender of one connection (so each loan gets the
+/// connection the one before left).
+macro_rules! lend_checks {
+    ($lender:expr, $slow:expr) => {{
+        use sqlx::Executor as _;
+        let lender = &$lender;
+        (&*lender)
+            .execute("CREATE TABLE lend_t (n BIGINT NOT NULL)")
+            .await
+            .unwrap();
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM lend_t")
+                .fetch_one(lender)
+                .await
+                .unwrap()
+        };
+
+        // The one connection on loan: the next caller waits, and not for ever.
+        let held = lender.get().await.unwrap();
+        let refused = lender.get().await.err().expect("no connection free");
+        assert!(matches!(refused, sqlx::Error::PoolTimedOut), "{refused}");
+        assert!(StoreError::from(refused).is_unavailable());
+        drop(held);
+
+        // A transaction dropped without commit (a request that failed or was cancelled
+        // half-way): undone, and the connection takes a new transaction.
+        {
+            let mut tx = lender.begin().await.unwrap();
+            (&mut *tx)
+                .execute("INSERT INTO lend_t (n) VALUES (1)")
+                .await
+                .unwrap();
+        }
+        assert_eq!(count().await, 0);
+        let mut tx = lender.begin().await.unwrap();
+        (&mut *tx)
+            .execute("INSERT INTO lend_t (n) VALUES (2)")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 1);
+        let mut tx = lender.begin().await.unwrap();
+        (&mut *tx)
+            .execute("INSERT INTO lend_t (n) VALUES (3)")
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(count().await, 1);
+
+        // A statement cancelled while the database works on it: the next statement on that
+        // connection gets its own answer.
+        let cancelled = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            sqlx::query_scalar::<_, i64>($slow).fetch_one(lender),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the slow statement was cancelled");
+        let seven: i64 = sqlx::query_scalar("SELECT CAST(7 AS BIGINT)")
+            .fetch_one(lender)
+            .await
+            .unwrap();
+        assert_eq!(seven, 7);
+        assert_eq!(count().await, 1);
+
+        // The database's refusal of a statement leaves the connection usable.
+        let refused = (&*lender)
+            .execute("INSERT INTO lend_t (n) VALUES (NULL)")
+            .await
+            .expect_err("NOT NULL");
+        assert!(!StoreError::from(refused).is_unavailable());
+        assert_eq!(count().await, 1);
+    }};
+}
+use lend_checks;
