@@ -37,22 +37,24 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
 
-impl axum::extract::FromRef<AppState> for Services {
-    fn from_ref(state: &AppState) -> Services {
+impl axum::extract::FromRef<AppState> for Arc<Services> {
+    fn from_ref(state: &AppState) -> Arc<Services> {
         state.services.clone()
     }
 }
 
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    /// Behind one pointer: the state is cloned several times per request (each layer and
+    /// extractor takes its own), and `Services` is a dozen shared pointers.
+    pub services: Arc<Services>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
     pub fn new(services: Services) -> Self {
         AppState {
-            services,
+            services: Arc::new(services),
             metrics: Arc::new(metrics::Metrics::new()),
         }
     }

@@ -40,7 +40,7 @@ const FLASH: &str = "vw_flash";
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Services: FromRef<S>,
+    std::sync::Arc<Services>: FromRef<S>,
 {
     Router::new()
         .merge(public::routes())
@@ -155,7 +155,7 @@ pub struct PageUser {
 /// CSRF token, the large-text switch, the request id and a one-time notice.
 #[derive(Clone)]
 pub struct Ctx {
-    pub services: Services,
+    pub services: std::sync::Arc<Services>,
     pub user: Option<PageUser>,
     pub csrf: String,
     pub elder: bool,
@@ -171,12 +171,12 @@ pub struct Ctx {
 impl<S> FromRequestParts<S> for Ctx
 where
     S: Send + Sync,
-    Services: FromRef<S>,
+    std::sync::Arc<Services>: FromRef<S>,
 {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let services = Services::from_ref(state);
+        let services = std::sync::Arc::<Services>::from_ref(state);
         let cookies = Cookies::from(&parts.headers);
         let seed = parts
             .extensions

@@ -746,18 +746,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat` (fields 14
-/// and 15, in clock ticks of 1/100 s on Linux); `None` when the process is gone.
-pub fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are
-    // plain numbers.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// The resident memory of the instances named by pid files, in MB (largest).
 fn rss_mb(pid_files: &[PathBuf]) -> f64 {
     let mut max = 0.0f64;

@@ -22,7 +22,7 @@ use serde::Deserialize;
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Services: FromRef<S>,
+    std::sync::Arc<Services>: FromRef<S>,
 {
     Router::new()
         .route("/my", get(my))

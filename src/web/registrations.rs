@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Services: FromRef<S>,
+    std::sync::Arc<Services>: FromRef<S>,
 {
     Router::new()
         .route("/registrations/{id}", get(case))
