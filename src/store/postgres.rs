@@ -18,7 +18,7 @@ const HAS_MIGRATIONS_TABLE: &str = "SELECT COUNT(*) FROM information_schema.tabl
 const IDLE_PING: Duration = Duration::from_secs(1);
 
 pub struct PgStore {
-    /// sqlx's pool, for the migrations and the audit's fallbacks.
+    /// sqlx's pool, for the migrations.
     pool: PgPool,
     /// The connections requests' statements and transactions run on (store::lend).
     lend: super::lend::Lender<Db>,
@@ -30,7 +30,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?;
         // Connected now, so that an unreachable database is reported at start.
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
@@ -39,14 +39,12 @@ impl PgStore {
         // one for half a minute after this process found the database unreachable
         // (connections that broke while idle are then replaced, not lent). A connection that
         // breaks while busy fails its statement (503, retried by the client) and is closed.
+        let options_again = options.clone();
         let lend = Self::lender_with(options, max_connections, Duration::from_secs(10));
         // The audit writer and chainer have their own connections: requests that wait for their
         // entry may hold the shared connections, and the writer must not queue behind them
         // (nor behind the chainer).
-        let writer = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy(url)?;
+        let writer = Self::lender_with(options_again, 2, Duration::from_secs(10));
         let audit = Self::audit_writer(&writer);
         Ok(PgStore { pool, lend, audit })
     }
@@ -73,12 +71,6 @@ impl PgStore {
         )
     }
 
-    pub(crate) async fn begin(
-        pool: &PgPool,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        pool.begin().await
-    }
-
     pub fn migrations() -> Vec<(i64, String)> {
         MIGRATOR
             .iter()
@@ -89,5 +81,5 @@ impl PgStore {
 
 super::cases::impl_case_store!(PgStore);
 super::people::impl_people_store!(PgStore);
-super::sql::impl_audit_batch!(PgStore, sqlx::PgPool, true);
+super::sql::impl_audit_batch!(PgStore, true);
 super::sql::impl_store!(PgStore, Backend::Postgres);

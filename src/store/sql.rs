@@ -238,7 +238,7 @@ macro_rules! impl_store {
                 if let Some(r) = self.audit.append(e, sealer).await {
                     return r;
                 }
-                Self::insert_audit_pending(&self.pool, vec![e.clone()]).await
+                Self::insert_audit_pending(&self.lend, vec![e.clone()]).await
             }
 
             async fn chain_audit(
@@ -253,7 +253,7 @@ macro_rules! impl_store {
                 if !pending {
                     return Ok(());
                 }
-                while Self::chain_audit_pass(&self.pool, sealer, true).await?
+                while Self::chain_audit_pass(&self.lend, sealer, true).await?
                     == $crate::store::ChainPass::More
                 {}
                 Ok(())
@@ -1459,11 +1459,11 @@ pub(crate) use impl_store;
 /// `$postgres` picks the head lock: PostgreSQL can skip a head another instance holds
 /// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time and takes it by writing.
 macro_rules! impl_audit_batch {
-    ($store:ty, $pool:ty, $postgres:expr) => {
+    ($store:ty, $postgres:expr) => {
         impl $store {
             /// Commits entries as pending, in one statement.
             pub(crate) async fn insert_audit_pending(
-                pool: &$pool,
+                pool: &$crate::store::lend::Lender<Db>,
                 events: Vec<$crate::store::NewAuditEvent>,
             ) -> $crate::store::StoreResult<()> {
                 if events.is_empty() {
@@ -1497,12 +1497,12 @@ macro_rules! impl_audit_batch {
             /// instance holds it), chains up to a batch of pending entries in the order they
             /// were numbered, and commits.
             pub(crate) async fn chain_audit_pass(
-                pool: &$pool,
+                pool: &$crate::store::lend::Lender<Db>,
                 sealer: $crate::store::AuditSealer,
                 wait: bool,
             ) -> $crate::store::StoreResult<$crate::store::ChainPass> {
                 use sqlx::Row;
-                let mut tx = Self::begin(pool).await?;
+                let mut tx = pool.begin().await?;
                 let lock = if !$postgres {
                     "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash"
                 } else if wait {
@@ -1511,6 +1511,7 @@ macro_rules! impl_audit_batch {
                     "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE SKIP LOCKED"
                 };
                 let Some(head) = sqlx::query(lock).fetch_optional(&mut *tx).await? else {
+                    tx.rollback().await?;
                     return Ok($crate::store::ChainPass::Skipped);
                 };
                 let mut seq: i64 = head.try_get(0)?;
@@ -1524,6 +1525,7 @@ macro_rules! impl_audit_batch {
                     .fetch_all(&mut *tx)
                     .await?;
                 if rows.is_empty() {
+                    tx.rollback().await?;
                     return Ok($crate::store::ChainPass::Done(0));
                 }
                 let mut ids = Vec::with_capacity(rows.len());
@@ -1608,7 +1610,7 @@ macro_rules! impl_audit_batch {
             }
 
             /// The writer and chainer tasks for this pool (see store::AuditQueue).
-            fn audit_writer(pool: &$pool) -> $crate::store::AuditQueue {
+            fn audit_writer(pool: &$crate::store::lend::Lender<Db>) -> $crate::store::AuditQueue {
                 let inserts = pool.clone();
                 let chains = pool.clone();
                 $crate::store::AuditQueue::start(

@@ -15,11 +15,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 const HAS_MIGRATIONS_TABLE: &str =
     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 
-/// The audit writer, its chainer and the migrations: sqlx's pool, apart from the requests'.
-const AUDIT_CONNECTIONS: u32 = 3;
+/// The audit writer and its chainer, apart from the requests' connections.
+const AUDIT_CONNECTIONS: u32 = 2;
 
 pub struct SqliteStore {
-    /// sqlx's pool, for the migrations and the audit writer (store::AuditQueue).
+    /// sqlx's pool, for the migrations.
     pool: SqlitePool,
     /// The connections requests' statements and transactions run on (store::lend).
     lend: super::lend::Lender<Db>,
@@ -43,17 +43,18 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| super::StoreError::Database(e.into()))?;
         }
+        // For the migrations only; opened now, so that a file that cannot be opened is
+        // reported at start.
         let pool = SqlitePoolOptions::new()
-            .max_connections(AUDIT_CONNECTIONS)
-            // The pool pings a connection before lending it by default, to find one whose
-            // server hung up; a file has no server, and each ping is a round trip to the
-            // connection's worker thread (two thread switches).
-            .test_before_acquire(false)
+            .max_connections(1)
             .connect_with(options.clone())
             .await?;
         // sqlx's default wait, which this store had before it lent its own connections.
-        let lend = Self::lender_with(options, max_connections, Duration::from_secs(30));
-        let audit = Self::audit_writer(&pool);
+        let wait = Duration::from_secs(30);
+        let lend = Self::lender_with(options.clone(), max_connections, wait);
+        // The audit writer and chainer have connections of their own, so that they never
+        // queue behind requests that wait for their entries.
+        let audit = Self::audit_writer(&Self::lender_with(options, AUDIT_CONNECTIONS, wait));
         Ok(SqliteStore { pool, lend, audit })
     }
 
@@ -68,23 +69,16 @@ impl SqliteStore {
             timeout,
             // A file has no server that could have hung up while the connection was idle.
             None,
+            // Every transaction starts IMMEDIATE: it takes the write lock at its start,
+            // waiting under the busy timeout. A deferred transaction that reads and then
+            // writes fails at once (SQLITE_BUSY, no waiting) when another connection wrote in
+            // between — which the audit chainer, writing in the background, makes likely.
             "BEGIN IMMEDIATE",
             Box::new(move || {
                 let options = options.clone();
                 Box::pin(async move { sqlx::ConnectOptions::connect(&options).await })
             }),
         )
-    }
-
-    /// Every transaction that writes starts IMMEDIATE (the audit writer's here; the requests'
-    /// through `Lender::begin`): it takes the write lock at its start,
-    /// waiting under the busy timeout. A deferred transaction that reads and then writes fails
-    /// at once (SQLITE_BUSY, no waiting) when another connection wrote in between — which the
-    /// audit chainer, writing in the background, makes likely.
-    pub(crate) async fn begin(
-        pool: &SqlitePool,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// The migration files this build embeds, for the test that compares the two databases.
@@ -98,5 +92,5 @@ impl SqliteStore {
 
 super::cases::impl_case_store!(SqliteStore);
 super::people::impl_people_store!(SqliteStore);
-super::sql::impl_audit_batch!(SqliteStore, sqlx::SqlitePool, false);
+super::sql::impl_audit_batch!(SqliteStore, false);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);
