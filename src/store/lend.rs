@@ -11,8 +11,8 @@
 //! - a statement that completed (with rows or with the database's refusal) leaves it clean;
 //! - a statement or transaction cancelled half-way (the request's future dropped) leaves it
 //!   unsure: pinged before it is lent again, or a transaction left open rolled back;
-//! - an error that means the connection itself failed (I/O, protocol, TLS, a crashed worker)
-//!   closes it;
+//! - an error that means the connection itself failed (I/O, protocol, TLS, a crashed worker,
+//!   PostgreSQL ending the session) closes it;
 //! - on PostgreSQL, a connection idle for more than a second, and every one for half a minute
 //!   after this process found the database unreachable (`store::recent_trouble`), is pinged
 //!   before it is lent, as the pool did before: connections that broke while idle (a primary
@@ -217,7 +217,7 @@ impl<DB: Database> Lent<DB> {
 
     /// What a finished statement's outcome says of the connection: fine after rows or the
     /// database's refusal, closed after a failure of the connection itself.
-    pub fn settle<T>(&mut self, outcome: &sqlx::Result<T>) {
+    fn settle<T>(&mut self, outcome: &sqlx::Result<T>) {
         self.state = match outcome {
             Err(e) if breaks_connection(e) => State::Broken,
             _ => State::Clean,
