@@ -21,7 +21,7 @@ pub struct PgStore {
     /// sqlx's pool, for the migrations.
     pool: PgPool,
     /// The connections requests' statements and transactions run on (store::lend).
-    lend: super::lend::Lender<Db>,
+    lend: Lender<Db>,
     audit: crate::store::AuditQueue,
 }
 
@@ -34,17 +34,16 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
+        // The audit writer and chainer have their own connections: requests that wait for their
+        // entry may hold the shared connections, and the writer must not queue behind them
+        // (nor behind the chainer).
+        let writer = Self::lender_with(options.clone(), 2, Duration::from_secs(10));
         // A connection used within the last second is lent without a ping; one idle longer
         // (perhaps to a primary that has since failed over) is pinged first, and so is every
         // one for half a minute after this process found the database unreachable
         // (connections that broke while idle are then replaced, not lent). A connection that
         // breaks while busy fails its statement (503, retried by the client) and is closed.
-        let options_again = options.clone();
         let lend = Self::lender_with(options, max_connections, Duration::from_secs(10));
-        // The audit writer and chainer have their own connections: requests that wait for their
-        // entry may hold the shared connections, and the writer must not queue behind them
-        // (nor behind the chainer).
-        let writer = Self::lender_with(options_again, 2, Duration::from_secs(10));
         let audit = Self::audit_writer(&writer);
         Ok(PgStore { pool, lend, audit })
     }

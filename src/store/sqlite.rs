@@ -22,7 +22,7 @@ pub struct SqliteStore {
     /// sqlx's pool, for the migrations.
     pool: SqlitePool,
     /// The connections requests' statements and transactions run on (store::lend).
-    lend: super::lend::Lender<Db>,
+    lend: Lender<Db>,
     audit: crate::store::AuditQueue,
 }
 
