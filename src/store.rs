@@ -105,8 +105,8 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// When this process last found the database unreachable (ms since the epoch; 0: never). The
-/// PostgreSQL pool lends a recently used connection without a ping, except for a while after
-/// such trouble: then connections that broke while idle in the pool are found by the ping and
+/// PostgreSQL store lends a recently used connection without a ping (store::lend), except for a
+/// while after such trouble: then connections that broke while idle are found by the ping and
 /// replaced before a request gets one.
 static LAST_UNAVAILABLE_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
