@@ -231,6 +231,13 @@ pub fn main() -> ExitCode {
     } else {
         server::init_logging(&cfg);
     }
+    if let Some(cpus) = &cfg.cpus {
+        if let Err(e) = server::confine_to_cpus(cpus) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+        tracing::info!(%cpus, "confined to the configured CPUs");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

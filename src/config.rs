@@ -81,6 +81,95 @@ pub struct Config {
     pub web: WebConfig,
     /// Seed the demo data when `serve` starts in development on an empty database.
     pub auto_seed: bool,
+    /// The CPUs this process runs on (`0`, `0-1`, `0,2-3`); unset: every CPU the system
+    /// allows it. See docs/operations.md for why an instance is kept on one core.
+    pub cpus: Option<CpuList>,
+}
+
+/// A set of CPU numbers, written as in `taskset -c` and Linux's `Cpus_allowed_list`: single
+/// numbers and inclusive ranges separated by commas. A bare number (`cpus = 0`, `VW_CPUS=0`)
+/// and a list of numbers are accepted too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(Vec<usize>);
+
+/// CPU numbers beyond this are refused (the size of Linux's `cpu_set_t`).
+pub const MAX_CPUS: usize = 1024;
+
+impl CpuList {
+    /// The CPUs, ascending, each once.
+    pub fn cpus(&self) -> &[usize] {
+        &self.0
+    }
+
+    pub fn parse(text: &str) -> Result<CpuList, String> {
+        let mut cpus = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let number = |n: &str| {
+                n.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&c| c < MAX_CPUS)
+                    .ok_or_else(|| format!("`{n}` is not a CPU number (0 to {})", MAX_CPUS - 1))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (number(a)?, number(b)?);
+                    if a > b {
+                        return Err(format!("the range `{part}` runs backwards"));
+                    }
+                    cpus.extend(a..=b);
+                }
+                None => cpus.push(number(part)?),
+            }
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(CpuList(cpus))
+    }
+}
+
+impl fmt::Display for CpuList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut i = 0;
+        while i < self.0.len() {
+            let start = self.0[i];
+            let mut end = start;
+            while i + 1 < self.0.len() && self.0[i + 1] == end + 1 {
+                i += 1;
+                end = self.0[i];
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if start == end {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{end}")?;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            One(u64),
+            Many(Vec<u64>),
+            Text(String),
+        }
+        let text = match Written::deserialize(d)? {
+            Written::One(n) => n.to_string(),
+            Written::Many(v) => v.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+            Written::Text(t) => t,
+        };
+        CpuList::parse(&text).map_err(|e| serde::de::Error::custom(format!("cpus: {e}")))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -442,6 +531,7 @@ impl Default for Config {
             sms: SmsConfig::default(),
             web: WebConfig::default(),
             auto_seed: true,
+            cpus: None,
         }
     }
 }
@@ -498,6 +588,7 @@ const ENV_KEYS: &[&str] = &[
     "pki",
     "documents",
     "auto_seed",
+    "cpus",
     "identity",
     "workflow",
     "notifications",
@@ -739,5 +830,45 @@ mod tests {
         };
         let err = cfg.check_production().unwrap_err().to_string();
         assert!(err.contains("auth.jwt_keys"), "{err}");
+    }
+
+    #[test]
+    fn cpu_lists_read_as_taskset_writes_them() {
+        let cpus = |t: &str| CpuList::parse(t).map(|c| c.cpus().to_vec());
+        assert_eq!(cpus("0"), Ok(vec![0]));
+        assert_eq!(cpus("0-2, 5"), Ok(vec![0, 1, 2, 5]));
+        assert_eq!(cpus("3,1,1-2"), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            CpuList::parse("0-2,5,7-8").unwrap().to_string(),
+            "0-2,5,7-8"
+        );
+        for bad in [
+            "",
+            "a",
+            "2-1",
+            "1-",
+            "-1",
+            "0,,1",
+            "1024",
+            "0-99999999999999999999",
+        ] {
+            assert!(CpuList::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        // The forms a TOML file or a `VW_CPUS` variable gives.
+        let read = |toml: &str| {
+            Figment::from(Toml::string(toml))
+                .extract::<Config>()
+                .map(|c| c.cpus.map(|c| c.to_string()))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read("cpus = 1"), Ok(Some("1".into())));
+        assert_eq!(read("cpus = [0, 1, 3]"), Ok(Some("0-1,3".into())));
+        assert_eq!(read("cpus = \"0-1\""), Ok(Some("0-1".into())));
+        assert_eq!(read(""), Ok(None));
+        let err = read("cpus = \"1-0\"").unwrap_err();
+        assert!(
+            err.contains("cpus: the range `1-0` runs backwards"),
+            "{err}"
+        );
     }
 }

@@ -29,6 +29,68 @@ pub fn init_logging_with(cfg: &Config, default_filter: &str) {
     };
 }
 
+/// Confines this process to `cpus`: every thread it has now, and so (by inheritance) every
+/// thread it starts later — the runtime's workers, the blocking pool, SQLite's connection
+/// threads. Called before the runtime starts, so the runtime also sizes itself to them.
+///
+/// Why: on a virtual machine, a thread that wakes a thread on another, idle core pays for the
+/// interrupt and the other core's wake-up; sqlx hands every SQLite statement to a thread of its
+/// connection and back, and a statement cost about 45 µs of CPU that way against 4 µs with both
+/// threads on one core (docs/BENCHMARKS.md). An instance kept on one core avoids that; a
+/// machine runs one instance per core.
+pub fn confine_to_cpus(cpus: &crate::config::CpuList) -> anyhow::Result<()> {
+    // SAFETY: `cpu_set_t` is plain data; zeroed is its empty set.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `allowed` is a valid `cpu_set_t` of `size` bytes; pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        bail!(
+            "cpus: reading the CPUs allowed to this process: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: as above; `CPU_ZERO`/`CPU_SET`/`CPU_ISSET` stay within the set for numbers below
+    // `MAX_CPUS` (the set's size in bits), which the configuration guarantees.
+    let mut wanted: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_ZERO(&mut wanted) };
+    for &cpu in cpus.cpus() {
+        if !unsafe { libc::CPU_ISSET(cpu, &allowed) } {
+            let available: Vec<usize> = (0..crate::config::MAX_CPUS)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+                .collect();
+            bail!(
+                "cpus: CPU {cpu} is not available to this process (available: {})",
+                crate::config::CpuList::parse(
+                    &available
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+                .map_or_else(|e| e, |l| l.to_string())
+            );
+        }
+        unsafe { libc::CPU_SET(cpu, &mut wanted) };
+    }
+    let tasks =
+        std::fs::read_dir("/proc/self/task").context("cpus: listing this process's threads")?;
+    for task in tasks {
+        let tid: libc::pid_t = match task?.file_name().to_str().and_then(|t| t.parse().ok()) {
+            Some(t) => t,
+            None => continue,
+        };
+        // SAFETY: `wanted` is a valid `cpu_set_t` of `size` bytes.
+        if unsafe { libc::sched_setaffinity(tid, size, &wanted) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // A thread that ended since the listing has nothing left to confine.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                bail!("cpus: confining thread {tid} to CPUs {cpus}: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens the store, applies migrations, loads keys and checks production safety. In development
 /// a missing CA hierarchy is created; in production only `pki init` creates one.
 pub async fn prepare(cfg: Arc<Config>) -> anyhow::Result<Services> {

@@ -765,8 +765,18 @@ pub async fn run(
         let client_ms = threads_cpu_ms(CLIENT_THREADS) / more as f64;
         client_rt.shutdown_background();
         let service_ms = cpu_ms - client_ms;
+        // Where the process ran (the `cpus` setting, or taskset): the cost of a flow depends on
+        // it (docs/operations.md), so a figure is never quoted without it.
+        let cpus = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .map(|l| l.trim().to_owned())
+            })
+            .unwrap_or_default();
         println!(
-            "    {more} more complete flows on {}, {workers} at a time: {secs:.1} s, {per_sec:.2} flows/s, {cpu_ms:.1} CPU-ms per flow (this process): the service {service_ms:.1}, the demo's HTTP client {client_ms:.1}",
+            "    {more} more complete flows on {}, {workers} at a time, on CPUs {cpus}: {secs:.1} s, {per_sec:.2} flows/s, {cpu_ms:.1} CPU-ms per flow (this process): the service {service_ms:.1}, the demo's HTTP client {client_ms:.1}",
             services.store.backend().as_str(),
         );
         // Where a flow's CPU goes, by request (one flow at a time only).
@@ -785,7 +795,7 @@ pub async fn run(
                 by_request.push(json!({"request": key, "per_flow": *n as f64 / more as f64, "cpu_ms_each": ms / *n as f64, "cpu_ms_per_flow": per_flow}));
             }
         }
-        throughput = json!({"flows": more, "concurrency": workers, "seconds": secs, "flows_per_second": per_sec, "cpu_ms_per_flow": cpu_ms, "service_cpu_ms_per_flow": service_ms, "client_cpu_ms_per_flow": client_ms, "database": services.store.backend().as_str(), "cpu_by_request": by_request});
+        throughput = json!({"flows": more, "concurrency": workers, "seconds": secs, "flows_per_second": per_sec, "cpu_ms_per_flow": cpu_ms, "service_cpu_ms_per_flow": service_ms, "client_cpu_ms_per_flow": client_ms, "cpus": cpus, "database": services.store.backend().as_str(), "cpu_by_request": by_request});
     }
     std::fs::write(out.join("root.pem"), services.pki.hierarchy.root.cert_pem())?;
     std::fs::write(out.join("root-sm2.pem"), services.pki.gm.root.cert_pem())?;

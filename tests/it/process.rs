@@ -233,6 +233,77 @@ fn production_refuses_development_defaults_and_names_the_setting() {
     assert!(err.contains("development key"), "{err}");
 }
 
+/// The CPUs a thread may run on, as Linux writes them (`0-1`).
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("a Cpus_allowed_list line")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_every_thread_on_the_configured_cpus() {
+    // The last CPU this test may use: not the first, so that the default (all of them) and
+    // the confinement differ wherever the machine has more than one.
+    let mine = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let last = mine
+        .rsplit([',', '-'])
+        .next()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("VW_DATABASE_URL")
+        .env("VW_LOG", "warn")
+        .env("VW_CPUS", last.to_string());
+    let server = start_command(c);
+    // A request, so that the database's connection threads and the runtime's workers exist.
+    let health = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let tasks = format!("/proc/{}/task", server.child.id());
+    let mut threads = 0;
+    for task in std::fs::read_dir(&tasks).unwrap() {
+        let path = task.unwrap().path();
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue; // ended since the listing
+        };
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        assert_eq!(
+            cpus_allowed(&status),
+            last.to_string(),
+            "thread {} ({}) may run elsewhere",
+            path.display(),
+            name.trim()
+        );
+        threads += 1;
+    }
+    assert!(threads > 3, "only {threads} threads seen");
+    terminate(server);
+
+    // A CPU the process may not use is refused at start, naming the setting.
+    for (cpus, said) in [
+        ("1023", "cpus: CPU 1023 is not available to this process"),
+        ("2-1", "cpus: the range `2-1` runs backwards"),
+    ] {
+        let mut c = Command::new(BIN);
+        c.args(["migrate", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("VW_DATABASE_URL")
+            .env("VW_CPUS", cpus);
+        let out = output_within(c, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(2), "VW_CPUS={cpus}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "VW_CPUS={cpus}: {err}");
+    }
+}
+
 #[test]
 fn unknown_configuration_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
