@@ -637,6 +637,7 @@ pub async fn run(
         .filter(|u| {
             u.status == crate::domain::lifecycle::UnitStatus::Available
                 && !u.seized
+                && !u.objection
                 && !u.manual_hold
         })
         .collect();
@@ -753,8 +754,16 @@ pub async fn run(
                 }
             }));
         }
+        let mut failed = None;
         for t in tasks {
-            t.await??;
+            if let Err(e) = t.await.map_err(anyhow::Error::from).and_then(|r| r) {
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failed {
+            // A runtime may not be dropped inside another: shut it down before answering.
+            client_rt.shutdown_background();
+            return Err(e);
         }
         let secs = started.elapsed().as_secs_f64();
         let per_sec = more as f64 / secs;

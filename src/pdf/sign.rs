@@ -263,6 +263,12 @@ fn put_form(
 
 /// Signs `input` into the field `opts.field`.
 pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
+    sign_digested(input, opts).map(|(pdf, _)| pdf)
+}
+
+/// As `sign`, with the signed document's SHA-256, taken in the same pass over its bytes as
+/// the signature's own digest (the caller stores the document under it).
+pub fn sign_digested(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<(Vec<u8>, [u8; 32])> {
     if opts.reserve == 0 {
         let sized = SignOptions {
             reserve: reservation(
@@ -274,7 +280,7 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
             visible: opts.visible.clone(),
             ..*opts
         };
-        return sign(input, &sized);
+        return sign_digested(input, &sized);
     }
     let mut up = Update::new(input)?;
     let (catalog_num, catalog) = up.catalog()?;
@@ -387,8 +393,8 @@ pub fn sign(input: &[u8], opts: &SignOptions<'_>) -> PdfResult<Vec<u8>> {
         .offset(sig_num)
         .ok_or_else(|| err("signature object not written"))?;
     let mut out = written.bytes;
-    fill_signature(&mut out, at, opts)?;
-    Ok(out)
+    let digest = fill_signature(&mut out, at, opts)?;
+    Ok((out, digest))
 }
 
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
@@ -400,7 +406,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// Computes the byte range around the reserved /Contents of the signature object at `sig_at`,
 /// signs the covered bytes, and writes the CMS into the reservation.
-fn fill_signature(out: &mut [u8], sig_at: usize, opts: &SignOptions<'_>) -> PdfResult<()> {
+fn fill_signature(out: &mut [u8], sig_at: usize, opts: &SignOptions<'_>) -> PdfResult<[u8; 32]> {
     fill_contents(out, sig_at, opts.reserve, |digest| {
         let mut certificates = vec![opts.signer_cert.to_vec()];
         certificates.extend(opts.chain.iter().cloned());
@@ -423,12 +429,14 @@ fn fill_signature(out: &mut [u8], sig_at: usize, opts: &SignOptions<'_>) -> PdfR
 
 /// Fixes the byte range around the reserved /Contents of the signature object written at
 /// `sig_at`, and writes what `contents` makes of the covered bytes' SHA-256 into the reservation.
+/// Returns the SHA-256 of the whole finished file: the bytes before the hole are hashed once
+/// for both digests.
 fn fill_contents(
     out: &mut [u8],
     sig_at: usize,
     reserve: usize,
     contents: impl FnOnce([u8; 32]) -> PdfResult<Vec<u8>>,
-) -> PdfResult<()> {
+) -> PdfResult<[u8; 32]> {
     let lt = find(out, b"/Contents <", sig_at)
         .map(|p| p + 10)
         .ok_or_else(|| err("reserved /Contents not found"))?;
@@ -456,6 +464,7 @@ fn fill_contents(
 
     let mut h = openssl::sha::Sha256::new();
     h.update(&out[..range[1]]);
+    let mut whole = h.clone();
     h.update(&out[range[2]..]);
     let digest = h.finish();
     let cms = contents(digest)?;
@@ -470,7 +479,8 @@ fn fill_contents(
         out[hex_start + 2 * i] = HEX[(b >> 4) as usize];
         out[hex_start + 2 * i + 1] = HEX[(b & 15) as usize];
     }
-    Ok(())
+    whole.update(&out[range[1]..]);
+    Ok(whole.finish())
 }
 
 /// Adds (or extends) the document security store — the certificates and CRLs a verifier needs
@@ -533,6 +543,16 @@ pub fn add_document_timestamp(
     timestamper: &cms::Timestamper<'_>,
     reserve: usize,
 ) -> PdfResult<Vec<u8>> {
+    add_document_timestamp_digested(input, field, timestamper, reserve).map(|(pdf, _)| pdf)
+}
+
+/// As `add_document_timestamp`, with the finished document's SHA-256 (see `sign_digested`).
+pub fn add_document_timestamp_digested(
+    input: &[u8],
+    field: &str,
+    timestamper: &cms::Timestamper<'_>,
+    reserve: usize,
+) -> PdfResult<(Vec<u8>, [u8; 32])> {
     let mut up = Update::new(input)?;
     let (catalog_num, catalog) = up.catalog()?;
     let form = form(&up, &catalog)?;
@@ -597,8 +617,8 @@ pub fn add_document_timestamp(
         .offset(sig_num)
         .ok_or_else(|| err("signature object not written"))?;
     let mut out = written.bytes;
-    fill_contents(&mut out, at, reserve, |digest| {
+    let digest = fill_contents(&mut out, at, reserve, |digest| {
         timestamper(&digest).map_err(err)
     })?;
-    Ok(out)
+    Ok((out, digest))
 }

@@ -271,6 +271,11 @@ struct Ctx<'a, 'o> {
     incomplete: Vec<Problem>,
     /// SHA-256 of the whole file, when a signature's hashing produced it on the way.
     whole_file: std::rc::Rc<std::cell::Cell<Option<[u8; 32]>>>,
+    /// SHA-256 over the file's first bytes, up to the earliest signature hole seen so far:
+    /// every byte range starts at the file's first byte, so the bytes before that hole are
+    /// hashed once for all the signatures (a contract's 300 KB first revision, not once per
+    /// signature).
+    sha256_prefix: std::rc::Rc<std::cell::RefCell<Option<(usize, openssl::sha::Sha256)>>>,
     /// Form maps already read, by revision (change analysis asks for the same ones often).
     forms: HashMap<usize, std::rc::Rc<FormMap>>,
 }
@@ -486,6 +491,7 @@ pub fn verify(bytes: &[u8], opts: &Options) -> Result<Report, NotPdf> {
         opts,
         incomplete: Vec::new(),
         whole_file: Default::default(),
+        sha256_prefix: Default::default(),
         forms: HashMap::new(),
     };
     let mut doc_problems = Vec::new();
@@ -968,17 +974,35 @@ fn analyse_signature(ctx: &mut Ctx<'_, '_>, f: &FieldRef, dss: &DssData) -> SigW
         }
     }
     let whole_file = ctx.whole_file.clone();
+    let prefix = ctx.sha256_prefix.clone();
     let hash_ranges = |md: MessageDigest| -> Vec<u8> {
-        // A SHA-256 range over the whole file shares its prefix with the file's own digest
-        // (the report's `sha256`): one pass instead of two.
-        if md.type_() == openssl::nid::Nid::SHA256 && end == data.len() {
-            let mut h = openssl::sha::Sha256::new();
-            h.update(&data[..a]);
-            let mut whole = h.clone();
-            whole.update(&data[a..b]);
-            whole.update(&data[b..end]);
+        if md.type_() == openssl::nid::Nid::SHA256 {
+            // The bytes before this signature's hole: from the state kept for an earlier hole,
+            // or hashed here and kept for later ones.
+            let mut h = {
+                let mut kept = prefix.borrow_mut();
+                match kept.as_ref() {
+                    Some((p, state)) if *p <= a => {
+                        let mut h = state.clone();
+                        h.update(&data[*p..a]);
+                        h
+                    }
+                    _ => {
+                        let mut h = openssl::sha::Sha256::new();
+                        h.update(&data[..a]);
+                        *kept = Some((a, h.clone()));
+                        h
+                    }
+                }
+            };
+            // A range over the whole file shares its prefix with the file's own digest (the
+            // report's `sha256`) too.
+            if end == data.len() {
+                let mut whole = h.clone();
+                whole.update(&data[a..end]);
+                whole_file.set(Some(whole.finish()));
+            }
             h.update(&data[b..end]);
-            whole_file.set(Some(whole.finish()));
             return h.finish().to_vec();
         }
         let digest = || -> Result<Vec<u8>, openssl::error::ErrorStack> {

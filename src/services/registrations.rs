@@ -485,7 +485,7 @@ async fn issue_certificate(
         })
         .await??;
     let (cert, key) = super::pki::centre_seal(s)?;
-    let sealed = super::signing::seal_document(
+    let (sealed, sealed_sha256) = super::signing::seal_document(
         s,
         &doc.pdf,
         &super::signing::Seal {
@@ -500,7 +500,7 @@ async fn issue_certificate(
         now,
     )
     .await?;
-    let sha = super::contracts::hex(&openssl::sha::sha256(&sealed));
+    let sha = super::contracts::hex(&sealed_sha256);
     super::materials::put(s, &sha, "application/pdf", &sealed, now).await?;
     // The same certificate as an OFD package under the centre's GB/T 38540 seal (SM2).
     let ofd = super::gm::seal_certificate(

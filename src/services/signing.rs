@@ -7,7 +7,7 @@ use super::identity::{self, Authorization};
 use super::{Caller, Error, Services};
 use crate::identity::Purpose;
 use crate::pdf::appearance::Visible;
-use crate::pdf::sign::{SignOptions, sign};
+use crate::pdf::sign::{SignOptions, sign_digested};
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
@@ -21,6 +21,8 @@ pub struct Intent<'a> {
 /// A signed document and the evidence to keep with the signature.
 pub struct Signed {
     pub pdf: Vec<u8>,
+    /// The signed document's SHA-256, taken in the signing's own pass over it.
+    pub sha256: [u8; 32],
     pub certificate_serial: String,
     pub authorization: Authorization,
 }
@@ -31,10 +33,14 @@ fn hex(b: &[u8]) -> String {
 
 /// Signs `pdf` in the empty field `field` as the caller, after the identity hook; `certify`
 /// makes it the certification signature (the first one on a contract, DocMDP P=2).
+/// `pdf_sha256` is the document's digest as stored (the caller read the document by it, and
+/// the store checks what it returns against it): the one-time code must have been issued for
+/// exactly that.
 pub async fn sign_as_person(
     s: &Services,
     caller: &Caller,
     pdf: &[u8],
+    pdf_sha256: &str,
     field: &str,
     intent: &Intent<'_>,
     certify: Option<u8>,
@@ -43,12 +49,12 @@ pub async fn sign_as_person(
         code: "documents_unavailable",
         message: "服务器缺少中文字体，暂时不能签署文件。".into(),
     })?;
-    let document_sha256 = hex(&openssl::sha::sha256(pdf));
+    debug_assert_eq!(hex(&openssl::sha::sha256(pdf)), pdf_sha256);
     let authorization = identity::authorize_signing(
         s,
         caller,
         intent.purpose,
-        &document_sha256,
+        pdf_sha256,
         intent.code_id,
         intent.code,
     )
@@ -70,7 +76,7 @@ pub async fn sign_as_person(
     let shown = now.to_offset(time::macros::offset!(+8));
     let timestamp = |digest: &[u8; 32]| super::pki::stamp_digest(tsa, digest);
     let signed = s.documents.run_here(|| {
-        sign(
+        sign_digested(
             pdf,
             &SignOptions {
                 field,
@@ -99,13 +105,14 @@ pub async fn sign_as_person(
             },
         )
     });
-    let pdf = signed.await?.map_err(|e| Error::Invalid {
+    let (pdf, sha256) = signed.await?.map_err(|e| Error::Invalid {
         code: "signing_failed",
         message: format!("签名失败：{e}"),
         fields: vec![],
     })?;
     Ok(Signed {
         pdf,
+        sha256,
         certificate_serial: cert.serial,
         authorization,
     })
@@ -125,12 +132,13 @@ pub struct Seal<'a> {
 
 /// Applies a red round seal (PAdES B-T, time-stamped by this installation's unit) in the
 /// prepared field `seal.field`. Both seal certificates are issued by the organisations CA.
+/// Returns the sealed document and its SHA-256 (taken in the sealing's own pass over it).
 pub async fn seal_document(
     s: &Services,
     pdf: &[u8],
     seal: &Seal<'_>,
     now: OffsetDateTime,
-) -> Result<Vec<u8>, Error> {
+) -> Result<(Vec<u8>, [u8; 32]), Error> {
     let font = s.font.as_ref().ok_or_else(|| Error::Unavailable {
         code: "documents_unavailable",
         message: "服务器缺少中文字体，暂时不能盖章。".into(),
@@ -146,7 +154,7 @@ pub async fn seal_document(
     let stamp = |d: &[u8; 32]| super::pki::stamp_digest(tsa, d);
     s.documents
         .run_here(|| {
-            sign(
+            sign_digested(
                 pdf,
                 &SignOptions {
                     field: seal.field,

@@ -374,6 +374,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         s,
         &zhang,
         &contract,
+        &hash,
         "buyer-1",
         &signing::Intent {
             purpose: Purpose::SignContract,
@@ -413,6 +414,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         s,
         &zhang,
         &contract,
+        &hash,
         "buyer-1",
         &signing::Intent {
             purpose: Purpose::SignContract,
@@ -427,10 +429,15 @@ async fn codes_and_the_signing_hook(db: Db) {
     assert_eq!(err.code(), "code_wrong");
     let mut other_doc = contract.clone();
     other_doc.extend_from_slice(b"\n%changed\n");
+    let other_hash: String = openssl::sha::sha256(&other_doc)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let err = signing::sign_as_person(
         s,
         &zhang,
         &other_doc,
+        &other_hash,
         "buyer-1",
         &signing::Intent {
             purpose: Purpose::SignContract,
@@ -453,6 +460,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         s,
         &li,
         &contract,
+        &hash,
         "buyer-1",
         &signing::Intent {
             purpose: Purpose::SignContract,
@@ -471,6 +479,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         s,
         &zhang,
         &contract,
+        &hash,
         "buyer-1",
         &signing::Intent {
             purpose: Purpose::SignContract,
@@ -514,6 +523,7 @@ async fn codes_and_the_signing_hook(db: Db) {
         s,
         &zhang,
         &contract,
+        &hash,
         "buyer-2",
         &signing::Intent {
             purpose: Purpose::SignContract,

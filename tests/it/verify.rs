@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use virtual_window::pdf::appearance::Visible;
 use virtual_window::pdf::font::Font;
-use virtual_window::pdf::sign::{SignOptions, add_document_timestamp, add_dss, sign};
+use virtual_window::pdf::sign::{
+    SignOptions, add_document_timestamp, add_document_timestamp_digested, add_dss, sign,
+    sign_digested,
+};
 use virtual_window::pdf::verify::{
     Changes, Integrity, Kind, Level, Options, Report, Trust, Verdict, verify,
 };
@@ -152,13 +155,20 @@ impl Chain {
             .collect();
         let with_dss = add_dss(chain.last(), &certs, &crls).unwrap();
         chain.steps.push(("dss", with_dss));
-        let lta = add_document_timestamp(
+        // The digest taken on the way (the service stores the document under it) is the
+        // finished file's.
+        let (lta, digest) = add_document_timestamp_digested(
             chain.last(),
             "archive-timestamp",
             &chain.timestamper(),
             16384,
         )
         .unwrap();
+        assert_eq!(
+            digest,
+            openssl::sha::sha256(&lta),
+            "the time-stamped file's digest"
+        );
         chain.steps.push(("lta", lta));
         for w in chain.steps.windows(2) {
             assert!(
@@ -244,7 +254,7 @@ impl Chain {
         visible: Visible,
     ) -> Vec<u8> {
         let ts = self.timestamper();
-        sign(
+        let (doc, digest) = sign_digested(
             self.last(),
             &SignOptions {
                 field,
@@ -260,7 +270,15 @@ impl Chain {
                 visible: Some((&self.font, visible)),
             },
         )
-        .unwrap()
+        .unwrap();
+        // The digest taken on the way (the service stores the document under it) is the
+        // finished file's.
+        assert_eq!(
+            digest,
+            openssl::sha::sha256(&doc),
+            "{field}: the signed file's digest"
+        );
+        doc
     }
 }
 

@@ -164,7 +164,7 @@ pub async fn approve_filing(
         &c,
         row,
         async |pdf: Vec<u8>| {
-            let sealed = crate::services::signing::seal_document(
+            let (sealed, _) = crate::services::signing::seal_document(
                 s,
                 &pdf,
                 &crate::services::signing::Seal {
@@ -181,11 +181,11 @@ pub async fn approve_filing(
             // Long-term validation data and an archive time-stamp over everything.
             let tsa = crate::services::pki::tsa_unit(s)?;
             let stamp = |d: &[u8; 32]| crate::services::pki::stamp_digest(tsa, d);
-            let archived = s
+            let (archived, sha256) = s
                 .documents
                 .run_here(|| {
                     let with_dss = crate::pdf::sign::add_dss(&sealed, &certs, &crls)?;
-                    crate::pdf::sign::add_document_timestamp(
+                    crate::pdf::sign::add_document_timestamp_digested(
                         &with_dss,
                         "archive-timestamp",
                         &stamp,
@@ -196,6 +196,7 @@ pub async fn approve_filing(
                 .map_err(signing_error)?;
             Ok(Signed {
                 pdf: archived,
+                sha256,
                 kind: "centre_seal",
                 field: "centre-seal".into(),
                 certificate_serial: certificate_serial(&cert),

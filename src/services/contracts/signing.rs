@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 /// What a signature step produced.
 pub(crate) struct Signed {
     pub pdf: Vec<u8>,
+    /// The new document's SHA-256, taken in the signing's own pass over it.
+    pub sha256: [u8; 32],
     /// `personal`, `organisation_seal` or `centre_seal`.
     pub kind: &'static str,
     pub field: String,
@@ -45,7 +47,7 @@ pub(crate) async fn signature_step(
     // Kept to store the new revision as what it appends to this one.
     let signed = sign(pdf.clone()).await?;
     let now = OffsetDateTime::now_utc();
-    let after = hex(&openssl::sha::sha256(&signed.pdf));
+    let after = hex(&signed.sha256);
     crate::services::materials::put_revision(s, &after, &signed.pdf, &before, &pdf, now).await?;
     crate::services::phases::mark("document_stored");
     let sig = ContractSignature {
@@ -118,6 +120,11 @@ pub async fn sign_as_buyer(
     let certify = (f.buyers_left == t.buyers.len()).then_some(2);
     // What the buyer read before signing, as the facts found it.
     let reading = reads.reading;
+    // The document signature_step reads, by this digest.
+    let before = c
+        .document_sha256
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("contract {} has no document", c.id))?;
     let c2 = signature_step(
         s,
         caller,
@@ -128,6 +135,7 @@ pub async fn sign_as_buyer(
                 s,
                 caller,
                 &pdf,
+                &before,
                 &field,
                 &crate::services::signing::Intent {
                     purpose: crate::identity::Purpose::SignContract,
@@ -143,6 +151,7 @@ pub async fn sign_as_buyer(
             evidence["reading"] = reading;
             Ok(Signed {
                 pdf: signed.pdf,
+                sha256: signed.sha256,
                 kind: "personal",
                 field: field.clone(),
                 certificate_serial: Some(signed.certificate_serial.clone()),
@@ -206,7 +215,7 @@ pub async fn seal(
         &c,
         row,
         async |pdf: Vec<u8>| {
-            let sealed = crate::services::signing::seal_document(
+            let (sealed, sha256) = crate::services::signing::seal_document(
                 s,
                 &pdf,
                 &crate::services::signing::Seal {
@@ -223,6 +232,7 @@ pub async fn seal(
             .await?;
             Ok(Signed {
                 pdf: sealed,
+                sha256,
                 kind: "organisation_seal",
                 field: "seller-seal".into(),
                 certificate_serial: serial_of(&cert),
