@@ -864,6 +864,13 @@ pub trait Store: CaseStore + PeopleStore + Send + Sync + 'static {
         user_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<IdentityVerification>>;
+    /// A user's passed verification for `purpose` completed last, however many others (of
+    /// other purposes, pending or failed) came after it.
+    async fn latest_passed_verification(
+        &self,
+        user_id: &str,
+        purpose: &str,
+    ) -> StoreResult<Option<IdentityVerification>>;
     /// Records the outcome of a pending verification; false when it was no longer pending (a
     /// late or repeated callback changes nothing).
     async fn complete_identity_verification(&self, v: &IdentityVerification) -> StoreResult<bool>;

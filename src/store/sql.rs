@@ -423,6 +423,23 @@ macro_rules! impl_store {
                     .await?)
             }
 
+            async fn latest_passed_verification(
+                &self,
+                user_id: &str,
+                purpose: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
+                let sql = format!(
+                    "SELECT {} FROM identity_verifications WHERE user_id = $1 AND purpose = $2 AND status = 'passed' \
+                     ORDER BY completed_at DESC, id DESC LIMIT 1",
+                    $crate::store::sql::IDV_COLS
+                );
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(user_id)
+                    .bind(purpose)
+                    .fetch_optional(&self.lend)
+                    .await?)
+            }
+
             async fn complete_identity_verification(
                 &self,
                 v: &$crate::store::IdentityVerification,

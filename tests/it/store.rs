@@ -22,6 +22,7 @@ crate::on_both_databases!(
     reopening_keeps_data,
     seed_loads_every_unit_status,
     lent_connections_come_back_clean,
+    the_latest_passed_verification_is_found_behind_later_ones,
 );
 
 fn user(name: &str, org: Option<String>) -> User {
@@ -73,6 +74,88 @@ fn event(action: &str) -> NewAuditEvent {
         source: Some("127.0.0.1".into()),
         detail: r#"{"note":"测试"}"#.into(),
     }
+}
+
+/// A signature needs the person's last passed face check for that purpose, found however many
+/// checks (other purposes, failed, still pending) came after it; of two passed, the one
+/// completed last.
+async fn the_latest_passed_verification_is_found_behind_later_ones(db: Db) {
+    use virtual_window::domain::identity::VerificationStatus;
+    use virtual_window::store::IdentityVerification;
+    let t = test_db(db).await.unwrap();
+    let store = open_store(&t).await;
+    let u = user("zhang", None);
+    store.insert_user(&u).await.unwrap();
+    let start = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let check = |n: i64, purpose: &str, status: VerificationStatus, completed: Option<i64>| {
+        IdentityVerification {
+            id: format!("v{n:03}"),
+            user_id: u.id.clone(),
+            purpose: purpose.into(),
+            provider: "standin".into(),
+            provider_ref: None,
+            subject_name: "张伟".into(),
+            id_pseudonym: "PSN".into(),
+            status,
+            liveness_passed: status == VerificationStatus::Passed,
+            similarity: Some(9650),
+            threshold: 8000,
+            evidence_digest: None,
+            created_at: start + time::Duration::seconds(n),
+            completed_at: completed.map(|c| start + time::Duration::seconds(c)),
+            event_cert_serial: None,
+            identity_matched: status == VerificationStatus::Passed,
+            failure: None,
+        }
+    };
+    let none = store
+        .latest_passed_verification(&u.id, "sign_contract")
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    // Two passed checks; the one started first completed last.
+    store
+        .insert_identity_verification(&check(
+            1,
+            "sign_contract",
+            VerificationStatus::Passed,
+            Some(900),
+        ))
+        .await
+        .unwrap();
+    store
+        .insert_identity_verification(&check(
+            2,
+            "sign_contract",
+            VerificationStatus::Passed,
+            Some(50),
+        ))
+        .await
+        .unwrap();
+    // Thirty later ones that do not count: other purposes, failed, pending.
+    for n in 3..33 {
+        let (purpose, status, completed) = match n % 3 {
+            0 => ("seal_contract", VerificationStatus::Passed, Some(1000 + n)),
+            1 => ("sign_contract", VerificationStatus::Failed, Some(1000 + n)),
+            _ => ("sign_contract", VerificationStatus::Pending, None),
+        };
+        store
+            .insert_identity_verification(&check(n, purpose, status, completed))
+            .await
+            .unwrap();
+    }
+    let found = store
+        .latest_passed_verification(&u.id, "sign_contract")
+        .await
+        .unwrap()
+        .expect("a passed check behind thirty others");
+    assert_eq!(found.id, "v001");
+    let sealing = store
+        .latest_passed_verification(&u.id, "seal_contract")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sealing.id, "v030", "the one of that purpose completed last");
 }
 
 async fn migrations_apply_and_report_ready(db: Db) {
