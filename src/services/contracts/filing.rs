@@ -163,10 +163,10 @@ pub async fn approve_filing(
         caller,
         &c,
         row,
-        async |pdf: Vec<u8>| {
+        async |pdf: &[u8]| {
             let (sealed, _) = crate::services::signing::seal_document(
                 s,
-                &pdf,
+                pdf,
                 &crate::services::signing::Seal {
                     field: "centre-seal",
                     cert: &cert,

@@ -32,7 +32,7 @@ pub(crate) async fn signature_step(
     caller: &Caller,
     c: &Contract,
     row: &ContractTransition,
-    sign: impl AsyncFnOnce(Vec<u8>) -> Result<Signed, Error>,
+    sign: impl AsyncFnOnce(&[u8]) -> Result<Signed, Error>,
     filing_no: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<Contract, Error> {
@@ -44,8 +44,8 @@ pub(crate) async fn signature_step(
         .await?
         .ok_or_else(|| anyhow::anyhow!("material {before} missing"))?;
     crate::services::phases::mark("document_read");
-    // Kept to store the new revision as what it appends to this one.
-    let signed = sign(pdf.clone()).await?;
+    // Lent to the signer, and kept to store the new revision as what it appends to this one.
+    let signed = sign(&pdf).await?;
     let now = OffsetDateTime::now_utc();
     let after = hex(&signed.sha256);
     crate::services::materials::put_revision(s, &after, &signed.pdf, &before, &pdf, now).await?;
@@ -130,7 +130,7 @@ pub async fn sign_as_buyer(
         caller,
         &c,
         row,
-        async |pdf: Vec<u8>| {
+        async |pdf: &[u8]| {
             let signed = crate::services::signing::sign_as_person(
                 s,
                 caller,
@@ -214,10 +214,10 @@ pub async fn seal(
         caller,
         &c,
         row,
-        async |pdf: Vec<u8>| {
+        async |pdf: &[u8]| {
             let (sealed, sha256) = crate::services::signing::seal_document(
                 s,
-                &pdf,
+                pdf,
                 &crate::services::signing::Seal {
                     field: "seller-seal",
                     cert: &cert,
