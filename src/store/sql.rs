@@ -429,13 +429,14 @@ macro_rules! impl_store {
                 purpose: &str,
             ) -> $crate::store::StoreResult<Option<$crate::store::IdentityVerification>> {
                 let sql = format!(
-                    "SELECT {} FROM identity_verifications WHERE user_id = $1 AND purpose = $2 AND status = 'passed' \
+                    "SELECT {} FROM identity_verifications WHERE user_id = $1 AND purpose = $2 AND status = $3 \
                      ORDER BY completed_at DESC, id DESC LIMIT 1",
                     $crate::store::sql::IDV_COLS
                 );
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(user_id)
                     .bind(purpose)
+                    .bind($crate::domain::identity::VerificationStatus::Passed.as_str())
                     .fetch_optional(&self.lend)
                     .await?)
             }

@@ -134,7 +134,7 @@ pub async fn sign_as_buyer(
             let signed = crate::services::signing::sign_as_person(
                 s,
                 caller,
-                &pdf,
+                pdf,
                 &before,
                 &field,
                 &crate::services::signing::Intent {
