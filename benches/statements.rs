@@ -74,14 +74,7 @@ fn measure(label: &str) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is ignored, there is one measurement.
-    let cpus = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .map(|l| l.trim().to_owned())
-        })
-        .unwrap_or_default();
+    let cpus = virtual_window::server::cpus_allowed();
     measure(&format!("statements/every core (CPUs {cpus})"));
     let first = cpus.split([',', '-']).next().unwrap_or("0").to_owned();
     let one = virtual_window::config::CpuList::parse(&first).expect("a CPU number");

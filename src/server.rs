@@ -29,6 +29,19 @@ pub fn init_logging_with(cfg: &Config, default_filter: &str) {
     };
 }
 
+/// The CPUs this process may run on now, as Linux lists them (`0-1`); empty where /proc does
+/// not say. A CPU-time figure is quoted with it: the cost depends on it (docs/operations.md).
+pub fn cpus_allowed() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
 /// Confines this process to `cpus`: every thread it has now, and so (by inheritance) every
 /// thread it starts later — the runtime's workers, the blocking pool, SQLite's connection
 /// threads. Called before the runtime starts, so the runtime also sizes itself to them.

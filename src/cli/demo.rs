@@ -776,14 +776,7 @@ pub async fn run(
         let service_ms = cpu_ms - client_ms;
         // Where the process ran (the `cpus` setting, or taskset): the cost of a flow depends on
         // it (docs/operations.md), so a figure is never quoted without it.
-        let cpus = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                    .map(|l| l.trim().to_owned())
-            })
-            .unwrap_or_default();
+        let cpus = crate::server::cpus_allowed();
         println!(
             "    {more} more complete flows on {}, {workers} at a time, on CPUs {cpus}: {secs:.1} s, {per_sec:.2} flows/s, {cpu_ms:.1} CPU-ms per flow (this process): the service {service_ms:.1}, the demo's HTTP client {client_ms:.1}",
             services.store.backend().as_str(),
