@@ -48,7 +48,7 @@ pub fn cpus_allowed() -> String {
 ///
 /// Why: on a virtual machine, a thread that wakes a thread on another, idle core pays for the
 /// interrupt and the other core's wake-up; sqlx hands every SQLite statement to a thread of its
-/// connection and back, and a statement cost about 45 µs of CPU that way against 4 µs with both
+/// connection and back, and a statement cost about 45 µs of CPU that way against 3 µs with both
 /// threads on one core (docs/BENCHMARKS.md). An instance kept on one core avoids that; a
 /// machine runs one instance per core.
 pub fn confine_to_cpus(cpus: &crate::config::CpuList) -> anyhow::Result<()> {
@@ -68,19 +68,9 @@ pub fn confine_to_cpus(cpus: &crate::config::CpuList) -> anyhow::Result<()> {
     unsafe { libc::CPU_ZERO(&mut wanted) };
     for &cpu in cpus.cpus() {
         if !unsafe { libc::CPU_ISSET(cpu, &allowed) } {
-            let available: Vec<usize> = (0..crate::config::MAX_CPUS)
-                .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
-                .collect();
             bail!(
                 "cpus: CPU {cpu} is not available to this process (available: {})",
-                crate::config::CpuList::parse(
-                    &available
-                        .iter()
-                        .map(usize::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-                .map_or_else(|e| e, |l| l.to_string())
+                cpus_allowed()
             );
         }
         unsafe { libc::CPU_SET(cpu, &mut wanted) };
