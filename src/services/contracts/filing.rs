@@ -163,7 +163,7 @@ pub async fn approve_filing(
         caller,
         &c,
         row,
-        async |pdf: &[u8]| {
+        async |pdf: &[u8], _| {
             let (sealed, _) = crate::services::signing::seal_document(
                 s,
                 pdf,

@@ -23,8 +23,8 @@ pub(crate) struct Signed {
     pub evidence: String,
 }
 
-/// The one signature step: the contract's stored PDF is signed or sealed by `sign`, the result
-/// stored, and in one transaction the signature recorded and the status moved by `row` — only
+/// The one signature step: the contract's stored PDF is signed or sealed by `sign` (given the
+/// PDF and the digest it was read by), the result stored, and in one transaction the signature recorded and the status moved by `row` — only
 /// if the contract still has that document and version (a concurrent step loses cleanly).
 /// `set` adds the columns the step writes besides (a filing number).
 pub(crate) async fn signature_step(
@@ -32,7 +32,7 @@ pub(crate) async fn signature_step(
     caller: &Caller,
     c: &Contract,
     row: &ContractTransition,
-    sign: impl AsyncFnOnce(&[u8]) -> Result<Signed, Error>,
+    sign: impl AsyncFnOnce(&[u8], &str) -> Result<Signed, Error>,
     filing_no: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<Contract, Error> {
@@ -44,8 +44,9 @@ pub(crate) async fn signature_step(
         .await?
         .ok_or_else(|| anyhow::anyhow!("material {before} missing"))?;
     crate::services::phases::mark("document_read");
-    // Lent to the signer, and kept to store the new revision as what it appends to this one.
-    let signed = sign(&pdf).await?;
+    // Lent to the signer with the digest it was read by, and kept to store the new revision as
+    // what it appends to this one.
+    let signed = sign(&pdf, &before).await?;
     let now = OffsetDateTime::now_utc();
     let after = hex(&signed.sha256);
     crate::services::materials::put_revision(s, &after, &signed.pdf, &before, &pdf, now).await?;
@@ -120,22 +121,17 @@ pub async fn sign_as_buyer(
     let certify = (f.buyers_left == t.buyers.len()).then_some(2);
     // What the buyer read before signing, as the facts found it.
     let reading = reads.reading;
-    // The document signature_step reads, by this digest.
-    let before = c
-        .document_sha256
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("contract {} has no document", c.id))?;
     let c2 = signature_step(
         s,
         caller,
         &c,
         row,
-        async |pdf: &[u8]| {
+        async |pdf: &[u8], pdf_sha256: &str| {
             let signed = crate::services::signing::sign_as_person(
                 s,
                 caller,
                 pdf,
-                &before,
+                pdf_sha256,
                 &field,
                 &crate::services::signing::Intent {
                     purpose: crate::identity::Purpose::SignContract,
@@ -214,7 +210,7 @@ pub async fn seal(
         caller,
         &c,
         row,
-        async |pdf: &[u8]| {
+        async |pdf: &[u8], _| {
             let (sealed, sha256) = crate::services::signing::seal_document(
                 s,
                 pdf,
